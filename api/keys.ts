@@ -1,0 +1,32 @@
+/** Every name Lazarus writes or reads on Kubernetes objects (DESIGN §2). */
+
+export const GROUP = 'lazarus.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export const RESTORE = 'lazarus.dev/restore';
+
+export const RESTORED_FROM = 'lazarus.dev/restored-from';
+export const ORIGINAL_IMAGES = 'lazarus.dev/original-images';
+export const ORIGIN_NODE = 'lazarus.dev/origin-node';
+export const ORIGIN_ARCH = 'lazarus.dev/origin-arch';
+export const ORIGIN_KERNEL = 'lazarus.dev/origin-kernel';
+export const ORIGIN_CRIU = 'lazarus.dev/origin-criu';
+export const ORIGIN_RUNTIME = 'lazarus.dev/origin-runtime';
+export const ORIGIN_CPU_FLAGS = 'lazarus.dev/origin-cpu-flags';
+
+/** Node label: CRIU version as major×10000+minor×100+patch, so node affinity can use `Gt`. */
+export const NODE_CRIU_VERSION = 'lazarus.dev/criu-version';
+export const NODE_RESTORE_CAPABLE = 'lazarus.dev/restore-capable';
+export const NODE_CRIU = 'lazarus.dev/criu';
+export const NODE_CPU_FLAGS = 'lazarus.dev/cpu-flags';
+export const NODE_CGROUP = 'lazarus.dev/cgroup';
+
+export const LABEL_ARCH = 'kubernetes.io/arch';
+
+export const CHECKPOINT_WORKLOAD = 'lazarus.dev/workload';
+export const CHECKPOINT_WORKLOAD_KIND = 'lazarus.dev/workload-kind';
+export const CHECKPOINT_CONTAINER = 'lazarus.dev/container';
+
+/** Namespaces the webhook never touches, besides Lazarus' own (configurable). */
+export const ALWAYS_EXCLUDED_NAMESPACES: readonly string[] = ['kube-system'];

@@ -1,0 +1,35 @@
+import { createHash } from 'node:crypto';
+import type { Container } from './types.js';
+
+/** The container fields that define "the same program": a checkpoint never crosses a change in them. */
+const HASHED_FIELDS = ['image', 'command', 'args', 'workingDir', 'env', 'envFrom', 'volumeMounts'] as const;
+
+/** JSON with object keys sorted at every level, arrays in order, no whitespace. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+function isEmpty(value: unknown): boolean {
+  if (value === undefined || value === null || value === '') return true;
+  if (Array.isArray(value)) return value.length === 0;
+  return false;
+}
+
+/**
+ * DESIGN §3: first 16 hex chars of SHA-256 over the canonical JSON of the container's image
+ * (the original, pre-restore one — pass it as `originalImage` for a restored pod), command,
+ * args, workingDir, env, envFrom and volumeMounts, each present only when non-empty.
+ */
+export function specHash(container: Container, originalImage?: string): string {
+  const subject: Record<string, unknown> = {};
+  for (const field of HASHED_FIELDS) {
+    const value = field === 'image' ? (originalImage ?? container.image) : container[field];
+    if (!isEmpty(value)) subject[field] = value;
+  }
+  return createHash('sha256').update(canonicalJson(subject)).digest('hex').slice(0, 16);
+}

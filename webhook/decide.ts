@@ -1,0 +1,191 @@
+/**
+ * The admission decision (DESIGN §4, Webhook) as one pure function of the request, a snapshot
+ * view of the cluster and the clock. No I/O, no Date.now(): the server feeds it, tests table it.
+ */
+import jsonPatch from 'fast-json-patch';
+import type { Operation } from 'fast-json-patch';
+import * as K from '../api/keys.js';
+import { canRestoreOn, formatPairs, type NodeFacts } from '../api/compat.js';
+import { formatAge } from '../api/duration.js';
+import { selectPolicy } from '../api/policy.js';
+import { specHash } from '../api/spec-hash.js';
+import { criuString } from '../api/versions.js';
+import { resolveOptIn, resolveWorkload, type OwnerLookup } from '../api/workload.js';
+import type { Checkpoint, Container, EffectivePolicy, NodeSelectorRequirement, Pod, WorkloadRef } from '../api/types.js';
+
+/** What the decision may look up; implemented over informer caches in production. */
+export interface ClusterView {
+  policies(): readonly EffectivePolicy[];
+  namespaceLabels(namespace: string): Record<string, string> | undefined;
+  owners: OwnerLookup;
+  /** Checkpoints in `namespace` of that workload and container, any phase. */
+  checkpoints(namespace: string, workload: WorkloadRef, container: string): readonly Checkpoint[];
+  nodes(): Iterable<NodeFacts>;
+}
+
+export interface AdmissionInput {
+  pod: Pod;
+  /** request.namespace: pods from controllers arrive without metadata.namespace. */
+  namespace: string;
+  excludedNamespaces: ReadonlySet<string>;
+  /** Milliseconds since the epoch. */
+  now: number;
+}
+
+export type Outcome = 'skipped' | 'cold' | 'restored';
+
+export interface Decision {
+  outcome: Outcome;
+  patch: Operation[];
+  warnings: string[];
+  /** One line for logs and metrics labels' neighbours. */
+  reason: string;
+  policy?: string;
+  checkpoints?: Record<string, string>;
+}
+
+const skip = (reason: string): Decision => ({ outcome: 'skipped', patch: [], warnings: [], reason });
+const cold = (reason: string, policy: EffectivePolicy): Decision =>
+  ({ outcome: 'cold', patch: [], warnings: [`lazarus: ${reason}; starting cold`], reason, policy: policy.name });
+
+export function decide(input: AdmissionInput, view: ClusterView): Decision {
+  const { pod, namespace } = input;
+  if (input.excludedNamespaces.has(namespace)) return skip(`namespace ${namespace} is excluded`);
+  if (pod.metadata.annotations?.[K.RESTORED_FROM]) return skip('pod is already restored');
+  if (!Array.isArray(pod.spec?.containers) || pod.spec.containers.length === 0) return skip('pod has no containers');
+
+  const podName = pod.metadata.name || pod.metadata.generateName || '';
+  const resolved = resolveWorkload(pod, podName, namespace, view.owners);
+  const policy = selectPolicy(view.policies(), {
+    namespaceLabels: view.namespaceLabels(namespace),
+    workloadLabels: resolved.labels,
+  });
+  const optIn = resolveOptIn(resolved.chain, policy);
+  if (!optIn.enabled) return { ...skip(optIn.because), policy: policy.name };
+
+  const choice = chooseCheckpoints(pod.spec.containers, namespace, resolved.workload, view, policy, input.now);
+  if (!choice.ok) return cold(choice.reason, policy);
+
+  const origin = choice.origin;
+  const rules = { compatibility: policy.spec.compatibility, placement: policy.spec.placement };
+  let restorable = false;
+  for (const node of view.nodes()) {
+    if (canRestoreOn(origin.spec.origin, node, rules)) { restorable = true; break; }
+  }
+  if (!restorable) {
+    return cold(`no Ready node can restore checkpoints from ${origin.spec.origin.node} (${origin.spec.origin.architecture}, criu ${criuString(origin.spec.origin.criuVersion)})`, policy);
+  }
+
+  const changed = restoredPod(pod, choice.byContainer, policy);
+  const warnings = [...choice.byContainer].map(([container, cp]) =>
+    `lazarus: container ${container} restored from checkpoint ${cp.metadata.name ?? ''} taken ${formatAge(input.now - Date.parse(cp.spec.takenAt))} ago on ${cp.spec.origin.node}`);
+  return {
+    outcome: 'restored',
+    patch: jsonPatch.compare(pod, changed),
+    warnings,
+    reason: `restored from ${choice.sourcePod}`,
+    policy: policy.name,
+    checkpoints: Object.fromEntries([...choice.byContainer].map(([c, cp]) => [c, cp.metadata.name ?? ''])),
+  };
+}
+
+type Choice =
+  | { ok: true; byContainer: Map<string, Checkpoint>; sourcePod: string; origin: Checkpoint }
+  | { ok: false; reason: string };
+
+/** Newer first; equal timestamps fall back to name order so the choice is deterministic. */
+function newerFirst(a: Checkpoint, b: Checkpoint): number {
+  const d = Date.parse(b.spec.takenAt) - Date.parse(a.spec.takenAt);
+  if (d !== 0) return d;
+  const an = a.metadata.name ?? '';
+  const bn = b.metadata.name ?? '';
+  return an < bn ? 1 : an > bn ? -1 : 0;
+}
+
+/**
+ * Usable checkpoints per container (same namespace, workload and container; Ready; not older
+ * than maxCheckpointAge; same spec hash), then the newest source pod that covers every
+ * container: all containers restore from one pod's checkpoints, or none do.
+ */
+export function chooseCheckpoints(containers: readonly Container[], namespace: string, workload: WorkloadRef,
+  view: Pick<ClusterView, 'checkpoints'>, policy: EffectivePolicy, now: number): Choice {
+  const usable = new Map<string, Checkpoint[]>();
+  for (const container of containers) {
+    const all = view.checkpoints(namespace, workload, container.name);
+    const hash = specHash(container);
+    const ready = all.filter((cp) => cp.status?.phase === 'Ready');
+    const fresh = ready.filter((cp) => now - Date.parse(cp.spec.takenAt) <= policy.maxCheckpointAgeMs);
+    const matching = fresh.filter((cp) => cp.spec.specHash === hash);
+    if (matching.length === 0) {
+      const what = `${workload.kind} ${workload.name} container ${container.name}`;
+      if (all.length === 0) return { ok: false, reason: `no checkpoint of ${what}` };
+      if (ready.length === 0) return { ok: false, reason: `no Ready checkpoint of ${what}` };
+      if (fresh.length === 0) return { ok: false, reason: `every Ready checkpoint of ${what} is older than maxCheckpointAge ${policy.spec.maxCheckpointAge}` };
+      return { ok: false, reason: `no Ready checkpoint of ${what} has the pod's spec hash ${hash} (the container changed since)` };
+    }
+    usable.set(container.name, matching.sort(newerFirst));
+  }
+
+  // Candidate source pods, newest first: those whose checkpoints cover every container.
+  const first = usable.get(containers[0]?.name ?? '') ?? [];
+  for (const candidate of first) {
+    const byContainer = new Map<string, Checkpoint>();
+    for (const container of containers) {
+      const cp = usable.get(container.name)?.find((c) => c.spec.sourcePod === candidate.spec.sourcePod);
+      if (!cp) break;
+      byContainer.set(container.name, cp);
+    }
+    if (byContainer.size === containers.length) {
+      return { ok: true, byContainer, sourcePod: candidate.spec.sourcePod, origin: candidate };
+    }
+  }
+  return { ok: false, reason: 'no single source pod has usable checkpoints of every container' };
+}
+
+/** The pod as it should be created: a changed copy, diffed by the caller. */
+function restoredPod(pod: Pod, byContainer: ReadonlyMap<string, Checkpoint>, policy: EffectivePolicy): Pod {
+  const changed = structuredClone(pod);
+  const originals: [string, string][] = [];
+  for (const container of changed.spec.containers) {
+    const cp = byContainer.get(container.name);
+    if (!cp) continue;
+    originals.push([container.name, container.image ?? '']);
+    container.image = cp.spec.image;
+  }
+  const origin = [...byContainer.values()][0]?.spec.origin;
+  if (!origin) return changed;
+  changed.metadata.annotations = {
+    ...changed.metadata.annotations,
+    [K.RESTORED_FROM]: formatPairs([...byContainer].map(([c, cp]) => [c, cp.metadata.name ?? ''] as const)),
+    [K.ORIGINAL_IMAGES]: formatPairs(originals),
+    [K.ORIGIN_NODE]: origin.node,
+    [K.ORIGIN_ARCH]: origin.architecture,
+    [K.ORIGIN_KERNEL]: origin.kernelVersion,
+    [K.ORIGIN_CRIU]: criuString(origin.criuVersion),
+    [K.ORIGIN_RUNTIME]: origin.runtime,
+    [K.ORIGIN_CPU_FLAGS]: origin.cpuFlags.join(' '),
+  };
+
+  const required: NodeSelectorRequirement[] = [{ key: K.LABEL_ARCH, operator: 'In', values: [origin.architecture] }];
+  switch (policy.spec.compatibility.criu) {
+    case 'AtLeastOrigin':
+      required.push({ key: K.NODE_CRIU_VERSION, operator: 'Gt', values: [String(origin.criuVersion - 1)] });
+      break;
+    case 'Exact':
+      required.push({ key: K.NODE_CRIU_VERSION, operator: 'In', values: [String(origin.criuVersion)] });
+      break;
+  }
+  const affinity = (changed.spec.affinity ??= {});
+  const nodeAffinity = (affinity.nodeAffinity ??= {});
+  const selector = (nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution ??= { nodeSelectorTerms: [] });
+  // Terms are ORed: the requirements must join every existing term, or a new lone term.
+  if (selector.nodeSelectorTerms.length === 0) selector.nodeSelectorTerms.push({ matchExpressions: [] });
+  for (const term of selector.nodeSelectorTerms) term.matchExpressions = [...(term.matchExpressions ?? []), ...required];
+
+  if (policy.spec.schedulerName) changed.spec.schedulerName = policy.spec.schedulerName;
+  const secret = policy.spec.imagePullSecret;
+  if (secret && !changed.spec.imagePullSecrets?.some((s) => s.name === secret)) {
+    changed.spec.imagePullSecrets = [...(changed.spec.imagePullSecrets ?? []), { name: secret }];
+  }
+  return changed;
+}
