@@ -14,7 +14,6 @@ COPY certs certs
 COPY controller controller
 COPY agent agent
 COPY explain explain
-COPY test/support test/support
 RUN npx tsc -p tsconfig.json
 
 FROM node:20-bookworm-slim AS deps
