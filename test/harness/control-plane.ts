@@ -18,6 +18,7 @@ import { createKubeClient, loadKubeConfig, isNotFound, type KubeClient } from '.
 import { createAuthority, createRsaKey, createSigningKey, issueCertificate, type Authority, type KeyPair } from './pki.js';
 import { freePort, isAlive, startComponent, startReaper, stopComponent, tailLog, type Component, type Reaper } from './processes.js';
 import { kubeBinDir } from './kube-bin.js';
+import { startNodeProxy, type NodeProxy } from './node-proxy.js';
 
 export interface ExtenderOptions {
   /** e.g. http://127.0.0.1:8888 — kube-scheduler POSTs to `${urlPrefix}/${verb}`. */
@@ -171,6 +172,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
   const components: Component[] = [];
   let reaper: Reaper | undefined;
+  let nodeProxy: NodeProxy | undefined;
   let stopped: Promise<void> | undefined;
   const killAllNow = (): void => {
     for (const c of components) if (c.exitDescription() === undefined) try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ }
@@ -184,6 +186,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       // Reverse start order: clients first, etcd last.
       for (const c of [...components].reverse()) await stopComponent(c);
       await reaper?.release();
+      await nodeProxy?.close();
       await rm(file('etcd-data'), { recursive: true, force: true });
       if (options.removeDirOnStop) await rm(dir, { recursive: true, force: true });
     })();
@@ -192,8 +195,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
   try {
     reaper = startReaper();
-    const start = (name: string, args: readonly string[]): Component => {
-      const c = startComponent(name, bin(name), args, file(`${name}.log`));
+    const start = (name: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Component => {
+      const c = startComponent(name, bin(name), args, file(`${name}.log`), env);
       components.push(c);
       reaper?.watch(c.pid);
       return c;
@@ -244,6 +247,10 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
     // ---- kube-apiserver ----------------------------------------------------------------
     t = Date.now();
+    nodeProxy = await startNodeProxy();
+    // Only non-loopback destinations (fake node addresses) go through the proxy; Go never
+    // proxies loopback, and NO_PROXY keeps it that way for etcd, webhooks and extenders.
+    const apiEnv: NodeJS.ProcessEnv = { ...process.env, HTTPS_PROXY: nodeProxy.url, HTTP_PROXY: nodeProxy.url, NO_PROXY: '127.0.0.1,localhost', https_proxy: nodeProxy.url, http_proxy: nodeProxy.url, no_proxy: '127.0.0.1,localhost' };
     const apiserver = start('kube-apiserver', [
       `--etcd-servers=${etcdUrl}`,
       '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
@@ -260,7 +267,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       '--disable-admission-plugins=TaintNodesByCondition',
       '--allow-privileged=true', '--profiling=false', '--v=1',
       ...(options.extraApiServerArgs ?? []),
-    ]);
+    ], apiEnv);
     const adminTls: https.RequestOptions = { ca: ca.certPem, cert: admin.certPem, key: admin.keyPem };
     await waitHealthy(apiserver, `${server}/readyz`, adminTls, timeoutMs);
     mark('kube-apiserver', t);

@@ -26,7 +26,10 @@ export interface FakeNodeSpec {
   cgroup?: 'v1' | 'v2';
   /** status.images: plain names or full entries. */
   images?: ReadonlyArray<string | FakeImage>;
-  /** InternalIP; default 127.0.0.1 (the API server's node proxy dials it). */
+  /**
+   * InternalIP; default 10.255.0.1. Never dialled directly: the API server refuses loopback node
+   * addresses, so the harness proxies any ADDRESS:kubeletPort to 127.0.0.1:kubeletPort (node-proxy.ts).
+   */
   address?: string;
   /** status.daemonEndpoints.kubeletEndpoint.Port; default 10250. */
   kubeletPort?: number;
@@ -45,6 +48,7 @@ export interface FakeNodeSpec {
 }
 
 export const FAKE_KUBELET_VERSION = 'v1.35.4';
+export const FAKE_NODE_ADDRESS = '10.255.0.1';
 
 /** The Node object (metadata + spec) and its status, from the spec. Pure. */
 export function fakeNode(spec: FakeNodeSpec): { node: Node; status: Record<string, unknown> } {
@@ -91,7 +95,7 @@ export function fakeNode(spec: FakeNodeSpec): { node: Node; status: Record<strin
       ready ? condition('Ready', 'True', 'KubeletReady', 'kubelet is posting ready status')
         : condition('Ready', 'False', 'KubeletNotReady', 'fake node marked not ready'),
     ],
-    addresses: [{ type: 'InternalIP', address: spec.address ?? '127.0.0.1' }, { type: 'Hostname', address: spec.name }],
+    addresses: [{ type: 'InternalIP', address: spec.address ?? FAKE_NODE_ADDRESS }, { type: 'Hostname', address: spec.name }],
     daemonEndpoints: { kubeletEndpoint: { Port: spec.kubeletPort ?? 10250 } },
     nodeInfo: {
       machineID: `fake-${spec.name}`, systemUUID: `fake-${spec.name}`, bootID: `fake-${spec.name}`,
