@@ -63,7 +63,7 @@ afterAll(async () => {
   await Promise.all([extender?.close(), webhook?.close(), kubelet?.close()]);
 });
 
-interface PodView { metadata: { name: string; annotations?: Record<string, string>; ownerReferences?: Array<{ kind: string }> }; spec: { nodeName?: string } }
+interface PodView { metadata: { name: string; annotations?: Record<string, string>; ownerReferences?: Array<{ kind: string; name: string }> }; spec: { nodeName?: string } }
 
 function deployment(name: string, namespace: string, image: string, extra: { annotations?: Record<string, string>; podAnnotations?: Record<string, string>; affinity?: unknown } = {}): unknown {
   return {
@@ -202,6 +202,16 @@ describe('local control plane', () => {
     await saveFixture('admission-review-statefulset.json', fromSts);
     await saveFixture('admission-review-bare.json', solo);
     await saveFixture('admission-review-dryrun.json', dry);
+
+    // The owners the webhook walks (Pod → ReplicaSet → Deployment; Pod → StatefulSet), as stored.
+    const rsName = fromRs.request.object.metadata.ownerReferences?.[0]?.name ?? '';
+    const rs = await cp.client.request<{ metadata: { ownerReferences?: Array<{ kind: string; name: string }> } }>('GET', `/apis/apps/v1/namespaces/shop/replicasets/${rsName}`);
+    expect(rs.metadata.ownerReferences?.[0]).toMatchObject({ kind: 'Deployment', name: 'web' });
+    const deploy = await cp.client.request<{ metadata: { annotations?: Record<string, string> } }>('GET', '/apis/apps/v1/namespaces/shop/deployments/web');
+    expect(deploy.metadata.annotations?.[RESTORE]).toBe('enabled');
+    await saveFixture('workload-replicaset.json', rs);
+    await saveFixture('workload-deployment.json', deploy);
+    await saveFixture('workload-statefulset.json', await cp.client.request('GET', '/apis/apps/v1/namespaces/shop/statefulsets/db'));
   });
 
   it('proxies to a node\'s kubelet with the kubelet client certificate (checkpoint API path)', async () => {

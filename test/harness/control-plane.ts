@@ -48,9 +48,9 @@ export interface ControlPlaneOptions {
   /** kube-controller-manager --controllers; default: every default controller but node lifecycle. */
   controllers?: readonly string[];
   /**
-   * Each controller uses its own service account, as kubeadm does (then admission requests show
-   * e.g. system:serviceaccount:kube-system:replicaset-controller). Costs ~4 s of startup, so the
-   * default is false: controllers act as system:kube-controller-manager in system:masters.
+   * Each controller uses its own service account, as kubeadm does, so admission requests show
+   * e.g. system:serviceaccount:kube-system:replicaset-controller. Default true. With false,
+   * controllers act as system:kube-controller-manager, put in system:masters.
    */
   useServiceAccountCredentials?: boolean;
   extraApiServerArgs?: readonly string[];
@@ -60,6 +60,8 @@ export interface ControlPlaneOptions {
   timeoutMs?: number;
   /** Print the startup time and where the logs are (default true). */
   log?: (line: string) => void;
+  /** Called with each process started (e.g. to check later that none is left). */
+  onProcess?: (name: string, pid: number) => void;
   /** Also remove logs and certs on stop (etcd data is always removed). Default false. */
   removeDirOnStop?: boolean;
 }
@@ -113,7 +115,7 @@ export function schedulerConfigYaml(kubeconfig: string, options: Pick<ControlPla
   return stringify({
     apiVersion: 'kubescheduler.config.k8s.io/v1',
     kind: 'KubeSchedulerConfiguration',
-    clientConnection: { kubeconfig },
+    clientConnection: { kubeconfig, qps: 200, burst: 400 },
     leaderElection: { leaderElect: false },
     profiles: ['default-scheduler', ...(options.profiles ?? [])].map((schedulerName) => ({ schedulerName })),
     ...(extenders.length > 0 ? { extenders } : {}),
@@ -195,10 +197,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
   try {
     reaper = startReaper();
+    options.onProcess?.('reaper', reaper.pid);
     const start = (name: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Component => {
       const c = startComponent(name, bin(name), args, file(`${name}.log`), env);
       components.push(c);
       reaper?.watch(c.pid);
+      options.onProcess?.(name, c.pid);
       return c;
     };
 
@@ -224,7 +228,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       issueCertificate(ca, { commonName: 'kube-apiserver', usage: 'server', ips: ['127.0.0.1', '10.0.0.1'], dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'] }, leafKey),
       issueCertificate(ca, { commonName: 'lazarus-admin', organizations: ['system:masters'], usage: 'client' }, leafKey),
       issueCertificate(ca, { commonName: 'kube-apiserver-kubelet-client', organizations: ['system:masters'], usage: 'client' }, leafKey),
-      issueCertificate(ca, { commonName: 'system:kube-controller-manager', ...(options.useServiceAccountCredentials !== true ? { organizations: ['system:masters'] } : {}), usage: 'client' }, leafKey),
+      issueCertificate(ca, { commonName: 'system:kube-controller-manager', ...(options.useServiceAccountCredentials === false ? { organizations: ['system:masters'] } : {}), usage: 'client' }, leafKey),
       issueCertificate(ca, { commonName: 'system:kube-scheduler', usage: 'client' }, leafKey),
       createSigningKey(),
     ]);
@@ -281,10 +285,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       `--authorization-kubeconfig=${file('controller-manager.kubeconfig')}`,
       '--bind-address=127.0.0.1', `--secure-port=${kcmPort}`, `--cert-dir=${file('kcm-certs')}`,
       '--leader-elect=false', `--controllers=${controllers.join(',')}`,
-      `--use-service-account-credentials=${String(options.useServiceAccountCredentials ?? false)}`,
+      `--use-service-account-credentials=${String(options.useServiceAccountCredentials ?? true)}`,
       `--service-account-private-key-file=${file('sa.key')}`, `--root-ca-file=${file('ca.crt')}`,
       `--cluster-signing-cert-file=${file('ca.crt')}`, `--cluster-signing-key-file=${file('ca.key')}`,
       `--service-cluster-ip-range=${SERVICE_CIDR}`, '--profiling=false', '--v=1',
+      // The default 20 QPS throttles startup (a token request per controller) and mass pod creation.
+      '--kube-api-qps=200', '--kube-api-burst=400',
       ...(options.extraControllerManagerArgs ?? []),
     ]);
     const scheduler = start('kube-scheduler', [
