@@ -47,6 +47,8 @@ beforeAll(async () => {
       { urlPrefix: `${extender.url}/nc`, nodeCacheCapable: true, weight: 1 },
       { urlPrefix: `${extender.url}/full`, nodeCacheCapable: false, weight: 1 },
     ],
+    // A second scheduler with its own extender, for one schedulerName only.
+    additionalSchedulers: [{ profiles: ['lazarus-scheduler'], extenders: [{ urlPrefix: `${extender.url}/second`, nodeCacheCapable: true }] }],
   });
   kubelet = await startFakeKubelet(cp.ca, (call) => ({ status: 200, body: call.path.startsWith('/checkpoint/') ? '{"items":["/var/lib/kubelet/checkpoints/x.tar"]}' : 'ok' }));
   // Two schedulable nodes that differ the way Lazarus cares about, and a cordoned one whose
@@ -151,6 +153,20 @@ describe('local control plane', () => {
     expect(events[0]?.message).toContain('test extender: node-a is avoided');
   });
 
+  it('runs an additional scheduler whose extender sees only its own pods', async () => {
+    await cp.client.request('POST', '/api/v1/namespaces/sched/pods', {
+      body: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'second' }, spec: { schedulerName: 'lazarus-scheduler', containers: [{ name: 'app', image: 'registry.example/web:1.4' }] } },
+    });
+    const pod = await waitFor(async () => {
+      const p = await cp.client.request<PodView>('GET', '/api/v1/namespaces/sched/pods/second');
+      return p.spec.nodeName ? p : undefined;
+    }, { description: 'pod second to be bound by lazarus-scheduler' });
+    expect(['node-a', 'node-b', 'node-old']).toContain(pod.spec.nodeName);
+    const podsAt = (prefix: string): string[] => extender.calls.filter((c) => c.path.startsWith(`/${prefix}/`)).map((c) => (JSON.parse(c.body) as ExtenderArgs).Pod.metadata.name ?? '');
+    expect(new Set(podsAt('second'))).toEqual(new Set(['second']));
+    expect(podsAt('nc')).not.toContain('second');
+  });
+
   it('calls a mutating webhook and records real AdmissionReviews', async () => {
     await createNamespace(cp.client, 'shop', { 'lazarus-test': 'admission' });
     await cp.client.request('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
@@ -238,8 +254,8 @@ describe('local control plane', () => {
 
   it('stop() ends every process it started, and is safe to call twice', async () => {
     const pids = cp.pids();
-    expect(pids.length).toBe(5); // etcd, apiserver, controller-manager, scheduler, reaper
-    expect(pids.filter(isAlive).length).toBeGreaterThanOrEqual(4);
+    expect(pids.length).toBe(6); // etcd, apiserver, controller-manager, two schedulers, reaper
+    expect(pids.filter(isAlive).length).toBeGreaterThanOrEqual(5);
     await cp.stop();
     await cp.stop();
     expect(pids.filter(isAlive)).toEqual([]);

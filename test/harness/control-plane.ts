@@ -45,6 +45,12 @@ export interface ControlPlaneOptions {
   profiles?: readonly string[];
   /** Merged into the KubeSchedulerConfiguration (e.g. podMaxBackoffSeconds). */
   schedulerConfig?: Record<string, unknown>;
+  /**
+   * More kube-scheduler processes, each with only the given profiles and extenders. Extenders in
+   * a KubeSchedulerConfiguration apply to all of its profiles, so "an extender for one
+   * schedulerName only" needs a second scheduler. Logs: kube-scheduler-<first profile>.log.
+   */
+  additionalSchedulers?: ReadonlyArray<{ profiles: readonly string[]; extenders?: readonly ExtenderOptions[]; schedulerConfig?: Record<string, unknown> }>;
   /** kube-controller-manager --controllers; default: every default controller but node lifecycle. */
   controllers?: readonly string[];
   /**
@@ -80,7 +86,7 @@ export interface ControlPlane {
   readonly timings: Readonly<Record<string, number>>;
   /** PIDs of every process started (components and the reaper). */
   pids(): number[];
-  /** Log file of a component: etcd, kube-apiserver, kube-controller-manager, kube-scheduler. */
+  /** Log file of a component: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kube-scheduler-<profile>. */
   logPath(component: string): string;
   /** Stops every process started, by PID; safe to call more than once. */
   stop(): Promise<void>;
@@ -100,7 +106,15 @@ export function kubeconfigYaml(server: string, caPem: string, client: KeyPair, u
   });
 }
 
-export function schedulerConfigYaml(kubeconfig: string, options: Pick<ControlPlaneOptions, 'extenders' | 'profiles' | 'schedulerConfig'>): string {
+export interface SchedulerConfigOptions {
+  extenders?: readonly ExtenderOptions[] | undefined;
+  profiles?: readonly string[] | undefined;
+  schedulerConfig?: Record<string, unknown> | undefined;
+  /** Add the default-scheduler profile first (default true). */
+  withDefaultProfile?: boolean;
+}
+
+export function schedulerConfigYaml(kubeconfig: string, options: SchedulerConfigOptions): string {
   const extenders = (options.extenders ?? []).map((e) => ({
     urlPrefix: e.urlPrefix,
     filterVerb: e.filterVerb ?? 'filter',
@@ -117,7 +131,7 @@ export function schedulerConfigYaml(kubeconfig: string, options: Pick<ControlPla
     kind: 'KubeSchedulerConfiguration',
     clientConnection: { kubeconfig, qps: 200, burst: 400 },
     leaderElection: { leaderElect: false },
-    profiles: ['default-scheduler', ...(options.profiles ?? [])].map((schedulerName) => ({ schedulerName })),
+    profiles: [...(options.withDefaultProfile === false ? [] : ['default-scheduler']), ...(options.profiles ?? [])].map((schedulerName) => ({ schedulerName })),
     ...(extenders.length > 0 ? { extenders } : {}),
     ...(options.schedulerConfig ?? {}),
   });
@@ -198,8 +212,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   try {
     reaper = startReaper();
     options.onProcess?.('reaper', reaper.pid);
-    const start = (name: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Component => {
-      const c = startComponent(name, bin(name), args, file(`${name}.log`), env);
+    const start = (name: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env, binary = name): Component => {
+      const c = startComponent(name, bin(binary), args, file(`${name}.log`), env);
       components.push(c);
       reaper?.watch(c.pid);
       options.onProcess?.(name, c.pid);
@@ -245,6 +259,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     await writeFile(file('controller-manager.kubeconfig'), kubeconfigYaml(server, ca.certPem, kcmClient, 'system:kube-controller-manager'), { mode: 0o600 });
     await writeFile(file('scheduler.kubeconfig'), kubeconfigYaml(server, ca.certPem, schedClient, 'system:kube-scheduler'), { mode: 0o600 });
     await writeFile(file('scheduler.yaml'), schedulerConfigYaml(file('scheduler.kubeconfig'), options));
+    const extraSchedulers = await Promise.all((options.additionalSchedulers ?? []).map(async (s, i) => {
+      const name = `kube-scheduler-${s.profiles[0] ?? String(i)}`;
+      const config = file(`${name}.yaml`);
+      await writeFile(config, schedulerConfigYaml(file('scheduler.kubeconfig'), { ...s, withDefaultProfile: false }));
+      return { name, config, port: await freePort() };
+    }));
 
     await waitHealthy(etcd, `${etcdUrl}/health`, {}, timeoutMs);
     mark('etcd', tEtcd);
@@ -293,18 +313,21 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       '--kube-api-qps=200', '--kube-api-burst=400',
       ...(options.extraControllerManagerArgs ?? []),
     ]);
-    const scheduler = start('kube-scheduler', [
-      `--config=${file('scheduler.yaml')}`,
-      `--authentication-kubeconfig=${file('scheduler.kubeconfig')}`,
-      `--authorization-kubeconfig=${file('scheduler.kubeconfig')}`,
-      '--bind-address=127.0.0.1', `--secure-port=${schedPort}`, `--cert-dir=${file('scheduler-certs')}`,
-      '--v=2',
-      ...(options.extraSchedulerArgs ?? []),
-    ]);
+    const schedulers = [{ name: 'kube-scheduler', config: file('scheduler.yaml'), port: schedPort }, ...extraSchedulers].map((s) => ({
+      port: s.port,
+      component: start(s.name, [
+        `--config=${s.config}`,
+        `--authentication-kubeconfig=${file('scheduler.kubeconfig')}`,
+        `--authorization-kubeconfig=${file('scheduler.kubeconfig')}`,
+        '--bind-address=127.0.0.1', `--secure-port=${s.port}`, `--cert-dir=${file(`${s.name}-certs`)}`,
+        '--v=2',
+        ...(options.extraSchedulerArgs ?? []),
+      ], process.env, 'kube-scheduler'),
+    }));
     const selfSigned: https.RequestOptions = { rejectUnauthorized: false };
     await Promise.all([
       waitHealthy(kcm, `https://127.0.0.1:${kcmPort}/healthz`, selfSigned, timeoutMs),
-      waitHealthy(scheduler, `https://127.0.0.1:${schedPort}/readyz`, selfSigned, timeoutMs),
+      ...schedulers.map((s) => waitHealthy(s.component, `https://127.0.0.1:${s.port}/readyz`, selfSigned, timeoutMs)),
     ]);
     mark('controllers', t);
 
