@@ -17,14 +17,29 @@ COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler)
 say() { printf '[kube-build] %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-command -v go >/dev/null || die "Go is not installed (need Go >= 1.24 on PATH)"
-
-all_present=1
-for c in "${COMPONENTS[@]}" etcd; do [ -x "$BIN/$c" ] || all_present=0; done
-if [ "$all_present" = 1 ]; then
+all_present() {
+  for c in "${COMPONENTS[@]}" etcd; do [ -x "$BIN/$c" ] || return 1; done
+}
+# The cache is checked before Go: a machine with the binaries needs no toolchain. Each binary is
+# renamed into place only when complete, so presence means a finished build of this version.
+if all_present; then
   say "cached: $BIN (v$KUBE_VERSION, etcd v$ETCD_VERSION)"
   echo "$BIN"
   exit 0
+fi
+
+command -v go >/dev/null || die "Go is not installed and $BIN is incomplete (need Go >= 1.24 on PATH to build Kubernetes v$KUBE_VERSION)"
+
+# Test files may call this concurrently on a cold cache: one builds, the others wait for it.
+mkdir -p "$OUT"
+if command -v flock >/dev/null; then
+  exec 9>"$OUT/.build.lock"
+  flock 9
+  if all_present; then
+    say "built meanwhile by another run: $BIN"
+    echo "$BIN"
+    exit 0
+  fi
 fi
 
 start=$(date +%s)
@@ -73,6 +88,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date -X $pkg.gitCommit=lazarus-module-build"
 done
 for c in "${COMPONENTS[@]}"; do
+  if [ -x "$BIN/$c" ]; then say "$c already built"; continue; fi
   say "building $c (this takes minutes the first time)"
   t0=$(date +%s)
   go build -trimpath -ldflags "$ldflags" -o "$BIN/$c.tmp" "k8s.io/kubernetes/cmd/$c"
@@ -81,6 +97,12 @@ for c in "${COMPONENTS[@]}"; do
 done
 
 # ---- etcd --------------------------------------------------------------------------------
+if [ -x "$BIN/etcd" ]; then
+  say "etcd already built"
+  say "done in $(( $(date +%s) - start ))s: $BIN"
+  echo "$BIN"
+  exit 0
+fi
 say "building etcd v$ETCD_VERSION"
 cd "$OUT/src/etcd"
 cat > go.mod <<MOD
@@ -104,7 +126,7 @@ func main() { etcdmain.Main(os.Args) }
 GO
 go mod tidy >/dev/null 2>tidy.log || { cat tidy.log >&2; die "go mod tidy failed for etcd"; }
 t0=$(date +%s)
-go build -trimpath -ldflags "-s -w" -o "$BIN/etcd.tmp" .
+go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=lazarus-module-build" -o "$BIN/etcd.tmp" .
 mv "$BIN/etcd.tmp" "$BIN/etcd"
 say "built etcd in $(( $(date +%s) - t0 ))s"
 
