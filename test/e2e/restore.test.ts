@@ -1,0 +1,258 @@
+/**
+ * The mission, end to end, against a real kube-apiserver, controller-manager and scheduler:
+ * an annotated Deployment's pod comes back from its checkpoint on the best node that can
+ * restore it, and starts cold whenever restoring would be wrong.
+ */
+import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
+import { createNode, setUnschedulable } from '../harness/nodes.js';
+import { createNamespace, listEvents, waitFor } from '../harness/wait.js';
+import { installCrds, applyObjects } from '../harness/apply.js';
+import { freePort } from '../harness/processes.js';
+import { registerWebhook, startExtender, startWebhook, type RunningExtender, type RunningWebhook } from '../harness/lazarus.js';
+import { render, OVERLAYS } from '../support/kustomize.js';
+import { specHash } from '../../api/spec-hash.js';
+import * as K from '../../api/keys.js';
+import type { Checkpoint, Container, Pod } from '../../api/types.js';
+import { explainPod } from '../../explain/explain.js';
+
+const ORIGIN = { node: 'node-lost', architecture: 'amd64', kernelVersion: '6.8.0-45-generic', criuVersion: 40101, runtime: 'cri-o://1.33.2', cgroup: 'v2', cpuFlags: ['fpu', 'sse4_2', 'avx2'] };
+const IMAGE = 'registry.example/web:1.4';
+const CONTAINER: Container = { name: 'app', image: IMAGE, args: ['--serve'] };
+
+let cp: ControlPlane;
+let webhook: RunningWebhook;
+let extender: RunningExtender;
+
+async function createCheckpoint(ns: string, name: string, opts: { workload?: string; container?: Container; takenAt?: Date; origin?: Partial<typeof ORIGIN>; sourcePod?: string } = {}): Promise<Checkpoint> {
+  const c = opts.container ?? CONTAINER;
+  const body: Checkpoint = {
+    apiVersion: 'lazarus.dev/v1alpha1', kind: 'Checkpoint',
+    metadata: { name, namespace: ns, labels: { [K.CHECKPOINT_WORKLOAD]: opts.workload ?? 'web', [K.CHECKPOINT_CONTAINER]: c.name } },
+    spec: {
+      workload: { kind: 'Deployment', name: opts.workload ?? 'web' }, container: c.name, sourcePod: opts.sourcePod ?? 'web-old-abcde',
+      image: `registry.example/lazarus/${ns}/${opts.workload ?? 'web'}-${c.name}@sha256:${'b'.repeat(64)}`,
+      baseImage: c.image ?? '', specHash: specHash(c), takenAt: (opts.takenAt ?? new Date(Date.now() - 120_000)).toISOString(),
+      origin: { ...ORIGIN, ...opts.origin },
+    },
+  };
+  await cp.client.request('POST', `/apis/lazarus.dev/v1alpha1/namespaces/${ns}/checkpoints`, { body });
+  return cp.client.request<Checkpoint>('PATCH', `/apis/lazarus.dev/v1alpha1/namespaces/${ns}/checkpoints/${name}/status`, {
+    body: { status: { phase: 'Ready', restores: 0 } }, contentType: 'application/merge-patch+json',
+  });
+}
+
+async function createDeployment(ns: string, name: string, opts: { annotations?: Record<string, string>; container?: Container; labels?: Record<string, string> } = {}): Promise<void> {
+  await cp.client.request('POST', `/apis/apps/v1/namespaces/${ns}/deployments`, {
+    body: {
+      apiVersion: 'apps/v1', kind: 'Deployment',
+      metadata: { name, namespace: ns, ...(opts.annotations ? { annotations: opts.annotations } : {}), labels: { app: name, ...opts.labels } },
+      spec: { replicas: 1, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [opts.container ?? CONTAINER] } } },
+    },
+  });
+}
+
+type PodWithNode = Pod & { spec: Pod['spec'] & { nodeName?: string }; metadata: Pod['metadata'] & { deletionTimestamp?: string } };
+
+async function pods(ns: string, app: string): Promise<PodWithNode[]> {
+  const list = await cp.client.request<{ items: PodWithNode[] }>('GET', `/api/v1/namespaces/${ns}/pods`, { query: { labelSelector: `app=${app}` } });
+  return list.items.filter((p) => !p.metadata.deletionTimestamp);
+}
+
+/** Waits for exactly one live, bound pod of `app` other than `not`. */
+async function boundPod(ns: string, app: string, not?: string): Promise<PodWithNode> {
+  return waitFor(async () => {
+    const live = (await pods(ns, app)).filter((p) => p.metadata.name !== not);
+    return live.length === 1 && live[0]?.spec.nodeName ? live[0] : undefined;
+  }, { timeoutMs: 30_000, description: `a bound pod of ${ns}/${app}` });
+}
+
+async function deletePod(ns: string, name: string): Promise<void> {
+  await cp.client.request('DELETE', `/api/v1/namespaces/${ns}/pods/${name}`, { query: { gracePeriodSeconds: 0 } });
+}
+
+beforeAll(async () => {
+  const extenderPort = await freePort();
+  cp = await startControlPlane({
+    extenders: [{ urlPrefix: `http://127.0.0.1:${extenderPort}`, nodeCacheCapable: true, weight: 5, ignorable: true }],
+    // Extenders apply to every profile of a scheduler, so the policy's schedulerName goes to a second scheduler.
+    additionalSchedulers: [{ profiles: ['lazarus-scheduler'], extenders: [{ urlPrefix: `http://127.0.0.1:${extenderPort}`, nodeCacheCapable: true, weight: 5, ignorable: true }] }],
+    schedulerConfig: { podInitialBackoffSeconds: 1, podMaxBackoffSeconds: 2 },
+  });
+  await installCrds(cp.client);
+  // Nodes that differ in every way Lazarus cares about. The checkpoint was taken on node-lost.
+  const flags = ['fpu', 'sse4_2', 'avx2', 'avx512f'];
+  await Promise.all([
+    createNode(cp.client, { name: 'node-exact', kernel: '6.8.0-45-generic', criu: '4.1.1', runtime: 'cri-o://1.33.2', cpuFlags: flags }),
+    createNode(cp.client, { name: 'node-newer', kernel: '6.8.0-50-generic', criu: '4.2.0', runtime: 'cri-o://1.34.1', cpuFlags: flags }),
+    createNode(cp.client, { name: 'node-arm', arch: 'arm64', kernel: '6.8.0-45-generic', criu: '4.1.1', runtime: 'cri-o://1.33.2', cpuFlags: ['fp', 'asimd'] }),
+    createNode(cp.client, { name: 'node-oldcriu', kernel: '6.8.0-45-generic', criu: '3.17.1', runtime: 'cri-o://1.33.2', cpuFlags: flags }),
+    createNode(cp.client, { name: 'node-containerd', kernel: '6.8.0-45-generic', criu: '4.1.1', runtime: 'containerd://2.1.4', cpuFlags: flags }),
+    createNode(cp.client, { name: 'node-noavx2', kernel: '6.8.0-45-generic', criu: '4.1.1', runtime: 'cri-o://1.33.2', cpuFlags: ['fpu', 'sse4_2'] }),
+    createNode(cp.client, { name: 'node-incapable', kernel: '6.8.0-45-generic', criu: '4.1.1', runtime: 'cri-o://1.33.2', cpuFlags: flags, restoreCapable: false }),
+  ]);
+  extender = await startExtender(cp.client, extenderPort);
+  webhook = await startWebhook(cp.client);
+  await registerWebhook(cp.client, webhook.port, webhook.tls.ca);
+}, 120_000);
+
+afterAll(async () => {
+  await webhook?.stop();
+  await extender?.stop();
+  await cp?.stop();
+});
+
+describe('an annotated Deployment', () => {
+  const ns = 'shop';
+  let first: PodWithNode;
+
+  beforeAll(async () => {
+    await createNamespace(cp.client, ns);
+    await createCheckpoint(ns, 'web-app-older', { takenAt: new Date(Date.now() - 3_600_000), sourcePod: 'web-old-1' });
+    await createCheckpoint(ns, 'web-app-newest', { sourcePod: 'web-old-2' });
+    await createCheckpoint('default', 'web-app-newest-elsewhere', { sourcePod: 'web-old-3' }); // another namespace: never used
+    // annotated on the Deployment's metadata, as `kubectl annotate deploy/web` does: no rollout
+    await createDeployment(ns, 'web', { annotations: { [K.RESTORE]: 'enabled' } });
+    first = await boundPod(ns, 'web');
+  }, 60_000);
+
+  it('starts from the newest checkpoint, with the origin stamped on the pod', () => {
+    expect(first.spec.containers[0]?.image).toBe(`registry.example/lazarus/${ns}/web-app@sha256:${'b'.repeat(64)}`);
+    expect(first.metadata.annotations).toMatchObject({
+      [K.RESTORED_FROM]: 'app=web-app-newest', [K.ORIGINAL_IMAGES]: `app=${IMAGE}`, [K.ORIGIN_NODE]: 'node-lost',
+      [K.ORIGIN_ARCH]: 'amd64', [K.ORIGIN_CRIU]: '4.1.1', [K.ORIGIN_KERNEL]: '6.8.0-45-generic', [K.ORIGIN_RUNTIME]: 'cri-o://1.33.2',
+      [K.ORIGIN_CPU_FLAGS]: 'fpu sse4_2 avx2',
+    });
+  });
+
+  it('is bound by the real scheduler to the best matching node', () => {
+    expect(first.spec.nodeName).toBe('node-exact');
+  });
+
+  it('the extender told the scheduler why the others cannot restore it', async () => {
+    expect(extender.filtered()).toEqual(expect.objectContaining({
+      'node-containerd': expect.stringMatching(/runtime containerd differs from the checkpoint's cri-o/),
+      'node-noavx2': expect.stringMatching(/avx2/),
+      'node-incapable': expect.stringMatching(/not restore-capable/),
+    }));
+  });
+
+  it('a replacement is restored again; with the best node cordoned, the next best compatible node wins', async () => {
+    await deletePod(ns, first.metadata.name ?? '');
+    const second = await boundPod(ns, 'web', first.metadata.name);
+    expect(second.metadata.annotations?.[K.RESTORED_FROM]).toBe('app=web-app-newest');
+    expect(second.spec.nodeName).toBe('node-exact');
+
+    await setUnschedulable(cp.client, 'node-exact', true);
+    try {
+      await deletePod(ns, second.metadata.name ?? '');
+      const third = await boundPod(ns, 'web', second.metadata.name);
+      expect(third.metadata.annotations?.[K.RESTORED_FROM]).toBe('app=web-app-newest');
+      expect(third.spec.nodeName).toBe('node-newer');
+    } finally {
+      await setUnschedulable(cp.client, 'node-exact', false);
+    }
+  });
+
+  it('FailedScheduling events carry the extender\'s reasons when no node can restore', async () => {
+    // A pod restored from a checkpoint no node here can take (CRIU 5.0 origin), without the
+    // webhook's affinity so that every node reaches the extender.
+    await cp.client.request('POST', `/api/v1/namespaces/${ns}/pods`, { body: {
+      apiVersion: 'v1', kind: 'Pod',
+      metadata: { name: 'stranded', annotations: {
+        [K.RESTORED_FROM]: 'app=x', [K.ORIGINAL_IMAGES]: `app=${IMAGE}`, [K.ORIGIN_NODE]: 'node-future', [K.ORIGIN_ARCH]: 'amd64',
+        [K.ORIGIN_KERNEL]: '6.12.0', [K.ORIGIN_CRIU]: '5.0.0', [K.ORIGIN_RUNTIME]: 'cri-o://1.35.0', [K.ORIGIN_CPU_FLAGS]: 'fpu',
+      } },
+      spec: { containers: [{ name: 'app', image: IMAGE }] },
+    } });
+    const events = await waitFor(async () => {
+      const found = await listEvents(cp.client, ns, { name: 'stranded', reason: 'FailedScheduling' });
+      return found.length ? found : undefined;
+    }, { timeoutMs: 20_000, description: 'FailedScheduling for the stranded pod' });
+    expect(events[0]?.message).toMatch(/criu 4\.1\.1 is older than the checkpoint's 5\.0\.0/);
+  });
+
+  it('lazarus explain shows the restored pod, its checkpoint and every node\'s verdict', async () => {
+    const pod = await boundPod(ns, 'web');
+    const e = explainPod(pod, ns, webhook.cache, (await cp.client.request<{ items: never[] }>('GET', '/api/v1/nodes')).items, Date.now());
+    expect(e.restoredFrom).toEqual({ app: 'web-app-newest' });
+    expect(e.nodes.find((n) => n.node === 'node-exact')).toMatchObject({ compatible: true, score: 8 });
+    expect(e.nodes.find((n) => n.node === 'node-arm')).toMatchObject({ compatible: false, reasons: [expect.stringMatching(/architecture arm64/)] });
+  });
+
+  it('rolled to a new image, it starts cold (spec hash), and says why', async () => {
+    const warnings: string[] = [];
+    // What the ReplicaSet controller would send, dry-run, so that the warning reaches us.
+    const current = await boundPod(ns, 'web');
+    const { name: _n, ...meta } = current.metadata;
+    await cp.client.request('POST', `/api/v1/namespaces/${ns}/pods`, {
+      query: { dryRun: 'All' }, onWarning: (w) => warnings.push(w),
+      body: { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'web-', labels: meta.labels, ownerReferences: meta.ownerReferences }, spec: { containers: [{ ...CONTAINER, image: 'registry.example/web:1.5' }] } },
+    });
+    expect(warnings).toEqual([expect.stringMatching(/has the pod's spec hash [0-9a-f]{16} \(the container changed since\); starting cold/)]);
+
+    await cp.client.request('PATCH', `/apis/apps/v1/namespaces/${ns}/deployments/web`, {
+      body: { spec: { template: { spec: { containers: [{ name: 'app', image: 'registry.example/web:1.5' }] } } } }, contentType: 'application/strategic-merge-patch+json',
+    });
+    const rolled = await waitFor(async () => (await pods(ns, 'web')).find((p) => p.spec.containers[0]?.image === 'registry.example/web:1.5' && p.spec.nodeName), { timeoutMs: 30_000, description: 'the rolled pod' });
+    expect(rolled.metadata.annotations?.[K.RESTORED_FROM]).toBeUndefined();
+  });
+});
+
+describe('policies', () => {
+  it('mode All restores unannotated workloads in matching namespaces; disabled opts out', async () => {
+    await createNamespace(cp.client, 'batch', { 'lazarus.dev/tier': 'stateful' });
+    await cp.client.request('POST', '/apis/lazarus.dev/v1alpha1/restorepolicies', { body: {
+      apiVersion: 'lazarus.dev/v1alpha1', kind: 'RestorePolicy', metadata: { name: 'stateful-all' },
+      spec: { priority: 10, mode: 'All', namespaceSelector: { matchLabels: { 'lazarus.dev/tier': 'stateful' } } },
+    } });
+    await waitFor(() => webhook.cache.policies().some((p) => p.name === 'stateful-all'), { description: 'policy in the webhook cache' });
+    for (const w of ['api', 'worker']) await createCheckpoint('batch', `${w}-app-1`, { workload: w });
+    await createDeployment('batch', 'api');
+    await createDeployment('batch', 'worker', { annotations: { [K.RESTORE]: 'disabled' } });
+    expect((await boundPod('batch', 'api')).metadata.annotations?.[K.RESTORED_FROM]).toBe('app=api-app-1');
+    expect((await boundPod('batch', 'worker')).metadata.annotations?.[K.RESTORED_FROM]).toBeUndefined();
+  });
+
+  it('schedulerName sends restored pods to the second scheduler, which uses the extender', async () => {
+    await createNamespace(cp.client, 'managed', { 'lazarus.dev/scheduler': 'second' });
+    await cp.client.request('POST', '/apis/lazarus.dev/v1alpha1/restorepolicies', { body: {
+      apiVersion: 'lazarus.dev/v1alpha1', kind: 'RestorePolicy', metadata: { name: 'managed' },
+      spec: { priority: 20, namespaceSelector: { matchLabels: { 'lazarus.dev/scheduler': 'second' } }, schedulerName: 'lazarus-scheduler' },
+    } });
+    await waitFor(() => webhook.cache.policies().some((p) => p.name === 'managed'), { description: 'policy in the webhook cache' });
+    await createCheckpoint('managed', 'web-app-1');
+    const before = extender.calls();
+    await createDeployment('managed', 'web', { annotations: { [K.RESTORE]: 'enabled' } });
+    const pod = await boundPod('managed', 'web');
+    expect(pod.spec.schedulerName).toBe('lazarus-scheduler');
+    expect(pod.spec.nodeName).toBe('node-exact');
+    expect(extender.calls()).toBeGreaterThan(before);
+  });
+});
+
+describe('failure is never an outage', () => {
+  it('with the webhook stopped, pods are still created (cold) and scheduled', async () => {
+    await createNamespace(cp.client, 'outage');
+    await createCheckpoint('outage', 'web-app-1');
+    await webhook.stop();
+    try {
+      await createDeployment('outage', 'web', { annotations: { [K.RESTORE]: 'enabled' } });
+      const pod = await boundPod('outage', 'web');
+      expect(pod.spec.containers[0]?.image).toBe(IMAGE);
+      expect(pod.metadata.annotations?.[K.RESTORED_FROM]).toBeUndefined();
+    } finally {
+      webhook = await startWebhook(cp.client, { tls: webhook.tls, port: webhook.port });
+    }
+  });
+});
+
+describe('manifests', () => {
+  // Dry-run creates nothing, so the namespace the namespaced objects live in must exist.
+  beforeAll(() => createNamespace(cp.client, 'lazarus-system'));
+
+  it.each(OVERLAYS)('%s applies with server-side dry-run', async (dir) => {
+    const objects = render(dir).filter((o) => !String(o.apiVersion).startsWith('cert-manager.io/'));
+    // CRDs must exist for the RestorePolicy to dry-run; they were installed above.
+    await applyObjects(cp.client, objects, { dryRun: true });
+  });
+});

@@ -1,0 +1,70 @@
+/**
+ * Lazarus' own servers next to a local control plane, as they run in a cluster: the webhook
+ * (HTTPS, registered with clientConfig.url and the caBundle it serves with) and the extender
+ * (NodeNames mode, fed by a node informer). Used by the e2e tests, `npm run cluster` and the demo.
+ */
+import { ClusterCache } from '../../kube/cluster-cache.js';
+import type { KubeClient } from '../../kube/client.js';
+import { isNotFound } from '../../kube/client.js';
+import { createAdmissionHandler } from '../../webhook/handler.js';
+import { startWebhookServer, type RunningServer } from '../../webhook/server.js';
+import { opsApp } from '../../runtime/ops-app.js';
+import { createRegistry } from '../../runtime/metrics.js';
+import { silentLogger, type Logger } from '../../runtime/log.js';
+import { testTls, type TestTls } from '../support/tls.js';
+import { waitFor } from './wait.js';
+
+export const WEBHOOK_CONFIG_NAME = 'lazarus';
+
+export interface RunningWebhook {
+  port: number;
+  tls: TestTls;
+  cache: ClusterCache;
+  stop(): Promise<void>;
+}
+
+/** Starts the webhook in this process and waits for its caches to sync. */
+export async function startWebhook(client: KubeClient, options: { port?: number; tls?: TestTls; log?: Logger; clock?: () => number } = {}): Promise<RunningWebhook> {
+  const log = options.log ?? silentLogger();
+  const tls = options.tls ?? testTls();
+  const stop = new AbortController();
+  const cache = new ClusterCache(client, log);
+  cache.start(stop.signal);
+  const registry = createRegistry('webhook', false);
+  const handle = createAdmissionHandler({
+    view: cache, notReady: () => cache.notSynced(), excludedNamespaces: new Set(['kube-system', 'lazarus-system']),
+    clock: options.clock ?? Date.now, log, registry,
+  });
+  let server: RunningServer;
+  try {
+    server = await startWebhookServer({ port: options.port ?? 0, host: '127.0.0.1', tls, handle, ops: opsApp({ registry, notReadyReason: () => cache.notSynced() }) });
+    await waitFor(() => cache.notSynced() === undefined, { timeoutMs: 30_000, description: 'webhook caches to sync' });
+  } catch (err) {
+    stop.abort();
+    throw err;
+  }
+  return {
+    port: server.port, tls, cache,
+    async stop() { stop.abort(); await server.close(); },
+  };
+}
+
+/** The MutatingWebhookConfiguration of manifests/base, pointed at a loopback URL. */
+export async function registerWebhook(client: KubeClient, port: number, caPem: string): Promise<void> {
+  const body = {
+    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration',
+    metadata: { name: WEBHOOK_CONFIG_NAME },
+    webhooks: [{
+      name: 'pods.lazarus.dev', admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Ignore', timeoutSeconds: 5,
+      clientConfig: { url: `https://127.0.0.1:${port}/mutate`, caBundle: Buffer.from(caPem).toString('base64') },
+      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
+      namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'lazarus-system'] }] },
+    }],
+  };
+  try {
+    await client.request('DELETE', `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${WEBHOOK_CONFIG_NAME}`);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  await client.request('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', { body });
+}
