@@ -12,7 +12,7 @@ export default {
   projects: [
     project('unit'),
     project('integration'),
-    project('e2e', { maxWorkers: 1 }),
+    project('e2e'),
   ],
   testTimeout: 30_000,
 };

@@ -10,7 +10,7 @@ export interface Subcommand {
 }
 
 const commands: Record<string, () => Promise<Subcommand>> = {
-  // subcommands register here
+  webhook: async () => (await import('../webhook/command.js')).command,
 };
 
 function help(): string {

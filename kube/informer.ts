@@ -10,7 +10,7 @@ import { KubeError } from './client.js';
 
 interface ListMeta { resourceVersion?: string; continue?: string }
 interface Meta { name?: string; namespace?: string; resourceVersion?: string }
-interface KubeObject { metadata?: Meta }
+export interface KubeObject { metadata?: Meta }
 
 export interface InformerOptions<T> {
   /** Collection path, e.g. `/apis/apps/v1/replicasets`. */
@@ -71,25 +71,30 @@ export class Informer<T> {
   }
 
   private async list(signal: AbortSignal): Promise<void> {
-    const fresh = new Map<string, T>();
+    const objects: KubeObject[] = [];
     let cont: string | undefined;
     let rv = '';
     do {
       const page = await this.client.request<{ items: KubeObject[]; metadata: ListMeta }>('GET', this.options.path, {
         query: { limit: this.options.pageSize ?? 2000, continue: cont, labelSelector: this.options.labelSelector }, signal,
       });
-      for (const item of page.items) fresh.set(objectKey(item.metadata), this.options.transform(item));
+      objects.push(...page.items);
       cont = page.metadata.continue || undefined;
       rv = page.metadata.resourceVersion ?? '';
     } while (cont);
+    this.replaceAll(objects, rv);
+  }
+
+  /** Replaces the whole cache, as a relist does. Public so benchmarks can load a cache without a server. */
+  replaceAll(objects: readonly KubeObject[], resourceVersion = ''): void {
     const before = new Map(this.items);
     this.items.clear();
-    for (const [k, v] of fresh) this.items.set(k, v);
+    for (const item of objects) this.items.set(objectKey(item.metadata), this.options.transform(item));
     if (this.options.onChange) {
-      for (const [k, v] of fresh) this.options.onChange(k, v, before.get(k));
-      for (const [k, v] of before) if (!fresh.has(k)) this.options.onChange(k, undefined, v);
+      for (const [k, v] of this.items) this.options.onChange(k, v, before.get(k));
+      for (const [k, v] of before) if (!this.items.has(k)) this.options.onChange(k, undefined, v);
     }
-    this.resourceVersion = rv;
+    this.resourceVersion = resourceVersion;
     this.synced = true;
   }
 

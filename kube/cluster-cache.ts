@@ -1,0 +1,132 @@
+/**
+ * Informer-backed snapshot of what admission and scheduling decisions read: Checkpoints,
+ * RestorePolicies, Namespaces, ReplicaSets, Deployments, StatefulSets and Nodes — each
+ * trimmed to the fields decisions use before it is stored.
+ */
+import type { Logger } from 'pino';
+import { nodeFacts, type NodeFacts } from '../api/compat.js';
+import { effectivePolicy } from '../api/policy.js';
+import type { Checkpoint, EffectivePolicy, Node, ObjectMeta, RestorePolicy, WorkloadRef } from '../api/types.js';
+import type { OwnerKind, OwnerLookup, OwnerView } from '../api/workload.js';
+import type { KubeClient } from './client.js';
+import { Informer, type KubeObject } from './informer.js';
+
+export type CacheKind = 'checkpoints' | 'policies' | 'namespaces' | 'replicasets' | 'deployments' | 'statefulsets' | 'nodes';
+
+const PATHS: Record<CacheKind, string> = {
+  checkpoints: '/apis/lazarus.dev/v1alpha1/checkpoints',
+  policies: '/apis/lazarus.dev/v1alpha1/restorepolicies',
+  namespaces: '/api/v1/namespaces',
+  replicasets: '/apis/apps/v1/replicasets',
+  deployments: '/apis/apps/v1/deployments',
+  statefulsets: '/apis/apps/v1/statefulsets',
+  nodes: '/api/v1/nodes',
+};
+
+function ownerView(object: KubeObject): OwnerView {
+  const m = object.metadata as ObjectMeta | undefined;
+  const view: OwnerView = {};
+  if (m?.labels) view.labels = m.labels;
+  if (m?.annotations) {
+    // kubectl's last-applied copy can be large and is never read here.
+    const { 'kubectl.kubernetes.io/last-applied-configuration': _dropped, ...rest } = m.annotations;
+    view.annotations = rest;
+  }
+  if (m?.ownerReferences) view.ownerReferences = m.ownerReferences.map((r) => ({ apiVersion: r.apiVersion, kind: r.kind, name: r.name, ...(r.controller ? { controller: true } : {}) }));
+  return view;
+}
+
+function trimCheckpoint(object: KubeObject): Checkpoint {
+  const cp = object as Checkpoint;
+  return {
+    metadata: { name: cp.metadata.name ?? '', namespace: cp.metadata.namespace ?? '' },
+    spec: cp.spec,
+    ...(cp.status ? { status: cp.status } : {}),
+  };
+}
+
+const indexKey = (namespace: string, workload: WorkloadRef, container: string): string =>
+  `${namespace}\u0000${workload.kind}\u0000${workload.name}\u0000${container}`;
+const checkpointIndexKey = (cp: Checkpoint): string => indexKey(cp.metadata.namespace ?? '', cp.spec.workload, cp.spec.container);
+
+const EMPTY: readonly Checkpoint[] = [];
+
+export class ClusterCache implements OwnerLookup {
+  readonly checkpointStore: Informer<Checkpoint>;
+  readonly policyStore: Informer<EffectivePolicy>;
+  readonly namespaceStore: Informer<Record<string, string> | undefined>;
+  readonly replicaSetStore: Informer<OwnerView>;
+  readonly deploymentStore: Informer<OwnerView>;
+  readonly statefulSetStore: Informer<OwnerView>;
+  readonly nodeStore: Informer<NodeFacts>;
+
+  private readonly byWorkload = new Map<string, Checkpoint[]>();
+  private policyList: EffectivePolicy[] = [];
+  readonly owners: OwnerLookup = this;
+
+  constructor(client: KubeClient, log: Logger) {
+    this.checkpointStore = new Informer(client, {
+      path: PATHS.checkpoints, transform: trimCheckpoint,
+      onChange: (_key, now, before) => this.reindex(now, before),
+    }, log);
+    this.policyStore = new Informer(client, {
+      path: PATHS.policies, transform: (o) => effectivePolicy(o as RestorePolicy),
+      onChange: () => { this.policyList = [...this.policyStore.values()]; },
+    }, log);
+    this.namespaceStore = new Informer(client, { path: PATHS.namespaces, transform: (o) => (o.metadata as ObjectMeta | undefined)?.labels }, log);
+    this.replicaSetStore = new Informer(client, { path: PATHS.replicasets, transform: ownerView }, log);
+    this.deploymentStore = new Informer(client, { path: PATHS.deployments, transform: ownerView }, log);
+    this.statefulSetStore = new Informer(client, { path: PATHS.statefulsets, transform: ownerView }, log);
+    this.nodeStore = new Informer(client, { path: PATHS.nodes, transform: (o) => nodeFacts(o as Node) }, log);
+  }
+
+  private get all(): Informer<unknown>[] {
+    return [this.checkpointStore, this.policyStore, this.namespaceStore, this.replicaSetStore,
+      this.deploymentStore, this.statefulSetStore, this.nodeStore] as Informer<unknown>[];
+  }
+
+  /** Starts every informer; they stop when `signal` aborts. */
+  start(signal: AbortSignal): void {
+    for (const informer of this.all) void informer.run(signal);
+  }
+
+  /** Undefined when every cache has synced; otherwise which have not. */
+  notSynced(): string | undefined {
+    const pending = (Object.keys(PATHS) as CacheKind[]).filter((_, i) => !this.all[i]?.hasSynced);
+    return pending.length ? `caches not synced: ${pending.join(', ')}` : undefined;
+  }
+
+  private reindex(now: Checkpoint | undefined, before: Checkpoint | undefined): void {
+    if (before) {
+      const key = checkpointIndexKey(before);
+      const list = this.byWorkload.get(key)?.filter((c) => c.metadata.name !== before.metadata.name);
+      if (list?.length) this.byWorkload.set(key, list);
+      else this.byWorkload.delete(key);
+    }
+    if (now) {
+      const key = checkpointIndexKey(now);
+      const list = this.byWorkload.get(key);
+      if (list) list.push(now);
+      else this.byWorkload.set(key, [now]);
+    }
+  }
+
+  // ---- ClusterView ---------------------------------------------------------------------
+
+  policies(): readonly EffectivePolicy[] { return this.policyList; }
+  namespaceLabels(namespace: string): Record<string, string> | undefined { return this.namespaceStore.get(namespace); }
+  checkpoints(namespace: string, workload: WorkloadRef, container: string): readonly Checkpoint[] {
+    return this.byWorkload.get(indexKey(namespace, workload, container)) ?? EMPTY;
+  }
+  nodes(): Iterable<NodeFacts> { return this.nodeStore.values(); }
+  node(name: string): NodeFacts | undefined { return this.nodeStore.get(name); }
+
+  get(kind: OwnerKind, namespace: string, name: string): OwnerView | undefined {
+    const key = `${namespace}/${name}`;
+    switch (kind) {
+      case 'ReplicaSet': return this.replicaSetStore.get(key);
+      case 'Deployment': return this.deploymentStore.get(key);
+      case 'StatefulSet': return this.statefulSetStore.get(key);
+    }
+  }
+}

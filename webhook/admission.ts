@@ -1,0 +1,135 @@
+/**
+ * admission.k8s.io/v1 on the wire: transport rules in one function, answers from a few
+ * constructors, the request UID filled in one place. Every answer is a well-formed
+ * AdmissionReview, errors included.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Operation } from 'fast-json-patch';
+import type { Pod } from '../api/types.js';
+
+export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
+/** The API server caps request bodies at 3 MiB; a pod admission is far smaller. */
+export const MAX_BODY_BYTES = 3 * 1024 * 1024;
+/** A client that stops sending mid-body must not hold a socket forever. */
+export const BODY_TIMEOUT_MS = 10_000;
+
+export interface AdmissionRequest {
+  uid: string;
+  kind: { group: string; version: string; kind: string };
+  resource?: { group: string; version: string; resource: string };
+  namespace?: string;
+  name?: string;
+  operation: string;
+  object?: unknown;
+  dryRun?: boolean;
+}
+
+export interface AdmissionResponse {
+  uid: string;
+  allowed: boolean;
+  patchType?: 'JSONPatch';
+  patch?: string;
+  warnings?: string[];
+  status?: { code: number; message: string };
+}
+
+export type Answer = Omit<AdmissionResponse, 'uid'>;
+
+export const allowed = (warnings: readonly string[] = []): Answer =>
+  (warnings.length ? { allowed: true, warnings: [...warnings] } : { allowed: true });
+
+/** Omits patch and patchType when there is nothing to change. */
+export function patched(patch: readonly Operation[], warnings: readonly string[]): Answer {
+  if (patch.length === 0) return allowed(warnings);
+  return {
+    ...allowed(warnings),
+    patchType: 'JSONPatch',
+    patch: Buffer.from(JSON.stringify(patch)).toString('base64'),
+  };
+}
+
+export const rejected = (code: number, message: string): Answer => ({ allowed: false, status: { code, message } });
+
+/** The only place a UID goes into a response. */
+export function review(uid: string, answer: Answer): string {
+  return JSON.stringify({ apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response: { uid, ...answer } });
+}
+
+export type ParsedReview = { ok: true; request: AdmissionRequest } | { ok: false; code: number; message: string; uid: string };
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Validates the envelope; what is inside `object` is the decision's business. */
+export function parseReview(body: string): ParsedReview {
+  if (body.length === 0) return { ok: false, code: 400, message: 'empty body: expected an AdmissionReview', uid: '' };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch (err) {
+    return { ok: false, code: 400, message: `malformed JSON: ${(err as Error).message}`, uid: '' };
+  }
+  if (!isObject(parsed)) return { ok: false, code: 400, message: 'expected an AdmissionReview object', uid: '' };
+  const request = parsed.request;
+  const uid = isObject(request) && typeof request.uid === 'string' ? request.uid : '';
+  if (parsed.apiVersion !== ADMISSION_API_VERSION || parsed.kind !== 'AdmissionReview') {
+    return { ok: false, code: 400, message: `expected apiVersion ${ADMISSION_API_VERSION} kind AdmissionReview, got ${String(parsed.apiVersion)} ${String(parsed.kind)}`, uid };
+  }
+  if (!isObject(request)) return { ok: false, code: 400, message: 'AdmissionReview has no request', uid };
+  if (!uid) return { ok: false, code: 400, message: 'request.uid is missing', uid };
+  if (!isObject(request.kind) || typeof request.operation !== 'string') {
+    return { ok: false, code: 400, message: 'request.kind and request.operation are required', uid };
+  }
+  return { ok: true, request: request as unknown as AdmissionRequest };
+}
+
+/** A pod in the shape decisions can rely on, or undefined. */
+export function podOf(request: AdmissionRequest): Pod | undefined {
+  const object = request.object;
+  if (!isObject(object) || !isObject(object.metadata) || !isObject(object.spec)) return undefined;
+  if (!Array.isArray(object.spec.containers)) return undefined;
+  for (const c of object.spec.containers as unknown[]) if (!isObject(c) || typeof c.name !== 'string') return undefined;
+  return object as unknown as Pod;
+}
+
+/** Transport: method, content type, size limit and a body deadline. Calls `handle` with the body. */
+export function serveAdmission(req: IncomingMessage, res: ServerResponse, handle: (body: string) => { status: number; body: string }): void {
+  const fail = (status: number, message: string): void => send(res, status, review('', rejected(status, message)));
+  if (req.method !== 'POST') { res.setHeader('allow', 'POST'); fail(405, `method ${req.method ?? ''} not allowed: POST an AdmissionReview`); req.resume(); return; }
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/json') { fail(415, `content type "${type ?? ''}" not supported: send application/json`); req.resume(); return; }
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) { fail(413, `body of ${declared} bytes exceeds the ${MAX_BODY_BYTES}-byte limit`); req.resume(); return; }
+
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let done = false;
+  const timer = setTimeout(() => { if (!done) { done = true; fail(408, 'request body not received in time'); req.destroy(); } }, BODY_TIMEOUT_MS);
+  req.on('data', (chunk: Buffer) => {
+    if (done) return;
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) {
+      done = true;
+      clearTimeout(timer);
+      fail(413, `body exceeds the ${MAX_BODY_BYTES}-byte limit`);
+      req.resume();
+      return;
+    }
+    chunks.push(chunk);
+  });
+  req.on('end', () => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    const out = handle(Buffer.concat(chunks, size).toString('utf8'));
+    send(res, out.status, out.body);
+  });
+  req.on('error', () => { done = true; clearTimeout(timer); });
+}
+
+function send(res: ServerResponse, status: number, body: string): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
