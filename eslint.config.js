@@ -8,7 +8,8 @@ export default tseslint.config(
       '@typescript-eslint/no-non-null-assertion': 'error',
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-console': ['error', { allow: ['error'] }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
     },
   },
-  { files: ['cli/**', 'bench/**', 'test/**', 'scripts/**'], rules: { 'no-console': 'off' } },
+  { files: ['cli/**', 'bench/**', 'test/**', 'scripts/**', '*/command.ts'], rules: { 'no-console': 'off' } },
 );

@@ -21,6 +21,16 @@ function isEmpty(value: unknown): boolean {
 }
 
 /**
+ * The API server's ServiceAccount admission plugin runs before mutating webhooks and adds a
+ * token volume named `kube-api-access-<random>` to every pod: a different name per pod. Left
+ * in, it would give every pod its own hash and no checkpoint would ever match.
+ */
+function isInjectedTokenMount(mount: unknown): boolean {
+  const name = (mount as { name?: unknown } | null)?.name;
+  return typeof name === 'string' && name.startsWith('kube-api-access-');
+}
+
+/**
  * DESIGN §3: first 16 hex chars of SHA-256 over the canonical JSON of the container's image
  * (the original, pre-restore one — pass it as `originalImage` for a restored pod), command,
  * args, workingDir, env, envFrom and volumeMounts, each present only when non-empty.
@@ -28,7 +38,8 @@ function isEmpty(value: unknown): boolean {
 export function specHash(container: Container, originalImage?: string): string {
   const subject: Record<string, unknown> = {};
   for (const field of HASHED_FIELDS) {
-    const value = field === 'image' ? (originalImage ?? container.image) : container[field];
+    let value = field === 'image' ? (originalImage ?? container.image) : container[field];
+    if (field === 'volumeMounts' && Array.isArray(value)) value = value.filter((m) => !isInjectedTokenMount(m));
     if (!isEmpty(value)) subject[field] = value;
   }
   return createHash('sha256').update(canonicalJson(subject)).digest('hex').slice(0, 16);

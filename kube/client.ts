@@ -21,6 +21,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Milliseconds; default 30 s. */
   timeoutMs?: number;
+  /** Receives each `Warning` header (admission webhooks' warnings arrive this way). */
+  onWarning?: (warning: string) => void;
 }
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
@@ -97,6 +99,7 @@ export async function createKubeClient(kc: KubeConfig): Promise<KubeClient> {
     server,
     async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
       const res = await open(method, path, options, 'application/json');
+      if (options.onWarning) for (const w of warningsOf(res)) options.onWarning(w);
       const text = await readAll(res);
       const status = res.statusCode ?? 0;
       if (status >= 400) {
@@ -140,6 +143,13 @@ export async function createKubeClient(kc: KubeConfig): Promise<KubeClient> {
       }
     },
   };
+}
+
+/** `Warning: 299 - "text"` headers, unquoted. */
+function warningsOf(res: http.IncomingMessage): string[] {
+  const raw = res.headers.warning;
+  const values = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+  return values.flatMap((v) => [...v.matchAll(/\d{3} \S+ "((?:[^"\\]|\\.)*)"/g)].map((m) => (m[1] ?? '').replace(/\\(.)/g, '$1')));
 }
 
 export function isNotFound(err: unknown): boolean {

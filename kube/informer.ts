@@ -86,10 +86,10 @@ export class Informer<T> {
   }
 
   /** Replaces the whole cache, as a relist does. Public so benchmarks can load a cache without a server. */
-  replaceAll(objects: readonly KubeObject[], resourceVersion = ''): void {
+  replaceAll(objects: readonly object[], resourceVersion = ''): void {
     const before = new Map(this.items);
     this.items.clear();
-    for (const item of objects) this.items.set(objectKey(item.metadata), this.options.transform(item));
+    for (const item of objects as readonly KubeObject[]) this.items.set(objectKey(item.metadata), this.options.transform(item));
     if (this.options.onChange) {
       for (const [k, v] of this.items) this.options.onChange(k, v, before.get(k));
       for (const [k, v] of before) if (!this.items.has(k)) this.options.onChange(k, undefined, v);

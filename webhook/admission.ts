@@ -94,7 +94,7 @@ export function podOf(request: AdmissionRequest): Pod | undefined {
 }
 
 /** Transport: method, content type, size limit and a body deadline. Calls `handle` with the body. */
-export function serveAdmission(req: IncomingMessage, res: ServerResponse, handle: (body: string) => { status: number; body: string }): void {
+export function serveAdmission(req: IncomingMessage, res: ServerResponse, handle: (body: string) => { status: number; body: string }, bodyTimeoutMs = BODY_TIMEOUT_MS): void {
   const fail = (status: number, message: string): void => send(res, status, review('', rejected(status, message)));
   if (req.method !== 'POST') { res.setHeader('allow', 'POST'); fail(405, `method ${req.method ?? ''} not allowed: POST an AdmissionReview`); req.resume(); return; }
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
@@ -105,7 +105,7 @@ export function serveAdmission(req: IncomingMessage, res: ServerResponse, handle
   const chunks: Buffer[] = [];
   let size = 0;
   let done = false;
-  const timer = setTimeout(() => { if (!done) { done = true; fail(408, 'request body not received in time'); req.destroy(); } }, BODY_TIMEOUT_MS);
+  const timer = setTimeout(() => { if (!done) { done = true; fail(408, 'request body not received in time'); req.destroy(); } }, bodyTimeoutMs);
   req.on('data', (chunk: Buffer) => {
     if (done) return;
     size += chunk.length;

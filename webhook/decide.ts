@@ -76,12 +76,15 @@ export function decide(input: AdmissionInput, view: ClusterView): Decision {
     return cold(`no Ready node can restore checkpoints from ${origin.spec.origin.node} (${origin.spec.origin.architecture}, criu ${criuString(origin.spec.origin.criuVersion)})`, policy);
   }
 
-  const changed = restoredPod(pod, choice.byContainer, policy);
+  // Only the fields a restore changes are copied and diffed: the same patch as diffing the whole
+  // pod (paths mirror it), without cloning managedFields, volumes and status on every admission.
+  const before = mutableSubset(pod);
+  const changed = restoredPod(structuredClone(before), choice.byContainer, policy);
   const warnings = [...choice.byContainer].map(([container, cp]) =>
-    `lazarus: container ${container} restored from checkpoint ${cp.metadata.name ?? ''} taken ${formatAge(input.now - Date.parse(cp.spec.takenAt))} ago on ${cp.spec.origin.node}`);
+    `lazarus: container ${container} restored from checkpoint ${cp.metadata.name ?? ''} taken ${formatAge(input.now - takenAt(cp))} ago on ${cp.spec.origin.node}`);
   return {
     outcome: 'restored',
-    patch: jsonPatch.compare(pod, changed),
+    patch: jsonPatch.compare(before, changed),
     warnings,
     reason: `restored from ${choice.sourcePod}`,
     policy: policy.name,
@@ -93,9 +96,17 @@ type Choice =
   | { ok: true; byContainer: Map<string, Checkpoint>; sourcePod: string; origin: Checkpoint }
   | { ok: false; reason: string };
 
+/** Parsed once per checkpoint object: the cache hands out the same objects on every request. */
+const takenAtMs = new WeakMap<Checkpoint, number>();
+function takenAt(cp: Checkpoint): number {
+  let ms = takenAtMs.get(cp);
+  if (ms === undefined) takenAtMs.set(cp, (ms = Date.parse(cp.spec.takenAt)));
+  return ms;
+}
+
 /** Newer first; equal timestamps fall back to name order so the choice is deterministic. */
 function newerFirst(a: Checkpoint, b: Checkpoint): number {
-  const d = Date.parse(b.spec.takenAt) - Date.parse(a.spec.takenAt);
+  const d = takenAt(b) - takenAt(a);
   if (d !== 0) return d;
   const an = a.metadata.name ?? '';
   const bn = b.metadata.name ?? '';
@@ -114,7 +125,7 @@ export function chooseCheckpoints(containers: readonly Container[], namespace: s
     const all = view.checkpoints(namespace, workload, container.name);
     const hash = specHash(container);
     const ready = all.filter((cp) => cp.status?.phase === 'Ready');
-    const fresh = ready.filter((cp) => now - Date.parse(cp.spec.takenAt) <= policy.maxCheckpointAgeMs);
+    const fresh = ready.filter((cp) => now - takenAt(cp) <= policy.maxCheckpointAgeMs);
     const matching = fresh.filter((cp) => cp.spec.specHash === hash);
     if (matching.length === 0) {
       const what = `${workload.kind} ${workload.name} container ${container.name}`;
@@ -142,9 +153,19 @@ export function chooseCheckpoints(containers: readonly Container[], namespace: s
   return { ok: false, reason: 'no single source pod has usable checkpoints of every container' };
 }
 
-/** The pod as it should be created: a changed copy, diffed by the caller. */
-function restoredPod(pod: Pod, byContainer: ReadonlyMap<string, Checkpoint>, policy: EffectivePolicy): Pod {
-  const changed = structuredClone(pod);
+/** The parts of a pod a restore may change, sharing structure with it (never mutated). */
+function mutableSubset(pod: Pod): Pod {
+  const { annotations } = pod.metadata;
+  const { containers, affinity, schedulerName, imagePullSecrets } = pod.spec;
+  const spec: Pod['spec'] = { containers };
+  if (affinity !== undefined) spec.affinity = affinity;
+  if (schedulerName !== undefined) spec.schedulerName = schedulerName;
+  if (imagePullSecrets !== undefined) spec.imagePullSecrets = imagePullSecrets;
+  return { metadata: annotations === undefined ? {} : { annotations }, spec };
+}
+
+/** The pod as it should be created: changes `changed` (a copy) in place, diffed by the caller. */
+function restoredPod(changed: Pod, byContainer: ReadonlyMap<string, Checkpoint>, policy: EffectivePolicy): Pod {
   const originals: [string, string][] = [];
   for (const container of changed.spec.containers) {
     const cp = byContainer.get(container.name);

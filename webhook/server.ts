@@ -18,6 +18,8 @@ export interface WebhookServerOptions {
   tls: TlsMaterial;
   handle: (body: string) => HttpAnswer;
   ops: Express;
+  /** How long a client may take to send its body; default BODY_TIMEOUT_MS. */
+  bodyTimeoutMs?: number;
 }
 
 export interface RunningServer {
@@ -46,7 +48,7 @@ export function listen(server: https.Server | http.Server, port: number, host: s
 export function startWebhookServer(options: WebhookServerOptions): Promise<RunningServer> {
   const server = https.createServer({ cert: options.tls.cert, key: options.tls.key, keepAliveTimeout: 65_000 }, (req, res) => {
     const url = req.url ?? '';
-    if (url === '/mutate' || url.startsWith('/mutate?')) serveAdmission(req, res, options.handle);
+    if (url === '/mutate' || url.startsWith('/mutate?')) serveAdmission(req, res, options.handle, options.bodyTimeoutMs);
     else options.ops(req, res);
   });
   server.headersTimeout = 15_000;

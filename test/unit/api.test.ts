@@ -99,3 +99,14 @@ describe('CRDs match the code', () => {
     expect(v.additionalPrinterColumns.map((c: { name: string }) => c.name.toUpperCase())).toEqual(['WORKLOAD', 'CONTAINER', 'ORIGIN', 'CRIU', 'KERNEL', 'PHASE', 'AGE']);
   });
 });
+
+describe('specHash and the API server', () => {
+  it('ignores the per-pod service-account token mount the API server injects before webhooks run', () => {
+    const mount = (name: string) => ({ name, readOnly: true, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' });
+    const a = specHash({ name: 'app', image: 'web:1', volumeMounts: [mount('kube-api-access-x7k2p')] });
+    const b = specHash({ name: 'app', image: 'web:1', volumeMounts: [mount('kube-api-access-q9zzt')] });
+    expect(a).toBe(b);
+    expect(a).toBe(specHash({ name: 'app', image: 'web:1' }));
+    expect(specHash({ name: 'app', image: 'web:1', volumeMounts: [{ name: 'data', mountPath: '/data' }] })).not.toBe(a);
+  });
+});

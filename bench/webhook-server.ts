@@ -1,0 +1,86 @@
+/**
+ * Child process for bench/webhook.ts: `lazarus` serves the real webhook with its caches loaded
+ * with 30,000 Checkpoints, 50,000 ReplicaSets and 5,000 Nodes; `floor` is a bare node:https
+ * server that reads and JSON.parses the body and answers a constant AdmissionReview of the
+ * same size. Prints `port=N` when listening.
+ */
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+import { Registry } from 'prom-client';
+import { ClusterCache } from '../kube/cluster-cache.js';
+import type { KubeClient } from '../kube/client.js';
+import { createAdmissionHandler } from '../webhook/handler.js';
+import { startWebhookServer } from '../webhook/server.js';
+import { opsApp } from '../runtime/ops-app.js';
+import { silentLogger } from '../runtime/log.js';
+import { checkpoint, container, node } from '../test/support/builders.js';
+
+const [mode, tlsDir, answerSize] = process.argv.slice(2);
+const tls = { cert: readFileSync(`${tlsDir}/tls.crt`), key: readFileSync(`${tlsDir}/tls.key`) };
+
+if (mode === 'floor') {
+  const size = Number(answerSize);
+  const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'x', allowed: true, pad: '' } });
+  const constant = body.replace('"pad":""', `"pad":"${'x'.repeat(Math.max(0, size - body.length))}"`);
+  const server = https.createServer({ ...tls, keepAliveTimeout: 65_000 }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(constant) });
+      res.end(constant);
+    });
+  });
+  server.listen(0, '127.0.0.1', () => {
+    const address = server.address();
+    console.log(`port=${typeof address === 'object' && address ? address.port : 0}`);
+  });
+} else {
+  const log = silentLogger();
+  const cache = new ClusterCache({} as KubeClient, log); // never started: loaded below
+  const objects = (n: number, make: (i: number) => object): object[] => Array.from({ length: n }, (_, i) => make(i));
+
+  // 50,000 ReplicaSets over 100 namespaces, each owned by a Deployment; 'shop/web-7d9c5b8f6' is the bench pod's.
+  const replicaSets = objects(50_000, (i) => ({
+    metadata: {
+      name: `app${i}-5d8f7c9b${i % 10}`, namespace: `ns-${i % 100}`, resourceVersion: String(i),
+      labels: { app: `app${i}`, 'pod-template-hash': `5d8f7c9b${i % 10}` },
+      annotations: { 'deployment.kubernetes.io/revision': '3', 'deployment.kubernetes.io/desired-replicas': '2' },
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: `app${i}`, uid: `u${i}`, controller: true }],
+    },
+  }));
+  replicaSets.push({ metadata: { name: 'web-7d9c5b8f6', namespace: 'shop', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', controller: true }] } });
+  cache.replicaSetStore.replaceAll(replicaSets);
+  cache.deploymentStore.replaceAll([
+    { metadata: { name: 'web', namespace: 'shop', annotations: { 'lazarus.dev/restore': 'enabled' } } },
+    ...objects(5_000, (i) => ({ metadata: { name: `app${i}`, namespace: `ns-${i % 100}`, labels: { app: `app${i}` } } })),
+  ]);
+  cache.statefulSetStore.replaceAll([]);
+  cache.policyStore.replaceAll([]);
+  cache.namespaceStore.replaceAll(objects(101, (i) => ({ metadata: { name: i === 100 ? 'shop' : `ns-${i}`, labels: { team: `t${i % 7}` } } })));
+
+  // 30,000 Checkpoints: 10 per workload+container for 2,999 other workloads, 10 for the bench pod's.
+  const app = container('app', 'registry.example/web:1.4');
+  const checkpoints: object[] = [];
+  for (let i = 0; i < 2_999; i++) {
+    for (let k = 0; k < 10; k++) {
+      checkpoints.push(checkpoint(`app${i}-app-${k}`, { namespace: `ns-${i % 100}`, workload: { kind: 'Deployment', name: `app${i}` }, takenAt: new Date(Date.now() - k * 600_000).toISOString(), sourcePod: `p${k}` }));
+    }
+  }
+  for (let k = 0; k < 10; k++) {
+    checkpoints.push(checkpoint(`web-app-${k}`, { container: app, takenAt: new Date(Date.now() - k * 600_000).toISOString(), sourcePod: `web-p${k}` }));
+  }
+  cache.checkpointStore.replaceAll(checkpoints);
+
+  // 5,000 Nodes with realistic weight: labels, conditions, 20 images each; one in ten has an old CRIU.
+  cache.nodeStore.replaceAll(objects(5_000, (i) => {
+    const n = node(`node-${i}`, { criu: i % 10 === 0 ? 31701 : 40101, images: Array.from({ length: 20 }, (_, j) => `registry.example/img${j}:v${i % 3}`) });
+    n.metadata.labels = { ...n.metadata.labels, 'kubernetes.io/hostname': `node-${i}`, 'topology.kubernetes.io/zone': `zone-${i % 3}` };
+    return n;
+  }));
+
+  const registry = new Registry();
+  const handle = createAdmissionHandler({ view: cache, notReady: () => cache.notSynced(), excludedNamespaces: new Set(['kube-system']), clock: Date.now, log, registry });
+  const running = await startWebhookServer({ port: 0, host: '127.0.0.1', tls, handle, ops: opsApp({ registry, notReadyReason: () => undefined }) });
+  console.log(`port=${running.port}`);
+}

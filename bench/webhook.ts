@@ -1,0 +1,90 @@
+/**
+ * npm run bench:webhook — admission throughput and latency of the real webhook (caches loaded
+ * with 30,000 Checkpoints, 50,000 ReplicaSets, 5,000 Nodes) against a floor measured in the
+ * same run: a bare node:https server that parses the same body and sends an answer of the
+ * same size. Server and load generator run in separate processes.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { testTls } from '../test/support/tls.js';
+
+const DURATION_S = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = 50;
+
+interface Result { rps: number; p50: number; p99: number; errors: number; non2xx: number }
+
+async function startChild(mode: string, dir: string, answerSize: number): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [new URL('./webhook-server.js', import.meta.url).pathname, mode, dir, String(answerSize)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => { out += d.toString(); const m = /port=(\d+)/.exec(out); if (m) resolve(Number(m[1])); });
+    child.once('exit', (code) => reject(new Error(`${mode} server exited with ${code}`)));
+  });
+  return { child, port };
+}
+
+async function load(port: number, body: string, overallRate?: number): Promise<Result> {
+  const r = await autocannon({
+    url: `https://127.0.0.1:${port}/mutate`, method: 'POST', body, headers: { 'content-type': 'application/json' },
+    connections: overallRate ? 10 : CONNECTIONS, duration: DURATION_S, ...(overallRate ? { overallRate } : {}),
+  });
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx };
+}
+
+function rssMb(pid: number | undefined): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { rss: Math.round(kb('VmRSS') / 1024), peak: Math.round(kb('VmHWM') / 1024) };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'lazarus-bench-'));
+  const tls = testTls();
+  writeFileSync(join(dir, 'tls.crt'), tls.cert);
+  writeFileSync(join(dir, 'tls.key'), tls.key);
+  const body = readFileSync('test/fixtures/admission-review-replicaset.json', 'utf8');
+
+  const lazarus = await startChild('lazarus', dir, 0);
+  try {
+    // one warm-up request tells us the answer's size, so the floor answers with as many bytes
+    const sample = await fetchAnswer(lazarus.port, body);
+    if (!sample.includes('"patchType":"JSONPatch"')) throw new Error(`bench pod was not restored: ${sample}`);
+    const floor = await startChild('floor', dir, sample.length);
+    try {
+      await load(floor.port, body); // warm-up both
+      await load(lazarus.port, body);
+      const f = await load(floor.port, body);
+      const l = await load(lazarus.port, body);
+      const half = Math.round(f.rps / 2);
+      const lHalf = await load(lazarus.port, body, half);
+      const mem = rssMb(lazarus.child.pid);
+      const lines = [
+        `bench:webhook — ${new Date().toISOString()} — ${DURATION_S}s per run, ${CONNECTIONS} connections, ${body.length}-byte AdmissionReview, answer ${sample.length} bytes`,
+        'caches: 30,000 Checkpoints, 50,001 ReplicaSets, 5,001 Deployments, 5,000 Nodes',
+        `floor (bare node:https + JSON.parse): ${f.rps.toFixed(0)} req/s, p50 ${f.p50} ms, p99 ${f.p99} ms`,
+        `lazarus webhook:                     ${l.rps.toFixed(0)} req/s, p50 ${l.p50} ms, p99 ${l.p99} ms, errors ${l.errors + l.non2xx}`,
+        `throughput ratio: ${(l.rps / f.rps).toFixed(2)} (target ≥ 0.7)`,
+        `at half the floor's max rate (${half} req/s): lazarus p50 ${lHalf.p50} ms, p99 ${lHalf.p99} ms (target p99 ≤ 5 ms), achieved ${lHalf.rps.toFixed(0)} req/s`,
+        `webhook RSS: ${mem.rss} MB now, ${mem.peak} MB peak (target ≤ 400 MB)`,
+      ];
+      console.log(lines.join('\n'));
+    } finally {
+      floor.child.kill();
+    }
+  } finally {
+    lazarus.child.kill();
+  }
+}
+
+async function fetchAnswer(port: number, body: string): Promise<string> {
+  const r = await autocannon({ url: `https://127.0.0.1:${port}/mutate`, method: 'POST', body, headers: { 'content-type': 'application/json' }, amount: 1, connections: 1,
+    setupClient: (client) => { client.on('body', (b: Buffer) => { answer = b.toString(); }); } });
+  void r;
+  return answer;
+}
+let answer = '';
+
+await main();

@@ -1,0 +1,74 @@
+/** `lazarus explain pod NS/NAME [--json]`: why a pod was restored or started cold. */
+import type { Subcommand } from '../cli/main.js';
+import { parseFlags, usage, UsageError, type FlagSpec } from '../cli/flags.js';
+import { createKubeClient, loadKubeConfig, type KubeClient } from '../kube/client.js';
+import { effectivePolicy } from '../api/policy.js';
+import type { Checkpoint, Node, Pod, RestorePolicy } from '../api/types.js';
+import type { OwnerKind, OwnerView } from '../api/workload.js';
+import type { ClusterView } from '../webhook/decide.js';
+import { nodeFacts } from '../api/compat.js';
+import { explainPod, formatExplanation } from './explain.js';
+
+const FLAGS: Record<string, FlagSpec> = {
+  kubeconfig: { type: 'string', env: 'KUBECONFIG', description: 'kubeconfig (default: in-cluster)' },
+  json: { type: 'bool', default: false, description: 'print the explanation as JSON' },
+};
+
+const OWNER_PATHS: Record<OwnerKind, string> = { ReplicaSet: 'replicasets', Deployment: 'deployments', StatefulSet: 'statefulsets' };
+
+/** Reads everything once, up front, then answers from memory like the informer cache does. */
+async function snapshot(client: KubeClient, namespace: string, pod: Pod): Promise<{ view: ClusterView; nodes: Node[] }> {
+  const list = async <T>(path: string): Promise<T[]> => (await client.request<{ items: T[] }>('GET', path)).items;
+  const [policies, ns, checkpoints, nodes] = await Promise.all([
+    list<RestorePolicy>('/apis/lazarus.dev/v1alpha1/restorepolicies').catch(() => []),
+    client.request<{ metadata: { labels?: Record<string, string> } }>('GET', `/api/v1/namespaces/${namespace}`),
+    list<Checkpoint>(`/apis/lazarus.dev/v1alpha1/namespaces/${namespace}/checkpoints`).catch(() => []),
+    list<Node>('/api/v1/nodes'),
+  ]);
+  // Owners: follow the pod's controller chain (at most two hops).
+  const owners = new Map<string, OwnerView>();
+  const fetchOwner = async (kind: OwnerKind, name: string): Promise<OwnerView | undefined> => {
+    try {
+      const o = await client.request<{ metadata: OwnerView }>('GET', `/apis/apps/v1/namespaces/${namespace}/${OWNER_PATHS[kind]}/${name}`);
+      owners.set(`${kind}/${name}`, o.metadata);
+      return o.metadata;
+    } catch { return undefined; }
+  };
+  for (const ref of pod.metadata.ownerReferences ?? []) {
+    if (ref.kind !== 'ReplicaSet' && ref.kind !== 'StatefulSet') continue;
+    const o = await fetchOwner(ref.kind, ref.name);
+    for (const up of o?.ownerReferences ?? []) if (up.kind === 'Deployment') await fetchOwner('Deployment', up.name);
+  }
+  const effective = policies.map(effectivePolicy);
+  const facts = nodes.map(nodeFacts);
+  return {
+    nodes,
+    view: {
+      policies: () => effective,
+      namespaceLabels: () => ns.metadata.labels,
+      owners: { get: (kind, _ns, name) => owners.get(`${kind}/${name}`) },
+      checkpoints: (_ns, w, c) => checkpoints.filter((cp) => cp.spec.workload.kind === w.kind && cp.spec.workload.name === w.name && cp.spec.container === c),
+      nodes: () => facts,
+    },
+  };
+}
+
+export const command: Subcommand = {
+  summary: 'explain why a pod was restored or started cold, and how every node scores',
+  async run(argv, env) {
+    if (argv.includes('--help')) { console.log(`${usage('explain pod NAMESPACE/NAME', FLAGS)}`); return 0; }
+    const { values, positionals, problems } = parseFlags(argv, FLAGS, env);
+    const [what, target] = positionals;
+    if (what !== 'pod') problems.push('usage: lazarus explain pod NAMESPACE/NAME [--json]');
+    const [namespace, name] = (target ?? '').split('/');
+    if (what === 'pod' && (!namespace || !name)) problems.push(`"${target ?? ''}" is not NAMESPACE/NAME`);
+    if (problems.length) throw new UsageError(problems);
+
+    const client = await createKubeClient(loadKubeConfig(values.kubeconfig as string | undefined));
+    const pod = await client.request<Pod>('GET', `/api/v1/namespaces/${namespace}/pods/${name}`);
+    const { view, nodes } = await snapshot(client, namespace ?? '', pod);
+    const explanation = explainPod(pod, namespace ?? '', view, nodes, Date.now());
+    console.log(values.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation));
+    return 0;
+  },
+};

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Everything `npm test` and `npm run demo` need, installed on first use and cached after:
+# npm packages (when node_modules is missing or older than the lockfile), the Kubernetes
+# control plane built from the Go module proxy, and — as root — the checkpoint tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[prepare] %s\n' "$*" >&2; }
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+bash scripts/kube-build.sh >/dev/null
+
+if [ -x scripts/install-checkpoint-tools.sh ]; then
+  if [ "$(id -u)" = 0 ]; then
+    bash scripts/install-checkpoint-tools.sh
+  elif [ "${CI:-}" = true ]; then
+    say "error: CI needs root to install CRIU, podman and the registry"; exit 1
+  else
+    say "not root: skipping CRIU/podman install; checkpoint tests will say what is missing"
+  fi
+fi
