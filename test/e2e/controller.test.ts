@@ -18,6 +18,13 @@ import { pino } from 'pino';
 import { silentLogger } from '../../runtime/log.js';
 import type { Checkpoint } from '../../api/types.js';
 import { isNotFound, type KubeClient } from '../../kube/client.js';
+import { ClusterCache } from '../../kube/cluster-cache.js';
+import { specHash } from '../../api/spec-hash.js';
+import { createRegistry } from '../../runtime/metrics.js';
+import { opsApp } from '../../runtime/ops-app.js';
+import { createAdmissionHandler } from '../../webhook/handler.js';
+import { startWebhookServer } from '../../webhook/server.js';
+import { createAuthority, issueCertificate } from '../harness/pki.js';
 
 const CP_API = '/apis/lazarus.dev/v1alpha1';
 const LEASE_SECONDS = 4;
@@ -62,22 +69,73 @@ async function setRunning(namespace: string, name: string): Promise<void> {
   });
 }
 
-function checkpointBody(namespace: string, name: string, workload: { kind: string; name: string }, sourcePod: string, takenAt: Date): Record<string, unknown> {
+function checkpointBody(namespace: string, name: string, workload: { kind: string; name: string }, sourcePod: string, takenAt: Date, hash: string): Record<string, unknown> {
   return {
     apiVersion: 'lazarus.dev/v1alpha1', kind: 'Checkpoint',
     metadata: { name, namespace, labels: { 'lazarus.dev/workload': workload.name, 'lazarus.dev/workload-kind': workload.kind, 'lazarus.dev/container': 'app' } },
     spec: {
       workload, container: 'app', sourcePod, image: `registry.example/lazarus/${namespace}/${name}@sha256:${'a'.repeat(64)}`,
-      baseImage: 'registry.example/web:1.4', specHash: '0123456789abcdef', takenAt: takenAt.toISOString().replace(/\.\d+Z$/, 'Z'),
+      baseImage: 'registry.example/web:1.4', specHash: hash, takenAt: takenAt.toISOString().replace(/\.\d+Z$/, 'Z'),
       origin: { node: 'node-a', architecture: 'amd64', kernelVersion: '6.8.0-45-generic', criuVersion: 40101, runtime: 'cri-o://1.33.2', cpuFlags: [] },
     },
   };
 }
 
 /** Creates a Checkpoint and marks it Ready, as the agent does. */
-async function readyCheckpoint(namespace: string, name: string, workload: { kind: string; name: string }, sourcePod: string, takenAt: Date): Promise<void> {
-  const created = await client.request<Checkpoint>('POST', `${CP_API}/namespaces/${namespace}/checkpoints`, { body: checkpointBody(namespace, name, workload, sourcePod, takenAt) });
+async function readyCheckpoint(namespace: string, name: string, workload: { kind: string; name: string }, sourcePod: string, takenAt: Date, hash = '0123456789abcdef'): Promise<void> {
+  const created = await client.request<Checkpoint>('POST', `${CP_API}/namespaces/${namespace}/checkpoints`, { body: checkpointBody(namespace, name, workload, sourcePod, takenAt, hash) });
   await client.request('PUT', `${CP_API}/namespaces/${namespace}/checkpoints/${name}/status`, { body: { ...created, status: { phase: 'Ready', restores: 0 } } });
+}
+
+/**
+ * The real Lazarus webhook (webhook/), in-process, registered with the API server by URL and
+ * the CA that signed its certificate, for pods in namespaces labelled lazarus-test=<label>.
+ */
+async function startWebhook(label: string): Promise<{ admissions(): number; stop(): Promise<void> }> {
+  const ca = await createAuthority('lazarus-test-webhook-ca');
+  const serving = await issueCertificate(ca, { commonName: 'lazarus-webhook', usage: 'server', ips: ['127.0.0.1'] });
+  const stop = new AbortController();
+  const log = silentLogger();
+  const cache = new ClusterCache(client, log);
+  cache.start(stop.signal);
+  await waitFor(() => cache.notSynced() === undefined, { timeoutMs: 15_000, description: 'webhook caches' });
+  const registry = createRegistry('webhook', false);
+  const handle = createAdmissionHandler({ view: cache, notReady: () => cache.notSynced(), excludedNamespaces: new Set(['kube-system', 'lazarus-system']), clock: Date.now, log, registry });
+  let admissions = 0;
+  const server = await startWebhookServer({
+    port: 0, host: '127.0.0.1', tls: { cert: serving.certPem, key: serving.keyPem },
+    handle: (body) => { admissions++; return handle(body); },
+    ops: opsApp({ registry, notReadyReason: () => cache.notSynced() }),
+  });
+  const name = `lazarus-test-${label}`;
+  await client.request('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
+    body: {
+      apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name },
+      webhooks: [{
+        name: 'pods.lazarus.dev', admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Ignore', timeoutSeconds: 5,
+        clientConfig: { url: `https://127.0.0.1:${server.port}/mutate`, caBundle: Buffer.from(ca.certPem).toString('base64') },
+        rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
+        namespaceSelector: { matchLabels: { 'lazarus-test': label } },
+      }],
+    },
+  });
+  // The API server picks up a new webhook configuration asynchronously: probe with a dry-run pod until it is called.
+  await waitFor(async () => {
+    const before = admissions;
+    await client.request('POST', `/api/v1/namespaces/${label}/pods`, {
+      query: { dryRun: 'All' },
+      body: { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'probe-' }, spec: { containers: [{ name: 'probe', image: 'probe' }] } },
+    });
+    return admissions > before;
+  }, { timeoutMs: 15_000, description: 'the webhook to be called' });
+  return {
+    admissions: () => admissions,
+    async stop() {
+      await client.request('DELETE', `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${name}`).catch(() => undefined);
+      await server.close();
+      stop.abort();
+    },
+  };
 }
 
 const hitsFor = (namespace: string, pod: string): CheckpointHit[] => kubelet.hits.filter((h) => h.namespace === namespace && h.pod === pod);
@@ -176,50 +234,59 @@ describe('controller against a real control plane', () => {
     expect(await metric(leader, 'lazarus_controller_checkpoints_failed_total', { code: '500' })).toBeGreaterThanOrEqual(2);
   }, 45_000);
 
-  it('restore failure: checkpoint Failed, Events, pod deleted, the ReplicaSet controller starts a replacement', async () => {
-    await readyCheckpoint('restore', 'web-app-1', { kind: 'Deployment', name: 'web' }, 'web-old', new Date());
-    await client.request('POST', '/apis/apps/v1/namespaces/restore/deployments', {
-      body: {
-        apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'restore', annotations: { 'lazarus.dev/restore': 'enabled' } },
-        spec: { replicas: 1, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'app', image: 'registry.example/web:1.4' }] } } },
-      },
-    });
-    const [pod] = await waitForBoundPods<{ metadata: { name: string; uid: string } }>(client, 'restore', 'app=web', 1, 30_000);
-    if (!pod) throw new Error('no pod');
-    // What the webhook would have done at admission, then what the kubelet reports after a failed restore.
-    await client.request('PATCH', `/api/v1/namespaces/restore/pods/${pod.metadata.name}`, {
-      contentType: 'application/merge-patch+json', body: { metadata: { annotations: { 'lazarus.dev/restored-from': 'app=web-app-1' } } },
-    });
-    const failedAt = Date.now();
-    await client.request('PATCH', `/api/v1/namespaces/restore/pods/${pod.metadata.name}/status`, {
-      contentType: 'application/merge-patch+json',
-      body: { status: { phase: 'Pending', containerStatuses: [{ name: 'app', ready: false, restartCount: 0, image: 'registry.example/web:1.4', imageID: '', state: { waiting: { reason: 'CreateContainerError', message: 'failed to restore container app: criu failed: type RESTORE errno 0' } } }] } },
-    });
-    const failed = await waitFor(async () => {
-      const c = await client.request<Checkpoint>('GET', `${CP_API}/namespaces/restore/checkpoints/web-app-1`);
-      return c.status?.phase === 'Failed' ? c : undefined;
-    }, { timeoutMs: 10_000, description: 'checkpoint Failed' });
-    expect(Date.now() - failedAt).toBeLessThan(10_000);
-    expect(failed.status?.reason).toContain('criu failed: type RESTORE errno 0');
-    expect(failed.status?.lastRestore).toMatchObject({ pod: pod.metadata.name, outcome: 'Failed' });
-    await waitFor(async () => {
-      try {
-        const p = await client.request<{ metadata: { uid: string; deletionTimestamp?: string } }>('GET', `/api/v1/namespaces/restore/pods/${pod.metadata.name}`);
-        return p.metadata.uid !== pod.metadata.uid || Boolean(p.metadata.deletionTimestamp);
-      } catch (err) {
-        return isNotFound(err);
-      }
-    }, { timeoutMs: 10_000, description: 'the failed pod deleted' });
-    const replacement = await waitFor(async () => {
-      const pods = await listPods<{ metadata: { name: string; uid: string; annotations?: Record<string, string>; deletionTimestamp?: string } }>(client, 'restore', 'app=web');
-      return pods.find((p) => p.metadata.uid !== pod.metadata.uid && !p.metadata.deletionTimestamp);
-    }, { timeoutMs: 15_000, description: 'a replacement pod' });
-    // No webhook in this test: nothing sets it; with the webhook, the Failed checkpoint is not picked either.
-    expect(replacement.metadata.annotations?.['lazarus.dev/restored-from']).toBeUndefined();
-    const podEvents = await listEvents(client, 'restore', { kind: 'Pod', name: pod.metadata.name, reason: 'RestoreFailed' });
-    expect(podEvents[0]).toMatchObject({ type: 'Warning' });
-    const deployEvents = await listEvents(client, 'restore', { kind: 'Deployment', name: 'web', reason: 'RestoreFailed' });
-    expect(deployEvents[0]?.message).toContain('starts cold');
+  it('restore failure: the webhook restores, the runtime fails, the checkpoint is Failed, the pod deleted, the replacement starts cold', async () => {
+    const webhook = await startWebhook('restore');
+    try {
+      const container = { name: 'app', image: 'registry.example/web:1.4' };
+      await readyCheckpoint('restore', 'web-app-1', { kind: 'Deployment', name: 'web' }, 'web-old', new Date(), specHash(container));
+      await client.request('POST', '/apis/apps/v1/namespaces/restore/deployments', {
+        body: {
+          apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'restore', annotations: { 'lazarus.dev/restore': 'enabled' } },
+          spec: { replicas: 1, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [container] } } },
+        },
+      });
+      type P = { metadata: { name: string; uid: string; annotations?: Record<string, string>; deletionTimestamp?: string }; spec: { nodeName?: string; containers: { image: string }[] } };
+      const [pod] = await waitForBoundPods<P>(client, 'restore', 'app=web', 1, 30_000);
+      if (!pod) throw new Error('no pod');
+      // The real webhook restored it from the Ready checkpoint.
+      expect(pod.metadata.annotations?.['lazarus.dev/restored-from']).toBe('app=web-app-1');
+      expect(pod.spec.containers[0]?.image).toContain('registry.example/lazarus/restore/web-app-1@sha256:');
+      // What the kubelet reports when CRI-O cannot restore (set through the status subresource).
+      const failedAt = Date.now();
+      await client.request('PATCH', `/api/v1/namespaces/restore/pods/${pod.metadata.name}/status`, {
+        contentType: 'application/merge-patch+json',
+        body: { status: { phase: 'Pending', containerStatuses: [{ name: 'app', ready: false, restartCount: 0, image: pod.spec.containers[0]?.image ?? '', imageID: '', state: { waiting: { reason: 'CreateContainerError', message: 'failed to restore container app: criu failed: type RESTORE errno 0' } } }] } },
+      });
+      const failed = await waitFor(async () => {
+        const c = await client.request<Checkpoint>('GET', `${CP_API}/namespaces/restore/checkpoints/web-app-1`);
+        return c.status?.phase === 'Failed' ? c : undefined;
+      }, { timeoutMs: 10_000, description: 'checkpoint Failed' });
+      expect(Date.now() - failedAt).toBeLessThan(10_000);
+      expect(failed.status?.reason).toContain('criu failed: type RESTORE errno 0');
+      expect(failed.status?.lastRestore).toMatchObject({ pod: pod.metadata.name, outcome: 'Failed' });
+      await waitFor(async () => {
+        try {
+          const p = await client.request<P>('GET', `/api/v1/namespaces/restore/pods/${pod.metadata.name}`);
+          return p.metadata.uid !== pod.metadata.uid || Boolean(p.metadata.deletionTimestamp);
+        } catch (err) {
+          return isNotFound(err);
+        }
+      }, { timeoutMs: 10_000, description: 'the failed pod deleted' });
+      const replacement = await waitFor(async () => {
+        const pods = await listPods<P>(client, 'restore', 'app=web');
+        return pods.find((p) => p.metadata.uid !== pod.metadata.uid && !p.metadata.deletionTimestamp);
+      }, { timeoutMs: 15_000, description: 'a replacement pod from the ReplicaSet controller' });
+      // The webhook no longer picks the Failed checkpoint: the replacement starts cold, from the original image.
+      expect(replacement.metadata.annotations?.['lazarus.dev/restored-from']).toBeUndefined();
+      expect(replacement.spec.containers[0]?.image).toBe('registry.example/web:1.4');
+      expect(webhook.admissions()).toBeGreaterThanOrEqual(2);
+      const podEvents = await listEvents(client, 'restore', { kind: 'Pod', name: pod.metadata.name, reason: 'RestoreFailed' });
+      expect(podEvents[0]).toMatchObject({ type: 'Warning' });
+      const deployEvents = await listEvents(client, 'restore', { kind: 'Deployment', name: 'web', reason: 'RestoreFailed' });
+      expect(deployEvents[0]?.message).toContain('starts cold');
+    } finally {
+      await webhook.stop();
+    }
   }, 60_000);
 
   it('retention with retain 2 over five checkpoints leaves the two newest', async () => {

@@ -8,6 +8,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { createAuthority, issueCertificate } from '../harness/pki.js';
 
 export interface CheckpointHit { at: number; namespace: string; pod: string; container: string; timeout: string | null; status: number; path?: string; clientCn?: string }
@@ -35,7 +36,7 @@ export async function startFakeKubelet(): Promise<FakeKubelet> {
     if (req.method !== 'POST' || !m) { res.writeHead(404, { 'content-type': 'text/plain' }).end('404 page not found'); return; }
     const [, namespace = '', pod = '', container = ''] = m.map(decodeURIComponent);
     const status = kubelet.answer(namespace, pod, container);
-    const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate?.();
+    const peer = (req.socket as TLSSocket).getPeerCertificate?.();
     const hit: CheckpointHit = { at: Date.now(), namespace, pod, container, timeout: url.searchParams.get('timeout'), status, ...(peer?.subject?.CN ? { clientCn: String(peer.subject.CN) } : {}) };
     hits.push(hit);
     if (status !== 200) {
