@@ -8,6 +8,7 @@ import { startControlPlane, type ControlPlane } from '../harness/control-plane.j
 import { installCrds } from '../harness/apply.js';
 import { createNode, setUnschedulable } from '../harness/nodes.js';
 import { createNamespace, listEvents, listPods, waitFor, waitForBoundPods } from '../harness/wait.js';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +26,8 @@ import { opsApp } from '../../runtime/ops-app.js';
 import { createAdmissionHandler } from '../../webhook/handler.js';
 import { startWebhookServer } from '../../webhook/server.js';
 import { createAuthority, issueCertificate } from '../harness/pki.js';
+import { freePort } from '../harness/processes.js';
+import { repoRoot } from '../harness/kube-bin.js';
 
 const CP_API = '/apis/lazarus.dev/v1alpha1';
 const LEASE_SECONDS = 4;
@@ -35,6 +38,7 @@ let kubelet: FakeKubelet;
 let proxy: ConnectProxy | undefined;
 let egressDir: string | undefined;
 const controllers = new Map<string, RunningController>();
+const children = new Set<ChildProcess>();
 
 function startOne(id: string): Promise<RunningController> {
   const config = parseControllerConfig([
@@ -177,6 +181,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   await Promise.allSettled([...controllers.values()].map((c) => c.stop()));
   await kubelet?.close();
   await cp?.stop();
@@ -325,5 +330,41 @@ describe('controller against a real control plane', () => {
     // No double checkpoints: consecutive checkpoints of a container are an interval apart, across the handover too.
     const at = hitsFor('periodic', 'web-2').map((h) => h.at);
     for (let i = 1; i < at.length; i++) expect((at[i] ?? 0) - (at[i - 1] ?? 0)).toBeGreaterThanOrEqual(2_500);
+  }, 60_000);
+  it('a controller process killed with SIGKILL (no release) is replaced within the lease duration', async () => {
+    await Promise.all([...controllers.values()].map((c) => c.stop()));
+    controllers.clear();
+    const metricsPort = await freePort();
+    const child = spawn(process.execPath, [
+      path.join(repoRoot(), 'dist', 'cli', 'main.js'), 'controller', '--kubeconfig', cp.kubeconfigPath, '--id', 'process-1',
+      '--namespace', 'lazarus-system', '--lease-duration', `${LEASE_SECONDS}s`, '--renew-deadline', '3s', '--retry-period', '500ms',
+      '--tick', '300ms', '--metrics-port', String(metricsPort), '--bind-address', '127.0.0.1', '--log-level', 'warn',
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    children.add(child);
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const lease = (): Promise<{ spec: { holderIdentity?: string; leaseTransitions?: number } }> =>
+      client.request('GET', '/apis/coordination.k8s.io/v1/namespaces/lazarus-system/leases/lazarus-controller');
+    await waitFor(async () => (await lease()).spec.holderIdentity === 'process-1', { timeoutMs: 20_000, description: `process-1 to lead (stderr: ${stderr})` });
+    const metrics = await waitFor(async () => {
+      const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      const text = await res.text();
+      return /^lazarus_controller_leader\{[^}]*\} 1$/m.test(text) ? text : undefined;
+    }, { timeoutMs: 10_000, description: 'the process to report leading on /metrics' });
+    expect(metrics).toContain('lazarus_controller_checkpoints_taken_total');
+    expect(metrics).toContain('lazarus_controller_checkpoint_age_seconds');
+
+    const successor = await startOne('controller-3');
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(successor.isLeader()).toBe(false);
+    const transitions = (await lease()).spec.leaseTransitions ?? 0;
+    const killedAt = Date.now();
+    child.kill('SIGKILL');
+    await waitFor(() => successor.isLeader(), { timeoutMs: LEASE_SECONDS * 1000 + 3_000, intervalMs: 50, description: 'controller-3 to take over' });
+    const took = Date.now() - killedAt;
+    // Not before the lease could have expired, and within the lease duration plus the retry period(s).
+    expect(took).toBeGreaterThanOrEqual(LEASE_SECONDS * 1000 - 1_000);
+    expect(took).toBeLessThanOrEqual(LEASE_SECONDS * 1000 + 1_000);
+    expect((await lease()).spec).toMatchObject({ holderIdentity: 'controller-3', leaseTransitions: transitions + 1 });
   }, 60_000);
 });
