@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { parseDuration } from '../api/duration.js';
+import { RESTORED_FROM } from '../api/keys.js';
 import type { Subcommand } from '../cli/main.js';
 import { parseFlags, port, usage, UsageError, type FlagSpec } from '../cli/flags.js';
 import { createKubeClient, loadKubeConfig, type KubeClient } from '../kube/client.js';
@@ -112,7 +113,8 @@ export async function startController(config: Readonly<ControllerCommandConfig>,
   const now = deps.now ?? Date.now;
   const stop = new AbortController();
   let active: Controller | undefined;
-  const cache = new ControllerCache(client, log, (pod) => { if (pod?.annotations && active) active.kick(); });
+  // A restored pod's status changed: judge its restore now, not at the next tick.
+  const cache = new ControllerCache(client, log, (pod) => { if (pod?.annotations?.[RESTORED_FROM] && active) active.kick(); });
   cache.start(stop.signal);
 
   const registry = createRegistry('controller');

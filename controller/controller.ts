@@ -79,10 +79,10 @@ export class Controller {
       const notSynced = this.d.view.notSynced();
       if (notSynced) this.d.log.debug({ notSynced }, 'waiting for caches');
       else await this.tick(signal);
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        void this.d.sleep(this.d.config.tickMs, signal).then(resolve);
-      });
+      // Sleep a tick, or less when kicked; the sleep ends either way so no timers pile up.
+      const wait = new AbortController();
+      this.wake = () => wait.abort();
+      await this.d.sleep(this.d.config.tickMs, AbortSignal.any([signal, wait.signal]));
       this.wake = undefined;
     }
     await Promise.allSettled([...this.jobs]);

@@ -8,7 +8,7 @@ import type { PodView } from '../../../controller/targets.js';
 import { KubeError } from '../../../kube/client.js';
 import { silentLogger } from '../../../runtime/log.js';
 import { createRegistry } from '../../../runtime/metrics.js';
-import { FakeClock } from '../../support/fake-clock.js';
+import { FakeClock, settle } from '../../support/fake-clock.js';
 
 const T0 = Date.parse('2026-11-27T12:00:00Z');
 const MIN = 60_000;
@@ -242,3 +242,25 @@ describe('Controller: retention', () => {
     expect(s.io.deletedCheckpoints.sort()).toEqual(['c1', 'c2', 'c3', 'f']);
   });
 });
+
+describe('Controller.run', () => {
+  it('ticks every tickMs, wakes early on kick(), and ends when its signal aborts', async () => {
+    const s = setup();
+    s.store.set('shop/c1', checkpoint('c1', T0 - MIN));
+    const stop = new AbortController();
+    const done = s.controller.run(stop.signal);
+    await settle();
+    s.pods.push(pod('r', 'n2', {
+      annotations: { 'lazarus.dev/restored-from': 'app=c1' },
+      containerStatuses: [{ name: 'app', state: { waiting: { reason: 'CreateContainerError', message: 'restore failed' } } }],
+    }));
+    await settle();
+    expect(s.io.deletedPods).toEqual([]);
+    s.controller.kick();
+    await settle();
+    expect(s.io.deletedPods).toEqual(['shop/r']);
+    stop.abort();
+    await done;
+  });
+});
+
