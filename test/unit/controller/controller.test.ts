@@ -147,6 +147,19 @@ describe('Controller: checkpoints', () => {
     expect(await s.metric('lazarus_controller_checkpoints_failed_total')).toBe(3);
   });
 
+  it.each([
+    { code: 404, says: 'is the ContainerCheckpoint feature gate on in the kubelet?' },
+    { code: 500, says: 'checkpointing failed: runtime error' },
+  ])('kubelet $code: the Event says what to do', async ({ code, says }) => {
+    const s = setup();
+    s.pods.push(pod('a', 'n1'));
+    s.io.fail = () => code;
+    await s.clock.advance(10 * MIN, MIN);
+    await s.tick();
+    expect(s.io.events.find((e) => e.reason === 'CheckpointFailed')?.message).toContain(says);
+    expect(await s.metric('lazarus_controller_checkpoints_failed_total')).toBe(1);
+  });
+
   it('cordon with onDrain: checkpoints at once, without an interval, once per cordon', async () => {
     const s = setup({ checkpoint: { interval: '', onDrain: true } });
     s.pods.push(pod('a', 'n1'), pod('b', 'n2'));
