@@ -4,7 +4,7 @@
  * The API server's node proxy reaches it through the fake Node's InternalIP and kubelet port.
  */
 import https from 'node:https';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -54,6 +54,9 @@ export async function startFakeKubelet(): Promise<FakeKubelet> {
   const port = (server.address() as AddressInfo).port;
   return Object.assign(kubelet, {
     port,
-    close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
+    async close() {
+      await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
+      await rm(dir, { recursive: true, force: true });
+    },
   });
 }
