@@ -12,6 +12,7 @@ export interface Subcommand {
 const commands: Record<string, () => Promise<Subcommand>> = {
   webhook: async () => (await import('../webhook/command.js')).command,
   explain: async () => (await import('../explain/command.js')).command,
+  controller: async () => (await import('../controller/command.js')).command,
 };
 
 function help(): string {

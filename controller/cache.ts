@@ -1,0 +1,96 @@
+/**
+ * The controller's view of the cluster: kube/cluster-cache.ts (checkpoints, policies,
+ * namespaces, owners, nodes) plus a pod informer that keeps only what the controller reads.
+ */
+import type { Logger } from 'pino';
+import type { Checkpoint, ObjectMeta } from '../api/types.js';
+import type { KubeClient } from '../kube/client.js';
+import { ClusterCache } from '../kube/cluster-cache.js';
+import { Informer, type KubeObject } from '../kube/informer.js';
+import type { ControllerView } from './controller.js';
+import type { ContainerStateView, ContainerStatusView } from './outcome.js';
+import type { PodView } from './targets.js';
+
+interface RawState {
+  running?: { startedAt?: string };
+  waiting?: { reason?: string; message?: string };
+  terminated?: { exitCode?: number; reason?: string; message?: string; startedAt?: string; finishedAt?: string };
+}
+interface RawPod {
+  metadata?: ObjectMeta & { deletionTimestamp?: string };
+  spec?: { nodeName?: string; containers?: { name: string }[] };
+  status?: { phase?: string; startTime?: string; containerStatuses?: { name: string; state?: RawState; lastState?: RawState; restartCount?: number }[] };
+}
+
+function state(s: RawState | undefined): ContainerStateView | undefined {
+  if (!s) return undefined;
+  if (s.running) return { running: s.running.startedAt ? { startedAt: s.running.startedAt } : {} };
+  if (s.waiting) return { waiting: { ...(s.waiting.reason ? { reason: s.waiting.reason } : {}), ...(s.waiting.message ? { message: s.waiting.message } : {}) } };
+  if (s.terminated) {
+    const t = s.terminated;
+    return { terminated: { ...(t.exitCode !== undefined ? { exitCode: t.exitCode } : {}), ...(t.reason ? { reason: t.reason } : {}), ...(t.message ? { message: t.message } : {}), ...(t.startedAt ? { startedAt: t.startedAt } : {}), ...(t.finishedAt ? { finishedAt: t.finishedAt } : {}) } };
+  }
+  return undefined;
+}
+
+/** A pod trimmed to the controller's needs (no spec beyond container names and node). */
+export function podView(object: KubeObject): PodView {
+  const pod = object as RawPod;
+  const m = pod.metadata ?? {};
+  const view: PodView = {
+    namespace: m.namespace ?? '', name: m.name ?? '', uid: m.uid ?? '',
+    deleting: Boolean(m.deletionTimestamp),
+    containers: (pod.spec?.containers ?? []).map((c) => c.name),
+  };
+  if (pod.spec?.nodeName) view.nodeName = pod.spec.nodeName;
+  if (pod.status?.phase) view.phase = pod.status.phase;
+  if (pod.status?.startTime) view.startTime = pod.status.startTime;
+  if (m.labels) view.labels = m.labels;
+  if (m.annotations) {
+    // kubectl's last-applied copy can be large and is never read here.
+    const annotations = { ...m.annotations };
+    delete annotations['kubectl.kubernetes.io/last-applied-configuration'];
+    view.annotations = annotations;
+  }
+  if (m.ownerReferences) view.ownerReferences = m.ownerReferences.map((r) => ({ apiVersion: r.apiVersion, kind: r.kind, name: r.name, ...(r.controller ? { controller: true } : {}) }));
+  if (pod.status?.containerStatuses) {
+    view.containerStatuses = pod.status.containerStatuses.map((s): ContainerStatusView => {
+      const st = state(s.state);
+      const last = state(s.lastState);
+      return { name: s.name, ...(st ? { state: st } : {}), ...(last ? { lastState: last } : {}), ...(s.restartCount !== undefined ? { restartCount: s.restartCount } : {}) };
+    });
+  }
+  return view;
+}
+
+export class ControllerCache implements ControllerView {
+  readonly cluster: ClusterCache;
+  readonly podStore: Informer<PodView>;
+  readonly owners;
+
+  constructor(client: KubeClient, log: Logger, onPodChange?: (now: PodView | undefined) => void) {
+    this.cluster = new ClusterCache(client, log);
+    this.owners = this.cluster.owners;
+    this.podStore = new Informer(client, { path: '/api/v1/pods', transform: podView, ...(onPodChange ? { onChange: (_k: string, now: PodView | undefined) => onPodChange(now) } : {}) }, log);
+  }
+
+  start(signal: AbortSignal): void {
+    this.cluster.start(signal);
+    void this.podStore.run(signal);
+  }
+
+  notSynced(): string | undefined {
+    const cluster = this.cluster.notSynced();
+    if (!this.podStore.hasSynced) return cluster ? `${cluster}, pods` : 'caches not synced: pods';
+    return cluster;
+  }
+
+  pods(): Iterable<PodView> { return this.podStore.values(); }
+  checkpoints(): Iterable<Checkpoint> { return this.cluster.checkpointStore.values(); }
+  checkpoint(namespace: string, name: string): Checkpoint | undefined { return this.cluster.checkpointStore.get(`${namespace}/${name}`); }
+  *nodes(): Iterable<{ name: string; unschedulable: boolean }> {
+    for (const n of this.cluster.nodes()) yield { name: n.name, unschedulable: n.unschedulable };
+  }
+  policies(): ReturnType<ClusterCache['policies']> { return this.cluster.policies(); }
+  namespaceLabels(namespace: string): Record<string, string> | undefined { return this.cluster.namespaceLabels(namespace); }
+}

@@ -1,0 +1,311 @@
+/**
+ * The active replica's work (DESIGN §4, Controller): feeds the pure decisions in schedule.ts,
+ * outcome.ts and retention.ts from caches, and carries out what they decide through
+ * ControllerIO. One instance per leadership term; `run` ends when its signal aborts.
+ */
+import type { Logger } from 'pino';
+import { formatAge } from '../api/duration.js';
+import * as K from '../api/keys.js';
+import type { Checkpoint, CheckpointStatus, WorkloadRef } from '../api/types.js';
+import { KubeError } from '../kube/client.js';
+import type { ControllerIO, EventSubject } from './kube-io.js';
+import type { ControllerMetrics } from './metrics.js';
+import { classifyRestore, type RestoreOutcome } from './outcome.js';
+import { planRetention } from './retention.js';
+import { backoffDelay, hashJitter, planCheckpoints, type Backoff, type Job, type TargetState } from './schedule.js';
+import { checkpointTargets, podPolicy, workloadPolicy, type PodView, type PolicyView } from './targets.js';
+
+export interface ControllerView extends PolicyView {
+  pods(): Iterable<PodView>;
+  checkpoints(): Iterable<Checkpoint>;
+  checkpoint(namespace: string, name: string): Checkpoint | undefined;
+  /** Name and cordon state of every node. */
+  nodes(): Iterable<{ name: string; unschedulable: boolean }>;
+  /** Undefined when every cache has synced. */
+  notSynced(): string | undefined;
+}
+
+export interface ControllerConfig {
+  maxConcurrent: number;
+  tickMs: number;
+  retentionIntervalMs: number;
+  failedRetentionMs: number;
+  /** A restored container must run this long to count as restored. */
+  settleMs: number;
+  /** A non-zero exit within this long after start is a failed restore. */
+  earlyExitMs: number;
+  jitterFactor: number;
+  backoff: Backoff;
+}
+
+export interface ControllerDeps {
+  view: ControllerView;
+  io: ControllerIO;
+  now: () => number;
+  sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  log: Logger;
+  metrics: ControllerMetrics;
+  config: Readonly<ControllerConfig>;
+  jitter?: (key: string) => number;
+}
+
+const podSubject = (pod: PodView): EventSubject => ({ apiVersion: 'v1', kind: 'Pod', name: pod.name, namespace: pod.namespace, uid: pod.uid });
+function workloadSubject(namespace: string, workload: WorkloadRef): EventSubject | undefined {
+  return workload.kind === 'Pod' ? undefined : { apiVersion: 'apps/v1', kind: workload.kind, name: workload.name, namespace };
+}
+
+function describeError(err: unknown): { code: number; text: string } {
+  if (err instanceof KubeError) return { code: err.status, text: err.message };
+  return { code: 0, text: err instanceof Error ? err.message : String(err) };
+}
+
+export class Controller {
+  private readonly states = new Map<string, TargetState>();
+  private readonly cordoned = new Map<string, number>();
+  private readonly busyNodes = new Set<string>();
+  private readonly jobs = new Set<Promise<void>>();
+  /** Restored pods whose outcome is recorded, by uid. */
+  private readonly decided = new Set<string>();
+  private nextRetention = 0;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly d: ControllerDeps) {}
+
+  /** Something changed (e.g. a restored pod's status): look again now rather than at the next tick. */
+  kick(): void { this.wake?.(); }
+
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const notSynced = this.d.view.notSynced();
+      if (notSynced) this.d.log.debug({ notSynced }, 'waiting for caches');
+      else await this.tick(signal);
+      // Sleep a tick, or less when kicked; the sleep ends either way so no timers pile up.
+      const wait = new AbortController();
+      this.wake = () => wait.abort();
+      await this.d.sleep(this.d.config.tickMs, AbortSignal.any([signal, wait.signal]));
+      this.wake = undefined;
+    }
+    await Promise.allSettled([...this.jobs]);
+  }
+
+  async tick(signal: AbortSignal): Promise<void> {
+    const now = this.d.now();
+    this.observeNodes(now);
+    this.startCheckpoints(now, signal);
+    await this.guard('restore outcomes', () => this.restoreOutcomes());
+    if (now >= this.nextRetention) {
+      await this.guard('retention', () => this.retention(now));
+      this.nextRetention = now + this.d.config.retentionIntervalMs;
+    }
+  }
+
+  /** Waits for the checkpoint requests started so far (tests). */
+  async idle(): Promise<void> { await Promise.allSettled([...this.jobs]); }
+
+  private async guard(what: string, work: () => Promise<void>): Promise<void> {
+    try {
+      await work();
+    } catch (err) {
+      this.d.log.warn({ err: describeError(err).text }, `${what} failed; retrying next tick`);
+    }
+  }
+
+  private async emit(subjects: (EventSubject | undefined)[], type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    for (const regarding of subjects) {
+      if (!regarding) continue;
+      try {
+        await this.d.io.event({ regarding, type, reason, message });
+      } catch (err) {
+        this.d.log.warn({ err: describeError(err).text, reason, object: `${regarding.kind}/${regarding.name}` }, 'could not record event');
+      }
+    }
+  }
+
+  // ---- checkpoints ------------------------------------------------------------------------
+
+  private observeNodes(now: number): void {
+    const seen = new Set<string>();
+    for (const node of this.d.view.nodes()) {
+      seen.add(node.name);
+      if (!node.unschedulable) this.cordoned.delete(node.name);
+      else if (!this.cordoned.has(node.name)) {
+        this.cordoned.set(node.name, now);
+        this.d.log.info({ node: node.name }, 'node cordoned');
+      }
+    }
+    for (const name of this.cordoned.keys()) if (!seen.has(name)) this.cordoned.delete(name);
+  }
+
+  /** Newest takenAt per namespace/pod/container from Checkpoint objects (any phase but Failed). */
+  private knownCheckpoints(): Map<string, number> {
+    const newest = new Map<string, number>();
+    for (const cp of this.d.view.checkpoints()) {
+      if (cp.status?.phase === 'Failed') continue;
+      const at = Date.parse(cp.spec.takenAt);
+      if (!Number.isFinite(at)) continue;
+      const key = `${cp.metadata.namespace ?? ''}/${cp.spec.sourcePod}/${cp.spec.container}`;
+      if ((newest.get(key) ?? 0) < at) newest.set(key, at);
+    }
+    return newest;
+  }
+
+  private startCheckpoints(now: number, signal: AbortSignal): void {
+    const targets = checkpointTargets(this.d.view.pods(), this.d.view, now);
+    const known = this.knownCheckpoints();
+    const live = new Set<string>();
+    for (const t of targets) {
+      live.add(t.key);
+      const fromObjects = known.get(t.key);
+      const state = this.states.get(t.key);
+      if (fromObjects !== undefined && (state?.lastCheckpointAt ?? 0) < fromObjects) {
+        this.states.set(t.key, { ...(state ?? { failures: 0 }), lastCheckpointAt: fromObjects });
+      }
+    }
+    for (const key of this.states.keys()) if (!live.has(key)) this.states.delete(key);
+
+    const jobs = planCheckpoints({
+      targets, now,
+      state: (key) => this.states.get(key),
+      cordonedAt: (node) => this.cordoned.get(node),
+      busyNodes: this.busyNodes,
+      inFlight: this.jobs.size,
+      maxConcurrent: this.d.config.maxConcurrent,
+      jitter: this.d.jitter ?? hashJitter,
+      jitterFactor: this.d.config.jitterFactor,
+      backoff: this.d.config.backoff,
+    });
+    for (const job of jobs) {
+      this.busyNodes.add(job.target.node);
+      const running = this.checkpoint(job, signal).finally(() => {
+        this.busyNodes.delete(job.target.node);
+        this.jobs.delete(running);
+        this.d.metrics.inFlight.set(this.jobs.size);
+        this.kick();
+      });
+      this.jobs.add(running);
+      this.d.metrics.inFlight.set(this.jobs.size);
+    }
+  }
+
+  private async checkpoint(job: Job, signal: AbortSignal): Promise<void> {
+    const t = job.target;
+    const subject: EventSubject = { apiVersion: 'v1', kind: 'Pod', name: t.pod, namespace: t.namespace, uid: t.podUid };
+    this.d.log.info({ pod: `${t.namespace}/${t.pod}`, container: t.container, node: t.node, reason: job.reason }, 'checkpointing');
+    try {
+      const paths = await this.d.io.checkpoint(t.node, t.namespace, t.pod, t.container, t.timeoutSeconds, signal);
+      this.states.set(t.key, { lastCheckpointAt: this.d.now(), failures: 0 });
+      this.d.metrics.checkpointsTaken.inc({ reason: job.reason });
+      const why = job.reason === 'drain' ? `node ${t.node} is cordoned` : 'periodic';
+      await this.emit([subject], 'Normal', 'CheckpointTaken', `checkpoint of container ${t.container} (${why}) written to ${paths.join(', ') || 'the kubelet checkpoint directory'}`);
+    } catch (err) {
+      if (signal.aborted) return;
+      const before = this.states.get(t.key);
+      const failures = (before?.failures ?? 0) + 1;
+      this.states.set(t.key, { ...before, failures, lastFailureAt: this.d.now() });
+      const { code, text } = describeError(err);
+      this.d.metrics.checkpointsFailed.inc({ reason: job.reason, code: String(code) });
+      const hint = code === 404 ? ' (is the ContainerCheckpoint feature gate on in the kubelet?)' : '';
+      const retry = formatAge(backoffDelay(failures, this.d.config.backoff));
+      this.d.log.warn({ pod: `${t.namespace}/${t.pod}`, container: t.container, node: t.node, code, failures, err: text }, 'checkpoint failed');
+      await this.emit([subject], 'Warning', 'CheckpointFailed', `checkpoint of container ${t.container} on node ${t.node} failed${hint}: ${text}; retrying in ${retry}`);
+    }
+  }
+
+  // ---- restore outcome --------------------------------------------------------------------
+
+  private async restoreOutcomes(): Promise<void> {
+    const now = this.d.now();
+    const present = new Set<string>();
+    for (const pod of this.d.view.pods()) {
+      if (!pod.annotations?.[K.RESTORED_FROM]) continue;
+      present.add(pod.uid);
+      if (this.decided.has(pod.uid) || pod.deleting) continue;
+      const outcome = classifyRestore({ annotations: pod.annotations, ...(pod.phase ? { phase: pod.phase } : {}), ...(pod.containerStatuses ? { containerStatuses: pod.containerStatuses } : {}) },
+        { now, settleMs: this.d.config.settleMs, earlyExitMs: this.d.config.earlyExitMs });
+      if (!outcome || outcome.verdict === 'pending') continue;
+      await this.record(pod, outcome, now);
+      this.decided.add(pod.uid);
+    }
+    for (const uid of this.decided) if (!present.has(uid)) this.decided.delete(uid);
+  }
+
+  private async record(pod: PodView, outcome: RestoreOutcome, now: number): Promise<void> {
+    const at = new Date(now).toISOString();
+    const node = pod.nodeName ?? '';
+    const { workload } = podPolicy(pod, this.d.view);
+    const subjects = [podSubject(pod), workloadSubject(pod.namespace, workload)];
+    const failed = outcome.containers.filter((c) => c.verdict === 'failed');
+    let fresh = false;
+    for (const c of outcome.containers) {
+      const own = c.verdict === 'failed';
+      const message = own ? c.message : failed.length ? `container ${failed.map((f) => f.container).join(', ')} of the same pod failed to restore` : '';
+      const change = (cp: Checkpoint): CheckpointStatus | undefined => {
+        const last = cp.status?.lastRestore;
+        const result = outcome.verdict === 'succeeded' ? 'Succeeded' : 'Failed';
+        if (last?.pod === pod.name && last.outcome === result) return undefined; // recorded already (e.g. by a previous leader)
+        return {
+          ...cp.status,
+          ...(outcome.verdict === 'succeeded' ? { restores: (cp.status?.restores ?? 0) + 1 } : {}),
+          ...(own ? { phase: 'Failed' as const, reason: `restore of pod ${pod.name} on node ${node} failed: ${c.message}` } : {}),
+          lastRestore: { pod: pod.name, node, at, outcome: result, ...(message ? { message } : {}) },
+        };
+      };
+      try {
+        if (await this.d.io.updateCheckpointStatus(pod.namespace, c.checkpoint, change)) fresh = true;
+      } catch (err) {
+        // A checkpoint deleted meanwhile must not keep the pod from falling back.
+        if (!(err instanceof KubeError && err.status === 404)) throw err;
+        this.d.log.warn({ checkpoint: `${pod.namespace}/${c.checkpoint}` }, 'restored-from checkpoint no longer exists');
+      }
+    }
+    const names = outcome.containers.map((c) => `${c.container} from ${c.checkpoint}`).join(', ');
+    if (outcome.verdict === 'succeeded') {
+      if (fresh) {
+        this.d.metrics.restoresSucceeded.inc();
+        await this.emit(subjects, 'Normal', 'Restored', `pod ${pod.name} restored on node ${node}: ${names}`);
+      }
+      this.d.log.info({ pod: `${pod.namespace}/${pod.name}`, fresh }, 'restore succeeded');
+      return;
+    }
+    const owned = (pod.ownerReferences ?? []).some((r) => r.controller);
+    const why = failed.map((f) => `${f.container} (${f.checkpoint}): ${f.message}`).join('; ');
+    if (fresh) {
+      this.d.metrics.restoresFailed.inc();
+      const next = owned ? 'deleting the pod so that its replacement starts cold' : 'the pod has no controller, so it is left for you to delete';
+      await this.emit(subjects, 'Warning', 'RestoreFailed', `restore of pod ${pod.name} on node ${node} failed: ${why}; ${next}`);
+    }
+    this.d.log.warn({ pod: `${pod.namespace}/${pod.name}`, why, owned }, 'restore failed');
+    if (owned) {
+      await this.d.io.deletePod(pod.namespace, pod.name, pod.uid);
+      this.d.metrics.fallbacks.inc();
+    }
+  }
+
+  // ---- retention --------------------------------------------------------------------------
+
+  private async retention(now: number): Promise<void> {
+    const podLabels = new Map<string, Record<string, string> | undefined>();
+    for (const pod of this.d.view.pods()) podLabels.set(`${pod.namespace}/${pod.name}`, pod.labels);
+    const plan = planRetention({
+      checkpoints: this.d.view.checkpoints(), now, failedRetentionMs: this.d.config.failedRetentionMs,
+      retain: (namespace, workload) => workloadPolicy(namespace, workload, this.d.view, podLabels.get(`${namespace}/${workload.name}`)).spec.checkpoint.retain,
+    });
+    for (const cp of plan.expire) {
+      const ns = cp.metadata.namespace ?? '';
+      const name = cp.metadata.name ?? '';
+      // Expired first, so a reader between the two writes never picks it (the webhook wants Ready).
+      await this.d.io.updateCheckpointStatus(ns, name, (current) => current.status?.phase === 'Ready'
+        ? { ...current.status, phase: 'Expired', reason: `more than retain newer Ready checkpoints of ${cp.spec.workload.kind}/${cp.spec.workload.name} container ${cp.spec.container}` }
+        : undefined);
+      await this.d.io.deleteCheckpoint(ns, name);
+      this.d.metrics.checkpointsExpired.inc();
+      this.d.metrics.checkpointsDeleted.inc({ phase: 'Expired' });
+      this.d.log.info({ checkpoint: `${ns}/${name}` }, 'checkpoint expired');
+    }
+    for (const cp of plan.remove) {
+      await this.d.io.deleteCheckpoint(cp.metadata.namespace ?? '', cp.metadata.name ?? '');
+      this.d.metrics.checkpointsDeleted.inc({ phase: cp.status?.phase ?? 'Unknown' });
+      this.d.log.info({ checkpoint: `${cp.metadata.namespace ?? ''}/${cp.metadata.name ?? ''}`, phase: cp.status?.phase }, 'checkpoint deleted');
+    }
+  }
+}

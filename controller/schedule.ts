@@ -1,0 +1,117 @@
+/**
+ * Which containers to checkpoint now (DESIGN §4, Controller). Pure: the clock, the jitter and
+ * everything remembered about earlier attempts come in as data.
+ *
+ * - Interval: due `interval × (1 + jitterFactor × jitter)` after the last checkpoint (or after
+ *   the pod started), so pods started together do not all hit their nodes together.
+ * - Drain: with `onDrain`, due as soon as the pod's node is cordoned, unless a checkpoint was
+ *   taken since the cordon. Drain checkpoints go first: the pod is about to leave.
+ * - After a failure, nothing is due before an exponential backoff has passed — never a tight
+ *   loop against a kubelet that says 404 or 500.
+ * - At most one checkpoint in flight per node, and at most `maxConcurrent` in the cluster.
+ */
+
+export interface Target {
+  /** `namespace/pod/container`, unique. */
+  key: string;
+  namespace: string;
+  pod: string;
+  podUid: string;
+  node: string;
+  container: string;
+  /** When the pod started (ms epoch): the base of its first interval. */
+  startedAt: number;
+  /** 0: no periodic checkpoints. */
+  intervalMs: number;
+  onDrain: boolean;
+  timeoutSeconds: number;
+}
+
+export interface TargetState {
+  /** Newest known checkpoint of this container (ms epoch): an object's takenAt or our own success. */
+  lastCheckpointAt?: number;
+  /** Consecutive failures; 0 after a success. */
+  failures: number;
+  lastFailureAt?: number;
+}
+
+export interface Backoff { baseMs: number; maxMs: number }
+
+export type JobReason = 'drain' | 'interval';
+
+export interface Job { target: Target; reason: JobReason; dueAt: number }
+
+export interface ScheduleInput {
+  targets: Iterable<Target>;
+  state(key: string): TargetState | undefined;
+  /** When the controller first saw the node cordoned (ms epoch); undefined while schedulable. */
+  cordonedAt(node: string): number | undefined;
+  /** Nodes with a checkpoint in flight. */
+  busyNodes: ReadonlySet<string>;
+  /** Checkpoints in flight in the cluster. */
+  inFlight: number;
+  maxConcurrent: number;
+  now: number;
+  /** In [0, 1), stable per key. */
+  jitter(key: string): number;
+  /** Largest stretch of an interval, e.g. 0.1 = up to 10 % later. */
+  jitterFactor: number;
+  backoff: Backoff;
+}
+
+/** base × 2^(failures−1), capped; 0 without failures. */
+export function backoffDelay(failures: number, backoff: Backoff): number {
+  if (failures <= 0) return 0;
+  return Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.min(failures - 1, 30));
+}
+
+/** When this target is next due, and why; undefined when never (no interval, no cordon). */
+export function dueAt(target: Target, state: TargetState | undefined, cordonedAt: number | undefined, input: Pick<ScheduleInput, 'jitter' | 'jitterFactor' | 'backoff'>): Job | undefined {
+  const last = state?.lastCheckpointAt;
+  const notBefore = state?.failures && state.lastFailureAt !== undefined
+    ? state.lastFailureAt + backoffDelay(state.failures, input.backoff)
+    : Number.NEGATIVE_INFINITY;
+  if (target.onDrain && cordonedAt !== undefined && (last === undefined || last < cordonedAt)) {
+    return { target, reason: 'drain', dueAt: Math.max(cordonedAt, notBefore) };
+  }
+  if (target.intervalMs > 0) {
+    const stretch = 1 + input.jitterFactor * Math.min(Math.max(input.jitter(target.key), 0), 1);
+    const base = last ?? target.startedAt;
+    return { target, reason: 'interval', dueAt: Math.max(base + target.intervalMs * stretch, notBefore) };
+  }
+  return undefined;
+}
+
+export function planCheckpoints(input: ScheduleInput): Job[] {
+  const due: Job[] = [];
+  for (const target of input.targets) {
+    const job = dueAt(target, input.state(target.key), input.cordonedAt(target.node), input);
+    if (job && job.dueAt <= input.now) due.push(job);
+  }
+  due.sort((a, b) => {
+    if (a.reason !== b.reason) return a.reason === 'drain' ? -1 : 1;
+    if (a.dueAt !== b.dueAt) return a.dueAt - b.dueAt;
+    return a.target.key < b.target.key ? -1 : a.target.key > b.target.key ? 1 : 0;
+  });
+  const chosen: Job[] = [];
+  const busy = new Set(input.busyNodes);
+  let room = input.maxConcurrent - input.inFlight;
+  for (const job of due) {
+    if (room <= 0) break;
+    if (busy.has(job.target.node)) continue;
+    busy.add(job.target.node);
+    chosen.push(job);
+    room--;
+  }
+  return chosen;
+}
+
+/** A stable pseudo-random fraction in [0, 1) from a key (FNV-1a): jitter without randomness. */
+export function hashJitter(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h / 2 ** 32;
+}

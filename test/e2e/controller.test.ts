@@ -1,0 +1,398 @@
+/**
+ * Issue 7 acceptance, against a real control plane (etcd, kube-apiserver, controller-manager,
+ * scheduler): checkpoints through the API server's node proxy to a fake kubelet, restore
+ * failure → fallback with the real ReplicaSet controller, retention, and two leader-elected
+ * controllers.
+ */
+import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
+import { applyObjects, installCrds, parseObjects } from '../harness/apply.js';
+import { createNode, setUnschedulable } from '../harness/nodes.js';
+import { createNamespace, listEvents, listPods, waitFor, waitForBoundPods } from '../harness/wait.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { stringify } from 'yaml';
+import os from 'node:os';
+import path from 'node:path';
+import { FAKE_NODE_ADDRESS, startConnectProxy, type ConnectProxy } from '../support/connect-proxy.js';
+import { startFakeKubelet, type CheckpointHit, type FakeKubelet } from '../support/fake-kubelet.js';
+import { parseControllerConfig, startController, type RunningController } from '../../controller/command.js';
+import { pino } from 'pino';
+import { silentLogger } from '../../runtime/log.js';
+import type { Checkpoint } from '../../api/types.js';
+import { createKubeClient, isNotFound, loadKubeConfig, type KubeClient } from '../../kube/client.js';
+import { ClusterCache } from '../../kube/cluster-cache.js';
+import { specHash } from '../../api/spec-hash.js';
+import { createRegistry } from '../../runtime/metrics.js';
+import { opsApp } from '../../runtime/ops-app.js';
+import { createAdmissionHandler } from '../../webhook/handler.js';
+import { startWebhookServer } from '../../webhook/server.js';
+import { createAuthority, issueCertificate } from '../harness/pki.js';
+import { freePort } from '../harness/processes.js';
+import { repoRoot } from '../harness/kube-bin.js';
+
+const CP_API = '/apis/lazarus.dev/v1alpha1';
+const LEASE_SECONDS = 4;
+
+let cp: ControlPlane;
+let client: KubeClient;
+/** The controllers' own client: the lazarus-controller ServiceAccount with manifests/base/rbac.yaml, nothing more. */
+let controllerClient: KubeClient;
+let controllerKubeconfig: string;
+let kubelet: FakeKubelet;
+let proxy: ConnectProxy | undefined;
+let egressDir: string | undefined;
+const controllers = new Map<string, RunningController>();
+const children = new Set<ChildProcess>();
+
+function startOne(id: string): Promise<RunningController> {
+  const config = parseControllerConfig([
+    '--id', id, '--namespace', 'lazarus-system', '--lease-duration', `${LEASE_SECONDS}s`, '--renew-deadline', '3s', '--retry-period', '500ms',
+    '--tick', '300ms', '--retention-interval', '1s', '--restore-settle', '1s', '--early-exit', '5s',
+    '--backoff-base', '2s', '--backoff-max', '8s', '--jitter-percent', '0', '--metrics-port', '0', '--max-concurrent', '4',
+  ], {});
+  // LAZARUS_TEST_LOG=/path: the controllers' JSON logs, for debugging.
+  const log = process.env.LAZARUS_TEST_LOG ? pino({ level: 'debug', base: { id } }, pino.destination({ dest: process.env.LAZARUS_TEST_LOG, append: true, sync: true })) : silentLogger();
+  return startController(config, { client: controllerClient, log }).then((c) => { controllers.set(id, c); return c; });
+}
+
+async function policy(name: string, namespaceLabel: string, checkpoint: Record<string, unknown>): Promise<void> {
+  await client.request('POST', `${CP_API}/restorepolicies`, {
+    body: { apiVersion: 'lazarus.dev/v1alpha1', kind: 'RestorePolicy', metadata: { name }, spec: { namespaceSelector: { matchLabels: { 'lazarus-test': namespaceLabel } }, checkpoint } },
+  });
+}
+
+/** A running pod as a kubelet would report it: bound to `node`, status Running via the status subresource. */
+async function runningPod(namespace: string, name: string, node: string, annotations: Record<string, string> = { 'lazarus.dev/restore': 'enabled' }): Promise<void> {
+  await client.request('POST', `/api/v1/namespaces/${namespace}/pods`, {
+    body: { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, annotations }, spec: { nodeName: node, containers: [{ name: 'app', image: 'registry.example/web:1.4' }] } },
+  });
+  await setRunning(namespace, name);
+}
+
+async function setRunning(namespace: string, name: string): Promise<void> {
+  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  await client.request('PATCH', `/api/v1/namespaces/${namespace}/pods/${name}/status`, {
+    contentType: 'application/merge-patch+json',
+    body: { status: { phase: 'Running', startTime: now, containerStatuses: [{ name: 'app', ready: true, restartCount: 0, image: 'registry.example/web:1.4', imageID: '', state: { running: { startedAt: now } } }] } },
+  });
+}
+
+function checkpointBody(namespace: string, name: string, workload: { kind: string; name: string }, sourcePod: string, takenAt: Date, hash: string): Record<string, unknown> {
+  return {
+    apiVersion: 'lazarus.dev/v1alpha1', kind: 'Checkpoint',
+    metadata: { name, namespace, labels: { 'lazarus.dev/workload': workload.name, 'lazarus.dev/workload-kind': workload.kind, 'lazarus.dev/container': 'app' } },
+    spec: {
+      workload, container: 'app', sourcePod, image: `registry.example/lazarus/${namespace}/${name}@sha256:${'a'.repeat(64)}`,
+      baseImage: 'registry.example/web:1.4', specHash: hash, takenAt: takenAt.toISOString().replace(/\.\d+Z$/, 'Z'),
+      origin: { node: 'node-a', architecture: 'amd64', kernelVersion: '6.8.0-45-generic', criuVersion: 40101, runtime: 'cri-o://1.33.2', cpuFlags: [] },
+    },
+  };
+}
+
+/** Creates a Checkpoint and marks it Ready, as the agent does. */
+async function readyCheckpoint(namespace: string, name: string, workload: { kind: string; name: string }, sourcePod: string, takenAt: Date, hash = '0123456789abcdef'): Promise<void> {
+  const created = await client.request<Checkpoint>('POST', `${CP_API}/namespaces/${namespace}/checkpoints`, { body: checkpointBody(namespace, name, workload, sourcePod, takenAt, hash) });
+  await client.request('PUT', `${CP_API}/namespaces/${namespace}/checkpoints/${name}/status`, { body: { ...created, status: { phase: 'Ready', restores: 0 } } });
+}
+
+/**
+ * The real Lazarus webhook (webhook/), in-process, registered with the API server by URL and
+ * the CA that signed its certificate, for pods in namespaces labelled lazarus-test=<label>.
+ */
+async function startWebhook(label: string): Promise<{ admissions(): number; stop(): Promise<void> }> {
+  const ca = await createAuthority('lazarus-test-webhook-ca');
+  const serving = await issueCertificate(ca, { commonName: 'lazarus-webhook', usage: 'server', ips: ['127.0.0.1'] });
+  const stop = new AbortController();
+  const log = silentLogger();
+  const cache = new ClusterCache(client, log);
+  cache.start(stop.signal);
+  await waitFor(() => cache.notSynced() === undefined, { timeoutMs: 15_000, description: 'webhook caches' });
+  const registry = createRegistry('webhook', false);
+  const handle = createAdmissionHandler({ view: cache, notReady: () => cache.notSynced(), excludedNamespaces: new Set(['kube-system', 'lazarus-system']), clock: Date.now, log, registry });
+  let admissions = 0;
+  const server = await startWebhookServer({
+    port: 0, host: '127.0.0.1', tls: { cert: serving.certPem, key: serving.keyPem },
+    handle: (body) => { admissions++; return handle(body); },
+    ops: opsApp({ registry, notReadyReason: () => cache.notSynced() }),
+  });
+  const name = `lazarus-test-${label}`;
+  await client.request('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
+    body: {
+      apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name },
+      webhooks: [{
+        name: 'pods.lazarus.dev', admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Ignore', timeoutSeconds: 5,
+        clientConfig: { url: `https://127.0.0.1:${server.port}/mutate`, caBundle: Buffer.from(ca.certPem).toString('base64') },
+        rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
+        namespaceSelector: { matchLabels: { 'lazarus-test': label } },
+      }],
+    },
+  });
+  // The API server picks up a new webhook configuration asynchronously: probe with a dry-run pod until it is called.
+  await waitFor(async () => {
+    const before = admissions;
+    await client.request('POST', `/api/v1/namespaces/${label}/pods`, {
+      query: { dryRun: 'All' },
+      body: { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'probe-' }, spec: { containers: [{ name: 'probe', image: 'probe' }] } },
+    });
+    return admissions > before;
+  }, { timeoutMs: 15_000, description: 'the webhook to be called' });
+  return {
+    admissions: () => admissions,
+    async stop() {
+      await client.request('DELETE', `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${name}`).catch(() => undefined);
+      await server.close();
+      stop.abort();
+    },
+  };
+}
+
+/** Applies the shipped RBAC and returns a kubeconfig with a token of the lazarus-controller ServiceAccount. */
+async function serviceAccountKubeconfig(file: string): Promise<string> {
+  const rbac = parseObjects(await readFile(path.join(repoRoot(), 'manifests', 'base', 'rbac.yaml'), 'utf8'), 'rbac.yaml');
+  await applyObjects(client, rbac, { namespace: 'lazarus-system' });
+  const request = await client.request<{ status: { token: string } }>('POST', '/api/v1/namespaces/lazarus-system/serviceaccounts/lazarus-controller/token', {
+    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+  });
+  await writeFile(file, stringify({
+    apiVersion: 'v1', kind: 'Config',
+    clusters: [{ name: 'lazarus', cluster: { server: cp.server, 'certificate-authority-data': Buffer.from(cp.ca.certPem).toString('base64') } }],
+    users: [{ name: 'lazarus-controller', user: { token: request.status.token } }],
+    contexts: [{ name: 'lazarus', context: { cluster: 'lazarus', user: 'lazarus-controller' } }],
+    'current-context': 'lazarus',
+  }), { mode: 0o600 });
+  return file;
+}
+
+const hitsFor = (namespace: string, pod: string): CheckpointHit[] => kubelet.hits.filter((h) => h.namespace === namespace && h.pod === pod);
+
+async function metric(c: RunningController, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const m = (await c.registry.getMetricsAsJSON()).find((x) => x.name === name);
+  return (m?.values ?? []).filter((v) => Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want)).reduce((n, v) => n + v.value, 0);
+}
+
+const leaders = (): RunningController[] => [...controllers.values()].filter((c) => c.isLeader());
+
+beforeAll(async () => {
+  egressDir = await mkdtemp(path.join(os.tmpdir(), 'lazarus-egress-'));
+  proxy = await startConnectProxy(path.join(egressDir, 'connect.sock'));
+  await proxy.writeEgressConfig(path.join(egressDir, 'egress.yaml'));
+  cp = await startControlPlane({ log: () => undefined, extraApiServerArgs: [`--egress-selector-config-file=${path.join(egressDir, 'egress.yaml')}`] });
+  client = cp.client;
+  await installCrds(client);
+  kubelet = await startFakeKubelet();
+  // The agent's part: every checkpoint the kubelet writes becomes a Ready Checkpoint object.
+  let n = 0;
+  kubelet.onCheckpoint = (hit) => readyCheckpoint(hit.namespace, `${hit.pod}-${hit.container}-${++n}`, { kind: 'Pod', name: hit.pod }, hit.pod, new Date(hit.at));
+  // The node proxy dials only global unicast addresses: a documentation address, tunnelled by
+  // the egress proxy to the fake kubelet on 127.0.0.1.
+  await createNode(client, { name: 'node-a', criu: '4.1.1', kubeletPort: kubelet.port, address: FAKE_NODE_ADDRESS });
+  await createNode(client, { name: 'node-b', criu: '4.1.1', kubeletPort: kubelet.port, address: FAKE_NODE_ADDRESS });
+  await createNamespace(client, 'lazarus-system');
+  controllerKubeconfig = await serviceAccountKubeconfig(path.join(egressDir, 'controller.kubeconfig'));
+  controllerClient = await createKubeClient(loadKubeConfig(controllerKubeconfig));
+  await createNamespace(client, 'periodic', { 'lazarus-test': 'periodic' });
+  await createNamespace(client, 'drain', { 'lazarus-test': 'drain' });
+  await createNamespace(client, 'restore', { 'lazarus-test': 'restore' });
+  await createNamespace(client, 'retention', { 'lazarus-test': 'retention' });
+  await policy('periodic', 'periodic', { interval: '3s', onDrain: false, timeoutSeconds: 7, retain: 50 });
+  await policy('drain', 'drain', { interval: '', onDrain: true, timeoutSeconds: 7 });
+  await policy('restore', 'restore', { interval: '', onDrain: false });
+  await policy('retention', 'retention', { interval: '', onDrain: false, retain: 2 });
+  await startOne('controller-1');
+  await startOne('controller-2');
+  await waitFor(() => leaders().length === 1, { timeoutMs: 15_000, description: 'a leader' });
+}, 120_000);
+
+afterAll(async () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await Promise.allSettled([...controllers.values()].map((c) => c.stop()));
+  await kubelet?.close();
+  await cp?.stop();
+  await proxy?.close();
+  if (egressDir) await rm(egressDir, { recursive: true, force: true });
+}, 60_000);
+
+describe('controller against a real control plane', () => {
+  it('periodic checkpoints reach the kubelet through the node proxy, one controller acting', async () => {
+    await runningPod('periodic', 'web-1', 'node-a');
+    await runningPod('periodic', 'off', 'node-b', { 'lazarus.dev/restore': 'disabled' });
+    const first = await waitFor(() => hitsFor('periodic', 'web-1')[0], { timeoutMs: 15_000, description: 'a checkpoint of periodic/web-1' });
+    expect(first).toMatchObject({ container: 'app', timeout: '7', status: 200 });
+    // Through the API server: the kubelet sees the API server's kubelet client certificate.
+    expect(first.clientCn).toBe('kube-apiserver-kubelet-client');
+    await waitFor(() => hitsFor('periodic', 'web-1').length >= 3, { timeoutMs: 20_000, description: 'three periodic checkpoints' });
+    const gaps = hitsFor('periodic', 'web-1').slice(0, 3).map((h, i, all) => (i ? h.at - (all[i - 1]?.at ?? 0) : 3000)).slice(1);
+    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(2_500);
+    expect(hitsFor('periodic', 'off')).toEqual([]);
+    const events = await listEvents(client, 'periodic', { name: 'web-1', reason: 'CheckpointTaken' });
+    expect(events.length).toBeGreaterThanOrEqual(1);
+    expect(events[0]?.message).toContain(kubelet.dir);
+  }, 60_000);
+
+  it('on cordon with onDrain: a checkpoint at once, none before', async () => {
+    await runningPod('drain', 'leaving', 'node-b');
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(hitsFor('drain', 'leaving')).toEqual([]);
+    const cordonedAt = Date.now();
+    await setUnschedulable(client, 'node-b', true);
+    const hit = await waitFor(() => hitsFor('drain', 'leaving')[0], { timeoutMs: 10_000, description: 'a drain checkpoint' });
+    expect(hit.at - cordonedAt).toBeLessThan(5_000);
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(hitsFor('drain', 'leaving')).toHaveLength(1);
+    const events = await listEvents(client, 'drain', { name: 'leaving', reason: 'CheckpointTaken' });
+    expect(events[0]?.message).toContain('node node-b is cordoned');
+    await setUnschedulable(client, 'node-b', false);
+  }, 30_000);
+
+  it('a 500 from the kubelet yields a Warning Event, a metric, and backoff', async () => {
+    kubelet.answer = (_ns, pod) => (pod === 'broken' ? 500 : 200);
+    await runningPod('periodic', 'broken', 'node-b');
+    await waitFor(() => hitsFor('periodic', 'broken').length >= 3, { timeoutMs: 30_000, description: 'three attempts' });
+    const at = hitsFor('periodic', 'broken').map((h) => h.at);
+    const [a = 0, b = 0, c = 0] = at;
+    // Backoff 2 s, then 4 s: never a tight loop.
+    expect(b - a).toBeGreaterThanOrEqual(1_900);
+    expect(c - b).toBeGreaterThanOrEqual(3_900);
+    const events = await listEvents(client, 'periodic', { name: 'broken', reason: 'CheckpointFailed' });
+    expect(events[0]).toMatchObject({ type: 'Warning' });
+    expect(events[0]?.message).toContain('500');
+    expect(events[0]?.message).toContain('criu failed');
+    const leader = leaders()[0];
+    if (!leader) throw new Error('no leader');
+    expect(await metric(leader, 'lazarus_controller_checkpoints_failed_total', { code: '500' })).toBeGreaterThanOrEqual(2);
+  }, 45_000);
+
+  it('restore failure: the webhook restores, the runtime fails, the checkpoint is Failed, the pod deleted, the replacement starts cold', async () => {
+    const webhook = await startWebhook('restore');
+    try {
+      const container = { name: 'app', image: 'registry.example/web:1.4' };
+      await readyCheckpoint('restore', 'web-app-1', { kind: 'Deployment', name: 'web' }, 'web-old', new Date(), specHash(container));
+      await client.request('POST', '/apis/apps/v1/namespaces/restore/deployments', {
+        body: {
+          apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'restore', annotations: { 'lazarus.dev/restore': 'enabled' } },
+          spec: { replicas: 1, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [container] } } },
+        },
+      });
+      type P = { metadata: { name: string; uid: string; annotations?: Record<string, string>; deletionTimestamp?: string }; spec: { nodeName?: string; containers: { image: string }[] } };
+      const [pod] = await waitForBoundPods<P>(client, 'restore', 'app=web', 1, 30_000);
+      if (!pod) throw new Error('no pod');
+      // The real webhook restored it from the Ready checkpoint.
+      expect(pod.metadata.annotations?.['lazarus.dev/restored-from']).toBe('app=web-app-1');
+      expect(pod.spec.containers[0]?.image).toContain('registry.example/lazarus/restore/web-app-1@sha256:');
+      // What the kubelet reports when CRI-O cannot restore (set through the status subresource).
+      const failedAt = Date.now();
+      await client.request('PATCH', `/api/v1/namespaces/restore/pods/${pod.metadata.name}/status`, {
+        contentType: 'application/merge-patch+json',
+        body: { status: { phase: 'Pending', containerStatuses: [{ name: 'app', ready: false, restartCount: 0, image: pod.spec.containers[0]?.image ?? '', imageID: '', state: { waiting: { reason: 'CreateContainerError', message: 'failed to restore container app: criu failed: type RESTORE errno 0' } } }] } },
+      });
+      const failed = await waitFor(async () => {
+        const c = await client.request<Checkpoint>('GET', `${CP_API}/namespaces/restore/checkpoints/web-app-1`);
+        return c.status?.phase === 'Failed' ? c : undefined;
+      }, { timeoutMs: 10_000, description: 'checkpoint Failed' });
+      const latency = Date.now() - failedAt;
+    console.log(`[controller e2e] restore failure to checkpoint Failed: ${latency} ms`);
+    expect(latency).toBeLessThan(10_000);
+      expect(failed.status?.reason).toContain('criu failed: type RESTORE errno 0');
+      expect(failed.status?.lastRestore).toMatchObject({ pod: pod.metadata.name, outcome: 'Failed' });
+      await waitFor(async () => {
+        try {
+          const p = await client.request<P>('GET', `/api/v1/namespaces/restore/pods/${pod.metadata.name}`);
+          return p.metadata.uid !== pod.metadata.uid || Boolean(p.metadata.deletionTimestamp);
+        } catch (err) {
+          return isNotFound(err);
+        }
+      }, { timeoutMs: 10_000, description: 'the failed pod deleted' });
+      const replacement = await waitFor(async () => {
+        const pods = await listPods<P>(client, 'restore', 'app=web');
+        return pods.find((p) => p.metadata.uid !== pod.metadata.uid && !p.metadata.deletionTimestamp);
+      }, { timeoutMs: 15_000, description: 'a replacement pod from the ReplicaSet controller' });
+      // The webhook no longer picks the Failed checkpoint: the replacement starts cold, from the original image.
+      expect(replacement.metadata.annotations?.['lazarus.dev/restored-from']).toBeUndefined();
+      expect(replacement.spec.containers[0]?.image).toBe('registry.example/web:1.4');
+      expect(webhook.admissions()).toBeGreaterThanOrEqual(2);
+      const podEvents = await listEvents(client, 'restore', { kind: 'Pod', name: pod.metadata.name, reason: 'RestoreFailed' });
+      expect(podEvents[0]).toMatchObject({ type: 'Warning' });
+      const deployEvents = await listEvents(client, 'restore', { kind: 'Deployment', name: 'web', reason: 'RestoreFailed' });
+      expect(deployEvents[0]?.message).toContain('starts cold');
+    } finally {
+      await webhook.stop();
+    }
+  }, 60_000);
+
+  it('retention with retain 2 over five checkpoints leaves the two newest', async () => {
+    const base = Date.now() - 10 * 60_000;
+    for (let i = 1; i <= 5; i++) await readyCheckpoint('retention', `web-app-${i}`, { kind: 'Deployment', name: 'web' }, 'web-x', new Date(base + i * 60_000));
+    const left = await waitFor(async () => {
+      const list = await client.request<{ items: Checkpoint[] }>('GET', `${CP_API}/namespaces/retention/checkpoints`);
+      return list.items.length === 2 ? list.items : undefined;
+    }, { timeoutMs: 15_000, description: 'two checkpoints left' });
+    expect(left.map((c) => c.metadata.name).sort()).toEqual(['web-app-4', 'web-app-5']);
+    expect(left.every((c) => c.status?.phase === 'Ready')).toBe(true);
+  }, 30_000);
+
+  it('leader election: one acts; stop it and the other takes over within the lease duration, no double checkpoints', async () => {
+    const [leader] = leaders();
+    if (!leader) throw new Error('no leader');
+    expect(leaders()).toHaveLength(1);
+    const follower = [...controllers.values()].find((c) => c !== leader);
+    if (!follower) throw new Error('no follower');
+    expect(await metric(follower, 'lazarus_controller_checkpoints_taken_total')).toBe(0);
+    await runningPod('periodic', 'web-2', 'node-a');
+    await waitFor(() => hitsFor('periodic', 'web-2').length >= 1, { timeoutMs: 15_000, description: 'a checkpoint of web-2' });
+
+    const stoppedAt = Date.now();
+    await leader.stop();
+    for (const [id, c] of controllers) if (c === leader) controllers.delete(id);
+    await waitFor(() => follower.isLeader(), { timeoutMs: LEASE_SECONDS * 1000 + 2_000, description: 'the follower to lead' });
+    const handover = Date.now() - stoppedAt;
+    console.log(`[controller e2e] takeover after a clean stop (lease released): ${handover} ms`);
+    expect(handover).toBeLessThanOrEqual(LEASE_SECONDS * 1000);
+    const lease = await client.request<{ spec: { holderIdentity: string; leaseTransitions: number } }>('GET', '/apis/coordination.k8s.io/v1/namespaces/lazarus-system/leases/lazarus-controller');
+    expect(lease.spec.holderIdentity).toBe([...controllers.keys()][0]);
+    expect(lease.spec.leaseTransitions).toBeGreaterThanOrEqual(1);
+
+    const before = hitsFor('periodic', 'web-2').length;
+    await waitFor(() => hitsFor('periodic', 'web-2').length >= before + 2, { timeoutMs: 15_000, description: 'checkpoints by the new leader' });
+    expect(await metric(follower, 'lazarus_controller_checkpoints_taken_total')).toBeGreaterThanOrEqual(2);
+    // No double checkpoints: consecutive checkpoints of a container are an interval apart, across the handover too.
+    const at = hitsFor('periodic', 'web-2').map((h) => h.at);
+    for (let i = 1; i < at.length; i++) expect((at[i] ?? 0) - (at[i - 1] ?? 0)).toBeGreaterThanOrEqual(2_500);
+  }, 60_000);
+  it('a controller process killed with SIGKILL (no release) is replaced within the lease duration', async () => {
+    await Promise.all([...controllers.values()].map((c) => c.stop()));
+    controllers.clear();
+    const metricsPort = await freePort();
+    const child = spawn(process.execPath, [
+      path.join(repoRoot(), 'dist', 'cli', 'main.js'), 'controller', '--kubeconfig', controllerKubeconfig, '--id', 'process-1',
+      '--namespace', 'lazarus-system', '--lease-duration', `${LEASE_SECONDS}s`, '--renew-deadline', '3s', '--retry-period', '500ms',
+      '--tick', '300ms', '--metrics-port', String(metricsPort), '--bind-address', '127.0.0.1', '--log-level', 'warn',
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    children.add(child);
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const lease = (): Promise<{ spec: { holderIdentity?: string; leaseTransitions?: number } }> =>
+      client.request('GET', '/apis/coordination.k8s.io/v1/namespaces/lazarus-system/leases/lazarus-controller');
+    await waitFor(async () => (await lease()).spec.holderIdentity === 'process-1', { timeoutMs: 20_000, description: `process-1 to lead (stderr: ${stderr})` });
+    const metrics = await waitFor(async () => {
+      const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      const text = await res.text();
+      return /^lazarus_controller_leader\{[^}]*\} 1$/m.test(text) ? text : undefined;
+    }, { timeoutMs: 10_000, description: 'the process to report leading on /metrics' });
+    expect(metrics).toContain('lazarus_controller_checkpoints_taken_total');
+    expect(metrics).toContain('lazarus_controller_checkpoint_age_seconds');
+
+    const successor = await startOne('controller-3');
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(successor.isLeader()).toBe(false);
+    const transitions = (await lease()).spec.leaseTransitions ?? 0;
+    const killedAt = Date.now();
+    child.kill('SIGKILL');
+    await waitFor(() => successor.isLeader(), { timeoutMs: LEASE_SECONDS * 1000 + 3_000, intervalMs: 50, description: 'controller-3 to take over' });
+    const took = Date.now() - killedAt;
+    console.log(`[controller e2e] takeover after SIGKILL: ${took} ms (lease ${LEASE_SECONDS} s)`);
+    // Not before the lease could have expired, and within the lease duration plus the retry period(s).
+    expect(took).toBeGreaterThanOrEqual(LEASE_SECONDS * 1000 - 1_000);
+    expect(took).toBeLessThanOrEqual(LEASE_SECONDS * 1000 + 1_000);
+    expect((await lease()).spec).toMatchObject({ holderIdentity: 'controller-3', leaseTransitions: transitions + 1 });
+  }, 60_000);
+});

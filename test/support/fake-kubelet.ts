@@ -1,0 +1,62 @@
+/**
+ * A stand-in for the kubelet's checkpoint API (KEP-2008): `POST /checkpoint/{ns}/{pod}/{container}`
+ * over HTTPS, answering `{"items":[path]}` like the real one, and writing a (small) archive there.
+ * The API server's node proxy reaches it through the fake Node's InternalIP and kubelet port.
+ */
+import https from 'node:https';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { createAuthority, issueCertificate } from '../harness/pki.js';
+
+export interface CheckpointHit { at: number; namespace: string; pod: string; container: string; timeout: string | null; status: number; path?: string; clientCn?: string }
+
+export interface FakeKubelet {
+  readonly port: number;
+  readonly dir: string;
+  readonly hits: CheckpointHit[];
+  /** Status to answer for a pod (default 200). */
+  answer: (namespace: string, pod: string, container: string) => number;
+  /** Called after a 200 (e.g. to create the Checkpoint object as the agent would). */
+  onCheckpoint: ((hit: CheckpointHit) => Promise<void>) | undefined;
+  close(): Promise<void>;
+}
+
+export async function startFakeKubelet(): Promise<FakeKubelet> {
+  const ca = await createAuthority('fake-kubelet-ca');
+  const serving = await issueCertificate(ca, { commonName: 'fake-kubelet', usage: 'server', ips: ['127.0.0.1'], dnsNames: ['localhost'] });
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lazarus-kubelet-'));
+  const hits: CheckpointHit[] = [];
+  const kubelet: Omit<FakeKubelet, 'port' | 'close'> = { dir, hits, answer: () => 200, onCheckpoint: undefined };
+  const server = https.createServer({ cert: serving.certPem, key: serving.keyPem, requestCert: true, rejectUnauthorized: false }, (req, res) => {
+    const url = new URL(req.url ?? '/', 'https://kubelet');
+    const m = /^\/checkpoint\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+    if (req.method !== 'POST' || !m) { res.writeHead(404, { 'content-type': 'text/plain' }).end('404 page not found'); return; }
+    const [, namespace = '', pod = '', container = ''] = m.map(decodeURIComponent);
+    const status = kubelet.answer(namespace, pod, container);
+    const peer = (req.socket as TLSSocket).getPeerCertificate?.();
+    const hit: CheckpointHit = { at: Date.now(), namespace, pod, container, timeout: url.searchParams.get('timeout'), status, ...(peer?.subject?.CN ? { clientCn: String(peer.subject.CN) } : {}) };
+    hits.push(hit);
+    if (status !== 200) {
+      res.writeHead(status, { 'content-type': 'text/plain' }).end(`checkpointing of ${namespace}/${pod}/${container} failed: rpc error: code = Unknown desc = criu failed: type NOTIFY errno 0`);
+      return;
+    }
+    const file = path.join(dir, `checkpoint-${pod}_${namespace}-${container}-${new Date(hit.at).toISOString().replace(/[:.]/g, '')}.tar`);
+    hit.path = file;
+    void writeFile(file, 'fake checkpoint archive\n')
+      .then(() => kubelet.onCheckpoint?.(hit))
+      .then(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: [file] })))
+      .catch((err: unknown) => res.writeHead(500).end(String(err)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as AddressInfo).port;
+  return Object.assign(kubelet, {
+    port,
+    async close() {
+      await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
+      await rm(dir, { recursive: true, force: true });
+    },
+  });
+}

@@ -1,0 +1,133 @@
+import { backoffDelay, dueAt, hashJitter, planCheckpoints, type ScheduleInput, type Target, type TargetState } from '../../../controller/schedule.js';
+
+const MIN = 60_000;
+const T0 = Date.parse('2026-11-27T12:00:00Z');
+
+function target(pod: string, node: string, extra: Partial<Target> = {}): Target {
+  return {
+    key: `shop/${pod}/app`, namespace: 'shop', pod, podUid: `uid-${pod}`, node, container: 'app',
+    startedAt: T0, intervalMs: 30 * MIN, onDrain: true, timeoutSeconds: 60, ...extra,
+  };
+}
+
+function input(targets: Target[], over: Partial<ScheduleInput> & { states?: Record<string, TargetState>; cordoned?: Record<string, number> } = {}): ScheduleInput {
+  const { states = {}, cordoned = {}, ...rest } = over;
+  return {
+    targets,
+    state: (key) => states[key],
+    cordonedAt: (node) => cordoned[node],
+    busyNodes: new Set(),
+    inFlight: 0,
+    maxConcurrent: 4,
+    now: T0,
+    jitter: () => 0,
+    jitterFactor: 0.1,
+    backoff: { baseMs: 10_000, maxMs: 5 * MIN },
+    ...rest,
+  };
+}
+
+const picked = (i: ScheduleInput): string[] => planCheckpoints(i).map((j) => `${j.reason}:${j.target.pod}`);
+
+describe('planCheckpoints: interval', () => {
+  it.each([
+    { name: 'not due before the interval since start', now: T0 + 29 * MIN, state: undefined, want: [] },
+    { name: 'due exactly at the interval (boundary)', now: T0 + 30 * MIN, state: undefined, want: ['interval:a'] },
+    { name: 'counts from the last checkpoint', now: T0 + 40 * MIN, state: { lastCheckpointAt: T0 + 20 * MIN, failures: 0 }, want: [] },
+    { name: 'due an interval after the last checkpoint', now: T0 + 50 * MIN, state: { lastCheckpointAt: T0 + 20 * MIN, failures: 0 }, want: ['interval:a'] },
+  ])('$name', ({ now, state, want }) => {
+    expect(picked(input([target('a', 'n1')], { now, ...(state ? { states: { 'shop/a/app': state } } : {}) }))).toEqual(want);
+  });
+
+  it('jitter stretches the interval by up to jitterFactor', () => {
+    const i = input([target('a', 'n1')], { jitter: () => 0.5, jitterFactor: 0.2 });
+    expect(dueAt(target('a', 'n1'), undefined, undefined, i)?.dueAt).toBe(T0 + 30 * MIN * 1.1);
+    expect(picked({ ...i, now: T0 + 32 * MIN })).toEqual([]);
+    expect(picked({ ...i, now: T0 + 33 * MIN })).toEqual(['interval:a']);
+  });
+
+  it('no interval and node schedulable: never due', () => {
+    expect(picked(input([target('a', 'n1', { intervalMs: 0 })], { now: T0 + 1e9 }))).toEqual([]);
+  });
+});
+
+describe('planCheckpoints: drain', () => {
+  it.each([
+    { name: 'cordoned with onDrain → due at once', t: target('a', 'n1'), state: undefined, want: ['drain:a'] },
+    { name: 'cordoned without onDrain → not due', t: target('a', 'n1', { onDrain: false }), state: undefined, want: [] },
+    { name: 'checkpoint already taken since the cordon → not due', t: target('a', 'n1'), state: { lastCheckpointAt: T0 + 1, failures: 0 }, want: [] },
+    { name: 'checkpoint taken before the cordon → due', t: target('a', 'n1'), state: { lastCheckpointAt: T0 - 1, failures: 0 }, want: ['drain:a'] },
+    { name: 'drain works without an interval', t: target('a', 'n1', { intervalMs: 0 }), state: undefined, want: ['drain:a'] },
+  ])('$name', ({ t, state, want }) => {
+    expect(picked(input([t], { now: T0 + 1000, cordoned: { n1: T0 }, ...(state ? { states: { [t.key]: state } } : {}) }))).toEqual(want);
+  });
+
+  it('drain goes before overdue interval checkpoints', () => {
+    const i = input([target('old', 'n2', { startedAt: T0 - 10 * 60 * MIN }), target('leaving', 'n1')], { now: T0 + MIN, cordoned: { n1: T0 }, maxConcurrent: 1 });
+    expect(picked(i)).toEqual(['drain:leaving']);
+  });
+});
+
+describe('planCheckpoints: bounds', () => {
+  const overdue = (pod: string, node: string, minutesOverdue: number): Target => target(pod, node, { startedAt: T0 - (30 + minutesOverdue) * MIN });
+
+  it('one per node, most overdue first', () => {
+    const i = input([overdue('a', 'n1', 1), overdue('b', 'n1', 5), overdue('c', 'n2', 2)]);
+    expect(picked(i)).toEqual(['interval:b', 'interval:c']);
+  });
+
+  it('skips nodes that already have one in flight', () => {
+    expect(picked(input([overdue('a', 'n1', 1), overdue('c', 'n2', 2)], { busyNodes: new Set(['n2']), inFlight: 1 }))).toEqual(['interval:a']);
+  });
+
+  it.each([
+    { inFlight: 0, max: 2, want: 2 },
+    { inFlight: 1, max: 2, want: 1 },
+    { inFlight: 2, max: 2, want: 0 },
+    { inFlight: 3, max: 2, want: 0 },
+  ])('cluster-wide bound: $inFlight in flight, max $max → $want more', ({ inFlight, max, want }) => {
+    const i = input([overdue('a', 'n1', 1), overdue('b', 'n2', 1), overdue('c', 'n3', 1)], { inFlight, maxConcurrent: max });
+    expect(planCheckpoints(i)).toHaveLength(want);
+  });
+});
+
+describe('planCheckpoints: backoff after errors', () => {
+  const t = target('a', 'n1');
+  it.each([
+    { failures: 1, sinceFailure: 9_999, due: false },
+    { failures: 1, sinceFailure: 10_000, due: true },
+    { failures: 2, sinceFailure: 19_999, due: false },
+    { failures: 2, sinceFailure: 20_000, due: true },
+    { failures: 4, sinceFailure: 79_999, due: false },
+    { failures: 4, sinceFailure: 80_000, due: true },
+    { failures: 50, sinceFailure: 5 * MIN - 1, due: false },
+    { failures: 50, sinceFailure: 5 * MIN, due: true },
+  ])('$failures failures, $sinceFailure ms later: due=$due', ({ failures, sinceFailure, due }) => {
+    const now = T0 + 60 * MIN;
+    const state = { failures, lastFailureAt: now - sinceFailure };
+    expect(picked(input([t], { now, states: { [t.key]: state } }))).toEqual(due ? ['interval:a'] : []);
+  });
+
+  it('backoff holds back drain checkpoints too: no tight loop against a failing kubelet', () => {
+    const state = { failures: 3, lastFailureAt: T0 + 1000 };
+    expect(picked(input([t], { now: T0 + 2000, cordoned: { n1: T0 }, states: { [t.key]: state } }))).toEqual([]);
+    expect(picked(input([t], { now: T0 + 41_000, cordoned: { n1: T0 }, states: { [t.key]: state } }))).toEqual(['drain:a']);
+  });
+
+  it.each([
+    { failures: 0, want: 0 }, { failures: 1, want: 10_000 }, { failures: 3, want: 40_000 }, { failures: 1000, want: 300_000 },
+  ])('backoffDelay($failures) = $want', ({ failures, want }) => {
+    expect(backoffDelay(failures, { baseMs: 10_000, maxMs: 300_000 })).toBe(want);
+  });
+});
+
+describe('hashJitter', () => {
+  it('is stable, in [0,1), and spreads keys', () => {
+    const values = Array.from({ length: 1000 }, (_, i) => hashJitter(`ns/pod-${i}/app`));
+    expect(values.every((v) => v >= 0 && v < 1)).toBe(true);
+    expect(hashJitter('a/b/c')).toBe(hashJitter('a/b/c'));
+    const buckets = new Array<number>(10).fill(0);
+    for (const v of values) buckets[Math.floor(v * 10)] = (buckets[Math.floor(v * 10)] ?? 0) + 1;
+    expect(Math.min(...buckets)).toBeGreaterThan(50);
+  });
+});
