@@ -11,6 +11,7 @@ export interface Subcommand {
 
 const commands: Record<string, () => Promise<Subcommand>> = {
   // subcommands register here
+  agent: async () => (await import('../agent/command.js')).command,
 };
 
 function help(): string {
