@@ -134,6 +134,8 @@ export async function scanArchive(path: string, wanted: readonly string[], signa
   let entries = 0;
   extract.on('entry', (header, body, next) => {
     entries++;
+    // The pipeline reports the failure; an entry torn down with it must not throw on its own.
+    body.on('error', () => undefined);
     const name = safeEntryName(header.name);
     if (name === undefined) {
       body.resume();
@@ -151,7 +153,6 @@ export async function scanArchive(path: string, wanted: readonly string[], signa
       const chunks: Buffer[] = [];
       body.on('data', (c: unknown) => { if (Buffer.isBuffer(c)) chunks.push(c); });
       body.on('end', () => { files.set(name, Buffer.concat(chunks)); next(); });
-      body.on('error', (e) => next(e));
       return;
     }
     body.on('end', () => next());
