@@ -62,6 +62,8 @@ export class Agent {
   private node: Node | undefined;
   private readonly pending = new Map<string, Pending>();
   private wake: (() => void) | undefined;
+  /** Earliest time (ms) an archive skipped in the last scan becomes due (settled or backed off). */
+  private nextDue = Infinity;
 
   constructor(private readonly o: AgentOptions) {}
 
@@ -100,12 +102,22 @@ export class Agent {
     const files = (await Promise.all(names.map(async (n) => ({ n, s: await stat(join(this.o.checkpointDir, n)).catch(() => undefined) }))))
       .filter((f) => f.s?.isFile())
       .sort((a, b) => (a.s?.mtimeMs ?? 0) - (b.s?.mtimeMs ?? 0));
+    this.nextDue = Infinity;
     for (const { n, s } of files) {
       if (signal?.aborted) break;
       const now = this.o.now().getTime();
-      if (!s || now - s.mtimeMs < this.o.settleMs) { outcomes.set(n, 'skipped'); continue; }
+      if (!s) continue;
+      if (now - s.mtimeMs < this.o.settleMs) {
+        this.nextDue = Math.min(this.nextDue, s.mtimeMs + this.o.settleMs);
+        outcomes.set(n, 'skipped');
+        continue;
+      }
       const p = this.pending.get(n);
-      if (p && p.notBefore > now) { outcomes.set(n, 'skipped'); continue; }
+      if (p && p.notBefore > now) {
+        this.nextDue = Math.min(this.nextDue, p.notBefore);
+        outcomes.set(n, 'skipped');
+        continue;
+      }
       outcomes.set(n, await this.processArchive(n, s.mtime, signal));
     }
     for (const k of this.pending.keys()) if (!names.includes(k)) this.pending.delete(k);
@@ -136,7 +148,9 @@ export class Agent {
         log.warn({ err: message }, 'archive kept for a retry');
       }
       const attempts = (this.pending.get(file)?.attempts ?? 0) + 1;
-      this.pending.set(file, { attempts, notBefore: this.o.now().getTime() + retryDelayMs(attempts, this.o.retryBaseMs, this.o.retryMaxMs) });
+      const notBefore = this.o.now().getTime() + retryDelayMs(attempts, this.o.retryBaseMs, this.o.retryMaxMs);
+      this.pending.set(file, { attempts, notBefore });
+      this.nextDue = Math.min(this.nextDue, notBefore);
       return 'retry';
     }
   }
@@ -308,7 +322,8 @@ export class Agent {
           const done = (): void => { this.wake = undefined; signal.removeEventListener('abort', done); resolve(); };
           this.wake = done;
           signal.addEventListener('abort', done, { once: true });
-          void this.o.sleep(this.o.scanIntervalMs, signal).then(done);
+          const untilDue = Math.max(10, this.nextDue - this.o.now().getTime());
+          void this.o.sleep(Math.min(this.o.scanIntervalMs, untilDue), signal).then(done);
         });
       }
     } finally {

@@ -103,9 +103,9 @@ export async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** Debian's docker-registry on 127.0.0.1:<free port>, storage and config in a temp dir. */
-export async function startRegistry(opts: { htpasswd?: { user: string; password: string } } = {}): Promise<Registry> {
+export async function startRegistry(opts: { htpasswd?: { user: string; password: string }; port?: number } = {}): Promise<Registry> {
   const dir = await tempDir('registry');
-  const port = await freePort();
+  const port = opts.port ?? await freePort();
   let auth = '';
   if (opts.htpasswd) {
     const hash = (await must('python3', ['-c', 'import crypt,sys;print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))', opts.htpasswd.password])).trim();
