@@ -108,7 +108,7 @@ export async function startRegistry(opts: { htpasswd?: { user: string; password:
   const port = opts.port ?? await freePort();
   let auth = '';
   if (opts.htpasswd) {
-    const hash = (await must('python3', ['-c', 'import crypt,sys;print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))', opts.htpasswd.password])).trim();
+    const hash = (await must('python3', ['-c', 'import crypt,sys;print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))', opts.htpasswd.password])).trim();
     await writeFile(join(dir, 'htpasswd'), `${opts.htpasswd.user}:${hash}\n`);
     auth = `auth:\n  htpasswd:\n    realm: lazarus-test\n    path: ${join(dir, 'htpasswd')}\n`;
   }
