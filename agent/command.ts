@@ -10,8 +10,7 @@ import type { Subcommand } from '../cli/main.js';
 import { UsageError, parseFlags, usage, type FlagSpec } from '../cli/flags.js';
 import { inspectArchive, buildAndPush } from './build.js';
 import { hostFacts, readLocalFacts, systemSources } from './host.js';
-import { RegistryClient, credentialsFor, parseImageRef } from './registry.js';
-import { sleep } from '../kube/informer.js';
+import { RegistryClient, credentialsFor, parseImageRef, sleep } from './registry.js';
 
 const BUILD_FLAGS = {
   insecure: { type: 'bool', description: 'plain HTTP to this registry (loopback/test registries only)', default: false },

@@ -3,6 +3,7 @@
  * with /healthz, /readyz and /metrics beside them.
  */
 import { createServer } from 'node:http';
+import { Counter, Histogram } from 'prom-client';
 import { UsageError, parseFlags, port, usage, type FlagSpec } from '../cli/flags.js';
 import { createKubeClient, loadKubeConfig } from '../kube/client.js';
 import { sleep } from '../kube/informer.js';
@@ -49,6 +50,9 @@ export async function runDaemon(argv: string[], env: NodeJS.ProcessEnv): Promise
 
   const log = createLogger('agent', String(values['log-level']));
   const kube = await createKubeClient(loadKubeConfig(config.kubeconfig));
+  const metrics = createRegistry('agent');
+  const archives = new Counter({ name: 'lazarus_agent_archives_total', help: 'Checkpoint archive attempts by outcome', labelNames: ['outcome'], registers: [metrics] });
+  const seconds = new Histogram({ name: 'lazarus_agent_archive_seconds', help: 'Time to turn an archive into a pushed image and a Checkpoint', buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300], registers: [metrics] });
   const agent = new Agent({
     kube, nodeName: config.nodeName, checkpointDir: config.checkpointDir, namespace: config.namespace,
     ...(config.registry ? { defaultRegistry: config.registry } : {}),
@@ -57,8 +61,12 @@ export async function runDaemon(argv: string[], env: NodeJS.ProcessEnv): Promise
     hostFacts: (local, runtime) => hostFacts(local, runtime),
     settleMs: config.settleMs, scanIntervalMs: config.scanIntervalMs, factsIntervalMs: config.factsIntervalMs,
     retryBaseMs: 5_000, retryMaxMs: 300_000,
+    onOutcome: (outcome, s) => {
+      archives.inc({ outcome });
+      if (outcome === 'ready') seconds.observe(s);
+    },
   });
-  const server = createServer(opsApp({ registry: createRegistry('agent'), notReadyReason: () => agent.notReadyReason() }));
+  const server = createServer(opsApp({ registry: metrics, notReadyReason: () => agent.notReadyReason() }));
   await new Promise<void>((resolve) => server.listen(metricsPort, resolve));
 
   const ac = new AbortController();

@@ -48,6 +48,8 @@ export interface AgentOptions {
   retryBaseMs: number;
   retryMaxMs: number;
   registryRetry?: RetryPolicy;
+  /** Called once per archive attempt (metrics). */
+  onOutcome?: (outcome: Outcome, seconds: number) => void;
 }
 
 export type Outcome = 'ready' | 'failed' | 'retry' | 'skipped';
@@ -127,6 +129,13 @@ export class Agent {
   async processArchive(file: string, mtime: Date, signal?: AbortSignal): Promise<Outcome> {
     const path = join(this.o.checkpointDir, file);
     const log = this.o.log.child({ archive: file });
+    const started = this.o.now().getTime();
+    const outcome = await this.attempt(file, path, mtime, log, signal);
+    this.o.onOutcome?.(outcome, (this.o.now().getTime() - started) / 1000);
+    return outcome;
+  }
+
+  private async attempt(file: string, path: string, mtime: Date, log: Logger, signal?: AbortSignal): Promise<Outcome> {
     try {
       const outcome = await this.build(file, path, mtime, signal);
       this.pending.delete(file);
