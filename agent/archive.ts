@@ -164,8 +164,8 @@ export async function scanArchive(path: string, wanted: readonly string[], signa
     if (err instanceof ArchiveError) throw err;
     if (signal?.aborted) throw err;
     const msg = err instanceof Error ? err.message : String(err);
-    // tar-stream and zlib errors mean bad bytes; file-system errors stay plain (retryable).
-    if (typeof (err as { code?: unknown }).code === 'string' && /^E[A-Z]+$/.test((err as { code: string }).code) && !/^Z_|ERR_/.test((err as { code: string }).code)) throw err;
+    // tar-stream and zlib errors mean bad bytes; system-call errors (ENOENT, EIO…) stay plain: retryable.
+    if ((err as { syscall?: unknown }).syscall !== undefined) throw err;
     throw new ArchiveError(`not a readable ${compression === 'none' ? '' : `${compression} `}tar archive: ${msg}`);
   }
   if (entries === 0) throw new ArchiveError('archive has no entries');

@@ -226,6 +226,32 @@ describeWithTools('agent watcher against a fake Kubernetes API and a real regist
     expect(kube.requests.filter((r) => r.startsWith('POST /apis/lazarus.dev')).length).toBe(2);
   }, 60_000);
 
+  it('a restored pod hashes its original image, and a podman archive (no pod) becomes a Failed Checkpoint', async () => {
+    registry = await startRegistry();
+    seed(kube, registry.host);
+    const original = 'registry.example/web:1.4';
+    const restored: Pod = structuredClone(POD);
+    restored.metadata.annotations = { 'lazarus.dev/original-images': `app=${original}`, 'lazarus.dev/restored-from': 'app=web-app-20261126t000000z' };
+    const first = restored.spec.containers[0];
+    if (!first) throw new Error('fixture');
+    first.image = `${registry.host}/lazarus/shop/web-app@sha256:${'1'.repeat(64)}`;
+    kube.put(`/api/v1/namespaces/${NS}/pods/web-7d9c-abcde`, restored as unknown as Record<string, unknown>);
+    await dropArchive();
+    const podmanArchive = 'podman-export.tar';
+    await writeArchive(join(checkpointDir, podmanArchive), checkpointEntries('podman'));
+    const old = new Date(nowMs - 5_000);
+    await utimes(join(checkpointDir, podmanArchive), old, old);
+
+    const outcomes = await agent(registry.host).scanOnce();
+    expect(outcomes).toEqual(new Map([[ARCHIVE, 'ready'], [podmanArchive, 'failed']]));
+    const ck = kube.get<Checkpoint>(`${CK_BASE}/web-app-20261127t120000z`);
+    expect(ck?.spec.specHash).toBe(specHash(first, original));
+    expect(ck?.spec.specHash).toBe(specHash(POD.spec.containers[0] ?? { name: '' }));
+    expect(ck?.spec.baseImage).toBe(original);
+    const failed = kube.list<Checkpoint>('/apis/lazarus.dev/v1alpha1/namespaces/lazarus/checkpoints');
+    expect(failed.map((c) => [c.status?.phase, c.status?.reason])).toEqual([['Failed', expect.stringMatching(/Podman archive names no Kubernetes pod/)]]);
+  }, 30_000);
+
   it('publishes node facts only when they change', async () => {
     seed(kube, '127.0.0.1:1');
     const a = agent('127.0.0.1:1');
