@@ -11,6 +11,7 @@ import { createLogger } from '../runtime/log.js';
 import { createRegistry } from '../runtime/metrics.js';
 import { opsApp } from '../runtime/ops-app.js';
 import { hostFacts, readLocalFacts, systemSources } from './host.js';
+import { PodMemory } from './pod-memory.js';
 import { Agent } from './watcher.js';
 
 const FLAGS = {
@@ -50,13 +51,14 @@ export async function runDaemon(argv: string[], env: NodeJS.ProcessEnv): Promise
 
   const log = createLogger('agent', String(values['log-level']));
   const kube = await createKubeClient(loadKubeConfig(config.kubeconfig));
+  const pods = new PodMemory({ kube, nodeName: config.nodeName, log, now: () => Date.now(), retainMs: 3_600_000, sleep });
   const metrics = createRegistry('agent');
   const archives = new Counter({ name: 'lazarus_agent_archives_total', help: 'Checkpoint archive attempts by outcome', labelNames: ['outcome'], registers: [metrics] });
   const seconds = new Histogram({ name: 'lazarus_agent_archive_seconds', help: 'Time to turn an archive into a pushed image and a Checkpoint', buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300], registers: [metrics] });
   const agent = new Agent({
     kube, nodeName: config.nodeName, checkpointDir: config.checkpointDir, namespace: config.namespace,
     ...(config.registry ? { defaultRegistry: config.registry } : {}),
-    insecureRegistries: config.insecure, log, now: () => new Date(), sleep,
+    insecureRegistries: config.insecure, log, now: () => new Date(), sleep, pods,
     readFacts: () => readLocalFacts(systemSources, config.criu),
     hostFacts: (local, runtime) => hostFacts(local, runtime),
     settleMs: config.settleMs, scanIntervalMs: config.scanIntervalMs, factsIntervalMs: config.factsIntervalMs,
@@ -75,7 +77,7 @@ export async function runDaemon(argv: string[], env: NodeJS.ProcessEnv): Promise
   process.once('SIGTERM', stop);
   log.info({ node: config.nodeName, dir: config.checkpointDir }, 'agent started');
   try {
-    await agent.run(ac.signal);
+    await Promise.all([agent.run(ac.signal), pods.run(ac.signal)]);
   } finally {
     server.close();
     process.off('SIGINT', stop);

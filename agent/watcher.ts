@@ -48,6 +48,8 @@ export interface AgentOptions {
   retryBaseMs: number;
   retryMaxMs: number;
   registryRetry?: RetryPolicy;
+  /** Pods of this node remembered after deletion (a drain evicts right after checkpointing). */
+  pods?: { get(namespace: string, name: string): Pod | undefined };
   /** Called once per archive attempt (metrics). */
   onOutcome?: (outcome: Outcome, seconds: number) => void;
 }
@@ -169,7 +171,7 @@ export class Agent {
     const { meta } = scanned;
     if (!meta.namespace || !meta.pod) throw new Unusable(`a ${meta.engine} archive names no Kubernetes pod; use \`lazarus agent build\` for it`);
     const where = { namespace: meta.namespace, pod: meta.pod, container: meta.container };
-    const pod = await this.get<Pod>(`/api/v1/namespaces/${meta.namespace}/pods/${meta.pod}`);
+    const pod = await this.get<Pod>(`/api/v1/namespaces/${meta.namespace}/pods/${meta.pod}`) ?? this.o.pods?.get(meta.namespace, meta.pod);
     if (!pod) throw new Unusable(`pod ${meta.namespace}/${meta.pod} no longer exists: its spec hash cannot be computed`, where);
     const container = pod.spec.containers.find((c: Container) => c.name === meta.container);
     if (!container) throw new Unusable(`pod ${meta.namespace}/${meta.pod} has no container "${meta.container}"`, where);

@@ -20,6 +20,22 @@ function merge(target: unknown, patch: unknown): unknown {
   return out;
 }
 
+/** `/api/v1/pods` holds `/api/v1/namespaces/x/pods/y`; any collection holds its direct children. */
+function inCollection(collection: string, key: string): boolean {
+  if (key.startsWith(`${collection}/`) && !key.slice(collection.length + 1).includes('/')) return true;
+  const i = collection.lastIndexOf('/');
+  const [prefix, resource] = [collection.slice(0, i), collection.slice(i + 1)];
+  return new RegExp(`^${prefix.replace(/[.]/g, '\\.')}/namespaces/[^/]+/${resource}/[^/]+$`).test(key);
+}
+
+/** Only `spec.nodeName=X`, the one field selector the agent uses. */
+function matchesField(obj: Obj, selector: string | null): boolean {
+  if (!selector) return true;
+  const m = /^spec\.nodeName=(.*)$/.exec(selector);
+  if (!m) return false;
+  return (obj.spec as { nodeName?: string } | undefined)?.nodeName === m[1];
+}
+
 const STATUS_RESOURCES = new Set(['checkpoints']);
 const COLLECTIONS = new Set(['pods', 'nodes', 'namespaces', 'secrets', 'replicasets', 'deployments', 'statefulsets', 'checkpoints', 'restorepolicies']);
 
@@ -32,8 +48,27 @@ export class FakeKube {
   private server: http.Server | undefined;
   url = '';
 
+  private readonly watchers: { collection: string; fieldSelector: string | null; res: http.ServerResponse }[] = [];
+
   put(path: string, obj: Obj): void {
-    this.objects.set(path, structuredClone({ ...obj, metadata: { ...obj.metadata, resourceVersion: String(this.rv++) } }));
+    const type = this.objects.has(path) ? 'MODIFIED' : 'ADDED';
+    const stored = structuredClone({ ...obj, metadata: { ...obj.metadata, resourceVersion: String(this.rv++) } });
+    this.objects.set(path, stored);
+    this.notify(path, type, stored);
+  }
+
+  delete(path: string): boolean {
+    const o = this.objects.get(path);
+    if (!o) return false;
+    this.objects.delete(path);
+    this.notify(path, 'DELETED', { ...o, metadata: { ...o.metadata, resourceVersion: String(this.rv++) } });
+    return true;
+  }
+
+  private notify(path: string, type: string, object: Obj): void {
+    for (const w of this.watchers) {
+      if (inCollection(w.collection, path) && matchesField(object, w.fieldSelector)) w.res.write(`${JSON.stringify({ type, object })}\n`);
+    }
   }
 
   get<T>(path: string): T | undefined {
@@ -41,8 +76,8 @@ export class FakeKube {
     return o ? structuredClone(o) as T : undefined;
   }
 
-  list<T>(collection: string): T[] {
-    return [...this.objects.entries()].filter(([k]) => k.startsWith(`${collection}/`) && !k.slice(collection.length + 1).includes('/')).map(([, v]) => structuredClone(v) as T);
+  list<T>(collection: string, fieldSelector: string | null = null): T[] {
+    return [...this.objects.entries()].filter(([k, v]) => inCollection(collection, k) && matchesField(v, fieldSelector)).map(([, v]) => structuredClone(v) as T);
   }
 
   async start(): Promise<void> {
@@ -72,8 +107,18 @@ export class FakeKube {
           case 'GET': {
             const o = this.objects.get(target);
             if (o) { send(200, o); return; }
-            const items = this.list(target);
-            if (COLLECTIONS.has(target.split('/').pop() ?? '')) { send(200, { kind: 'List', items }); return; }
+            const query = new URL(req.url ?? '/', 'http://x').searchParams;
+            const fieldSelector = query.get('fieldSelector');
+            if (COLLECTIONS.has(target.split('/').pop() ?? '') && query.get('watch') === 'true') {
+              res.writeHead(200, { 'content-type': 'application/json' });
+              res.write('\n');
+              const w = { collection: target, fieldSelector, res };
+              this.watchers.push(w);
+              res.on('close', () => { this.watchers.splice(this.watchers.indexOf(w), 1); });
+              return;
+            }
+            const items = this.list(target, fieldSelector);
+            if (COLLECTIONS.has(target.split('/').pop() ?? '')) { send(200, { kind: 'List', metadata: { resourceVersion: String(this.rv) }, items }); return; }
             notFound();
             return;
           }
@@ -100,7 +145,7 @@ export class FakeKube {
             return;
           }
           case 'DELETE':
-            if (!this.objects.delete(target)) { notFound(); return; }
+            if (!this.delete(target)) { notFound(); return; }
             send(200, { kind: 'Status', status: 'Success' });
             return;
           default:

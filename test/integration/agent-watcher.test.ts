@@ -14,6 +14,7 @@ import { silentLogger } from '../../runtime/log.js';
 import { sleep } from '../../kube/informer.js';
 import type { LocalFacts } from '../../agent/node-facts.js';
 import { Agent, type AgentOptions } from '../../agent/watcher.js';
+import { PodMemory } from '../../agent/pod-memory.js';
 import { checkpointEntries, writeArchive } from '../unit/agent-fixtures.js';
 import { FakeKube } from './agent-fake-kube.js';
 import { describeWithTools, freePort, startRegistry, tempDir, waitUntil, type Registry } from './agent-env.js';
@@ -250,6 +251,43 @@ describeWithTools('agent watcher against a fake Kubernetes API and a real regist
     expect(ck?.spec.baseImage).toBe(original);
     const failed = kube.list<Checkpoint>('/apis/lazarus.dev/v1alpha1/namespaces/lazarus/checkpoints');
     expect(failed.map((c) => [c.status?.phase, c.status?.reason])).toEqual([['Failed', expect.stringMatching(/Podman archive names no Kubernetes pod/)]]);
+  }, 30_000);
+
+  it('a pod evicted right after its checkpoint (a drain) still yields a Ready Checkpoint from the remembered spec', async () => {
+    registry = await startRegistry();
+    seed(kube, registry.host);
+    kube.put(`/api/v1/namespaces/${NS}/pods/web-7d9c-abcde`, { ...(POD as unknown as Record<string, unknown>), spec: { ...POD.spec, nodeName: 'node-a' } });
+    kube.put(`/api/v1/namespaces/${NS}/pods/elsewhere`, { metadata: { name: 'elsewhere', namespace: NS }, spec: { nodeName: 'node-b', containers: [] } });
+    const memory = new PodMemory({ kube: client, nodeName: 'node-a', log: silentLogger(), now: () => nowMs, retainMs: 3_600_000, sleep });
+    const ac = new AbortController();
+    const watching = memory.run(ac.signal);
+    try {
+      await waitUntil(async () => (memory.synced ? true : undefined), 10_000, 'the pod list');
+      expect(memory.get(NS, 'elsewhere')).toBeUndefined();
+      await dropArchive();
+      const r = await fetch(`${kube.url}/api/v1/namespaces/${NS}/pods/web-7d9c-abcde`, { method: 'DELETE' });
+      expect(r.status).toBe(200);
+      expect(kube.get(`/api/v1/namespaces/${NS}/pods/web-7d9c-abcde`)).toBeUndefined();
+      await waitUntil(async () => (memory.get(NS, 'web-7d9c-abcde') ? true : undefined), 10_000, 'the pod to be remembered');
+
+      expect(await agent(registry.host, { pods: memory }).scanOnce()).toEqual(new Map([[ARCHIVE, 'ready']]));
+      const ck = kube.get<Checkpoint>(`${CK_BASE}/web-app-20261127t120000z`);
+      expect(ck?.status?.phase).toBe('Ready');
+      expect(ck?.spec.specHash).toBe(specHash(POD.spec.containers[0] ?? { name: '' }));
+      expect(ck?.spec.workload).toEqual({ kind: 'Deployment', name: 'web' });
+    } finally {
+      ac.abort();
+      await watching;
+    }
+  }, 30_000);
+
+  it('without the remembered spec, an archive of a vanished pod is a Failed Checkpoint saying why', async () => {
+    registry = await startRegistry();
+    seed(kube, registry.host);
+    kube.delete(`/api/v1/namespaces/${NS}/pods/web-7d9c-abcde`);
+    await dropArchive();
+    expect(await agent(registry.host).scanOnce()).toEqual(new Map([[ARCHIVE, 'failed']]));
+    expect(kube.list<Checkpoint>(CK_BASE).map((c) => c.status?.reason)).toEqual([expect.stringMatching(/web-7d9c-abcde no longer exists/)]);
   }, 30_000);
 
   it('publishes node facts only when they change', async () => {
