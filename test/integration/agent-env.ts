@@ -103,10 +103,15 @@ export async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** Debian's docker-registry on 127.0.0.1:<free port>, storage and config in a temp dir. */
-export async function startRegistry(opts: { htpasswd?: { user: string; password: string }; port?: number } = {}): Promise<Registry> {
+export interface TokenAuth { realm: string; service: string; issuer: string; certPath: string }
+
+export async function startRegistry(opts: { htpasswd?: { user: string; password: string }; port?: number; token?: TokenAuth } = {}): Promise<Registry> {
   const dir = await tempDir('registry');
   const port = opts.port ?? await freePort();
   let auth = '';
+  if (opts.token) {
+    auth = `auth:\n  token:\n    realm: ${opts.token.realm}\n    service: ${opts.token.service}\n    issuer: ${opts.token.issuer}\n    rootcertbundle: ${opts.token.certPath}\n`;
+  }
   if (opts.htpasswd) {
     const hash = (await must('python3', ['-c', 'import crypt,sys;print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))', opts.htpasswd.password])).trim();
     await writeFile(join(dir, 'htpasswd'), `${opts.htpasswd.user}:${hash}\n`);
