@@ -21,7 +21,7 @@ start=$(date +%s)
 export DEBIAN_FRONTEND=noninteractive
 
 # ---- Debian packages ---------------------------------------------------------------------------
-PKGS=(podman runc conmon buildah skopeo docker-registry busybox-static uidmap zstd
+PKGS=(podman runc conmon buildah skopeo docker-registry busybox-static uidmap zstd openssl python3
       build-essential dpkg-dev pkg-config libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler
       protobuf-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev libaio-dev
       libgnutls28-dev libbsd-dev libdrm-dev libnftables-dev iproute2 python3-yaml)
