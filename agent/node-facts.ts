@@ -1,0 +1,116 @@
+/**
+ * Node facts (DESIGN §2): pure parsing of what `criu`, /proc/cpuinfo and the cgroup mount say,
+ * the labels/annotations they become, and the merge patch that changes only what differs. The
+ * I/O edge (`readLocalFacts`) runs the commands through injected functions.
+ */
+import * as K from '../api/keys.js';
+import type { Node, OriginFacts } from '../api/types.js';
+import { compareVersions, criuCode, parseRuntime } from '../api/versions.js';
+
+export interface LocalFacts {
+  /** `4.1.1`; undefined when criu is missing or unparseable. */
+  criuVersion?: string;
+  criuCheckPassed: boolean;
+  cpuFlags: string[];
+  cgroup?: 'v1' | 'v2';
+}
+
+/** `criu --version` → `4.1.1` (it prints `Version: 4.1.1`, sometimes a `GitID:` line too). */
+export function parseCriuVersion(output: string): string | undefined {
+  const m = /^Version:\s*(\d+\.\d+(?:\.\d+)?)/m.exec(output);
+  return m?.[1];
+}
+
+/** The `flags` line of the first processor in /proc/cpuinfo (`Features` on arm64), sorted, unique. */
+export function parseCpuFlags(cpuinfo: string): string[] {
+  const m = /^(?:flags|Features)\s*:\s*(.*)$/m.exec(cpuinfo);
+  if (!m?.[1]) return [];
+  return [...new Set(m[1].trim().split(/\s+/).filter(Boolean))].sort();
+}
+
+/** CRI-O ≥ 1.26 and containerd 2.1–2.3 restore from a checkpoint image named in the pod spec (DESIGN §5). */
+export function runtimeCanRestore(containerRuntimeVersion: string | undefined): boolean {
+  const rt = parseRuntime(containerRuntimeVersion);
+  if (!rt?.version) return false;
+  switch (rt.name) {
+    case 'cri-o':
+      return compareVersions(rt.version, '1.26') >= 0;
+    case 'containerd':
+      return compareVersions(rt.version, '2.1') >= 0 && compareVersions(rt.version, '2.4') < 0;
+    default:
+      return false;
+  }
+}
+
+export interface NodeMetadata { labels: Record<string, string | null>; annotations: Record<string, string | null> }
+
+/** What the agent publishes; `null` removes a key that no longer holds (criu uninstalled). */
+export function desiredNodeMetadata(facts: LocalFacts, containerRuntimeVersion: string | undefined): NodeMetadata {
+  const code = facts.criuVersion ? criuCode(facts.criuVersion) : undefined;
+  const capable = facts.criuCheckPassed && code !== undefined && runtimeCanRestore(containerRuntimeVersion);
+  return {
+    labels: {
+      [K.NODE_CRIU_VERSION]: code !== undefined ? String(code) : null,
+      [K.NODE_RESTORE_CAPABLE]: capable ? 'true' : 'false',
+    },
+    annotations: {
+      [K.NODE_CRIU]: facts.criuVersion ?? null,
+      [K.NODE_CPU_FLAGS]: facts.cpuFlags.length > 0 ? facts.cpuFlags.join(' ') : null,
+      [K.NODE_CGROUP]: facts.cgroup ?? null,
+    },
+  };
+}
+
+/** A JSON merge patch with only the keys whose value differs; undefined when nothing does. */
+export function nodeMetadataPatch(node: Node, desired: NodeMetadata): { metadata: Partial<NodeMetadata> } | undefined {
+  const diff = (current: Record<string, string> | undefined, want: Record<string, string | null>): Record<string, string | null> | undefined => {
+    const out: Record<string, string | null> = {};
+    for (const [k, v] of Object.entries(want)) {
+      const have = current?.[k];
+      if (v === null ? have !== undefined : have !== v) out[k] = v;
+    }
+    return Object.keys(out).length > 0 ? out : undefined;
+  };
+  const labels = diff(node.metadata.labels, desired.labels);
+  const annotations = diff(node.metadata.annotations, desired.annotations);
+  if (!labels && !annotations) return undefined;
+  return { metadata: { ...(labels ? { labels } : {}), ...(annotations ? { annotations } : {}) } };
+}
+
+/** The Checkpoint's `origin`: this node's local facts plus what the Node object says about itself. */
+export function originFacts(nodeName: string, node: Node | undefined, facts: LocalFacts, fallback: { architecture: string; kernelVersion: string }): OriginFacts {
+  const info = node?.status?.nodeInfo;
+  return {
+    node: nodeName,
+    architecture: info?.architecture ?? fallback.architecture,
+    kernelVersion: info?.kernelVersion ?? fallback.kernelVersion,
+    criuVersion: (facts.criuVersion ? criuCode(facts.criuVersion) : undefined) ?? 0,
+    runtime: info?.containerRuntimeVersion ?? '',
+    ...(facts.cgroup ? { cgroup: facts.cgroup } : {}),
+    cpuFlags: facts.cpuFlags,
+  };
+}
+
+// ---- I/O edge ---------------------------------------------------------------------------------
+
+export interface ExecResult { code: number | null; stdout: string; stderr: string }
+
+export interface FactSources {
+  exec(cmd: string, args: string[]): Promise<ExecResult>;
+  readFile(path: string): Promise<string>;
+  exists(path: string): Promise<boolean>;
+}
+
+export async function readLocalFacts(src: FactSources, criu = 'criu', runCheck = true): Promise<LocalFacts> {
+  const version = await src.exec(criu, ['--version']).catch((): ExecResult => ({ code: -1, stdout: '', stderr: '' }));
+  const criuVersion = version.code === 0 ? parseCriuVersion(version.stdout + version.stderr) : undefined;
+  const check = criuVersion && runCheck ? await src.exec(criu, ['check']).catch((): ExecResult => ({ code: -1, stdout: '', stderr: '' })) : undefined;
+  const cpuinfo = await src.readFile('/proc/cpuinfo').catch(() => '');
+  const cgroup = await src.exists('/sys/fs/cgroup/cgroup.controllers') ? 'v2' : await src.exists('/sys/fs/cgroup') ? 'v1' : undefined;
+  return {
+    ...(criuVersion ? { criuVersion } : {}),
+    criuCheckPassed: check?.code === 0,
+    cpuFlags: parseCpuFlags(cpuinfo),
+    ...(cgroup ? { cgroup } : {}),
+  };
+}

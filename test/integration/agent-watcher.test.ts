@@ -1,0 +1,304 @@
+/**
+ * The watcher path end to end over real HTTP: archive dropped in the directory → image in a real
+ * docker-registry → Checkpoint Ready with this node's facts → archive gone; and the failure cases
+ * (corrupt archive, registry outage, crash mid-push, crash between create and status).
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, rm, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import { specHash } from '../../api/spec-hash.js';
+import type { Checkpoint, Pod } from '../../api/types.js';
+import { createKubeClient, loadKubeConfig, type KubeClient } from '../../kube/client.js';
+import { silentLogger } from '../../runtime/log.js';
+import { sleep } from '../../kube/informer.js';
+import type { LocalFacts } from '../../agent/node-facts.js';
+import { Agent, type AgentOptions } from '../../agent/watcher.js';
+import { PodMemory } from '../../agent/pod-memory.js';
+import { checkpointEntries, writeArchive } from '../unit/agent-fixtures.js';
+import { FakeKube } from './agent-fake-kube.js';
+import { describeWithTools, freePort, startRegistry, tempDir, waitUntil, type Registry } from './agent-env.js';
+
+const NS = 'shop';
+const CK_BASE = `/apis/lazarus.dev/v1alpha1/namespaces/${NS}/checkpoints`;
+const ARCHIVE = 'checkpoint-web-7d9c-abcde_shop-app-2026-11-27T12:00:00Z.tar';
+const FACTS: LocalFacts = { criuVersion: '4.1.1', criuCheckPassed: true, cpuFlags: ['avx2', 'fpu', 'sse4_2'], cgroup: 'v2' };
+
+const POD: Pod = {
+  metadata: {
+    name: 'web-7d9c-abcde', namespace: NS, labels: { app: 'web', 'pod-template-hash': '7d9c' },
+    ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7d9c', controller: true }],
+  },
+  spec: { containers: [{ name: 'app', image: 'registry.example/web:1.4', args: ['--port', '8080'], env: [{ name: 'MODE', value: 'prod' }] }] },
+};
+
+function seed(kube: FakeKube, registry: string): void {
+  kube.put('/api/v1/nodes/node-a', {
+    metadata: { name: 'node-a', labels: { 'kubernetes.io/arch': 'amd64' } },
+    status: { nodeInfo: { architecture: 'amd64', kernelVersion: '6.8.0-45-generic', containerRuntimeVersion: 'cri-o://1.33.2' } },
+  });
+  kube.put(`/api/v1/namespaces/${NS}`, { metadata: { name: NS, labels: { team: 'shop' } } });
+  kube.put('/api/v1/namespaces/lazarus', { metadata: { name: 'lazarus' } });
+  kube.put(`/apis/apps/v1/namespaces/${NS}/deployments/web`, { metadata: { name: 'web', labels: { app: 'web' } } });
+  kube.put(`/apis/apps/v1/namespaces/${NS}/replicasets/web-7d9c`, {
+    metadata: { name: 'web-7d9c', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', controller: true }] },
+  });
+  kube.put(`/api/v1/namespaces/${NS}/pods/web-7d9c-abcde`, POD as unknown as Record<string, unknown>);
+  kube.put('/apis/lazarus.dev/v1alpha1/restorepolicies/default', { metadata: { name: 'default' }, spec: { checkpoint: { registry: `${registry}/lazarus` } } });
+}
+
+describeWithTools('agent watcher against a fake Kubernetes API and a real registry', ['docker-registry'], false, () => {
+  let dir = '';
+  let checkpointDir = '';
+  let kube: FakeKube;
+  let client: KubeClient;
+  let registry: Registry | undefined;
+  let nowMs = Date.parse('2026-11-27T12:05:00Z');
+
+  function agent(registryHost: string, extra: Partial<AgentOptions> = {}): Agent {
+    return new Agent({
+      kube: client, nodeName: 'node-a', checkpointDir, namespace: 'lazarus',
+      insecureRegistries: new Set([registryHost]), log: silentLogger(),
+      now: () => new Date(nowMs), sleep: () => Promise.resolve(),
+      readFacts: () => Promise.resolve(FACTS),
+      hostFacts: (local) => Promise.resolve({ criuVersion: local.criuVersion ?? '', kernel: '6.8.0-45-generic', arch: 'amd64', cgroup: 'v2' }),
+      settleMs: 0, scanIntervalMs: 60_000, factsIntervalMs: 60_000, retryBaseMs: 1_000, retryMaxMs: 60_000,
+      registryRetry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 1 },
+      ...extra,
+    });
+  }
+
+  async function dropArchive(name = ARCHIVE, pages?: Buffer): Promise<string> {
+    const path = join(checkpointDir, name);
+    await writeArchive(path, checkpointEntries('crio', pages));
+    const old = new Date(nowMs - 10_000);
+    await utimes(path, old, old);
+    return path;
+  }
+
+  async function tags(host: string, repo: string): Promise<string[]> {
+    const r = await fetch(`http://${host}/v2/${repo}/tags/list`);
+    if (r.status === 404) return [];
+    return ((await r.json()) as { tags?: string[] | null }).tags ?? [];
+  }
+
+  beforeEach(async () => {
+    dir = await tempDir('agent-watcher');
+    checkpointDir = join(dir, 'checkpoints');
+    await mkdir(checkpointDir);
+    kube = new FakeKube();
+    await kube.start();
+    client = await createKubeClient(loadKubeConfig(await kube.kubeconfig(dir)));
+    nowMs = Date.parse('2026-11-27T12:05:00Z');
+  });
+
+  afterEach(async () => {
+    await registry?.stop();
+    registry = undefined;
+    await kube.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('archive dropped in the directory → image pushed → Checkpoint Ready with origin facts → archive gone', async () => {
+    registry = await startRegistry();
+    seed(kube, registry.host);
+    const a = agent(registry.host, { settleMs: 50, now: () => new Date(), sleep });
+    const ac = new AbortController();
+    const running = a.run(ac.signal);
+    try {
+      await waitUntil(async () => kube.get<{ metadata: { labels?: Record<string, string> } }>('/api/v1/nodes/node-a')?.metadata.labels?.['lazarus.dev/criu-version'], 10_000, 'node facts');
+      const path = join(checkpointDir, ARCHIVE);
+      await writeArchive(path, checkpointEntries('crio'));
+      const ck = await waitUntil(async () => {
+        const c = kube.get<Checkpoint>(`${CK_BASE}/web-app-20261127t120000z`);
+        return c?.status?.phase === 'Ready' ? c : undefined;
+      }, 20_000, 'the Checkpoint to be Ready');
+      expect(ck.spec).toMatchObject({
+        workload: { kind: 'Deployment', name: 'web' },
+        container: 'app',
+        sourcePod: 'web-7d9c-abcde',
+        baseImage: 'registry.example/web:1.4',
+        specHash: specHash(POD.spec.containers[0] ?? { name: '' }),
+        takenAt: '2026-11-27T12:00:00.500Z',
+        origin: { node: 'node-a', architecture: 'amd64', kernelVersion: '6.8.0-45-generic', criuVersion: 40101, runtime: 'cri-o://1.33.2', cgroup: 'v2', cpuFlags: ['avx2', 'fpu', 'sse4_2'] },
+      });
+      expect(ck.metadata.labels).toEqual({ 'lazarus.dev/workload': 'web', 'lazarus.dev/workload-kind': 'Deployment', 'lazarus.dev/container': 'app' });
+      expect(ck.spec.image).toMatch(new RegExp(`^${registry.host}/lazarus/shop/web-app@sha256:[0-9a-f]{64}$`));
+      const digest = ck.spec.image.split('@')[1] ?? '';
+      const manifest = await fetch(`http://${registry.host}/v2/lazarus/shop/web-app/manifests/${digest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+      expect(manifest.status).toBe(200);
+      expect(((await manifest.json()) as { annotations: Record<string, string> }).annotations).toMatchObject({
+        'io.kubernetes.cri-o.annotations.checkpoint.name': 'app',
+        'org.criu.checkpoint.pod.name': 'web-7d9c-abcde',
+        'org.criu.checkpoint.pod.namespace': 'shop',
+      });
+      expect(existsSync(path)).toBe(false);
+      expect(kube.get<{ metadata: { labels: Record<string, string> } }>('/api/v1/nodes/node-a')?.metadata.labels).toMatchObject({
+        'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'true',
+      });
+    } finally {
+      ac.abort();
+      await running;
+    }
+  }, 60_000);
+
+  it('a corrupt archive becomes a Failed Checkpoint with the reason, and is kept aside', async () => {
+    registry = await startRegistry();
+    seed(kube, registry.host);
+    const path = join(checkpointDir, ARCHIVE);
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(path, randomBytes(5000));
+    const old = new Date(nowMs - 10_000);
+    await utimes(path, old, old);
+    const a = agent(registry.host);
+    expect(await a.scanOnce()).toEqual(new Map([[ARCHIVE, 'failed']]));
+    const failed = kube.list<Checkpoint>(CK_BASE);
+    expect(failed).toHaveLength(1);
+    expect(failed[0]?.status).toMatchObject({ phase: 'Failed' });
+    expect(failed[0]?.status?.reason).toMatch(/not a readable tar archive/);
+    expect(failed[0]?.spec).toMatchObject({ sourcePod: 'web-7d9c-abcde', container: 'app', origin: { node: 'node-a', criuVersion: 40101 } });
+    expect(existsSync(path)).toBe(false);
+    expect(existsSync(`${path}.failed`)).toBe(true);
+    expect(await a.scanOnce()).toEqual(new Map());
+    expect(await tags(registry.host, 'lazarus/shop/web-app')).toEqual([]);
+  }, 30_000);
+
+  it('a registry outage keeps the archive and retries after a backoff until the registry is back', async () => {
+    const port = await freePort();
+    const host = `127.0.0.1:${String(port)}`;
+    seed(kube, host);
+    const path = await dropArchive();
+    const a = agent(host);
+    expect(await a.scanOnce()).toEqual(new Map([[ARCHIVE, 'retry']]));
+    expect(existsSync(path)).toBe(true);
+    expect(kube.list(CK_BASE)).toEqual([]);
+    expect(await a.scanOnce()).toEqual(new Map([[ARCHIVE, 'skipped']])); // backing off
+
+    registry = await startRegistry({ port });
+    nowMs += 2_000;
+    expect(await a.scanOnce()).toEqual(new Map([[ARCHIVE, 'ready']]));
+    expect(existsSync(path)).toBe(false);
+    expect(kube.list<Checkpoint>(CK_BASE).map((c) => c.status?.phase)).toEqual(['Ready']);
+  }, 60_000);
+
+  it('a crash mid-push leaves the archive; the restart ends with exactly one image and one Checkpoint', async () => {
+    registry = await startRegistry();
+    seed(kube, registry.host);
+    // 96 MiB so the upload is still running when the process "dies".
+    const big = Buffer.alloc(96 << 20);
+    for (let i = 0; i < big.length; i += 1 << 20) randomBytes(4096).copy(big, i);
+    const path = await dropArchive(ARCHIVE, big);
+    const reg = registry;
+    const ac = new AbortController();
+    const first = agent(registry.host, { registryRetry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 } });
+    const crashed = first.scanOnce(ac.signal).catch((e: unknown) => e);
+    await waitUntil(async () => {
+      const uploads = await fetch(`http://${reg.host}/v2/_catalog`).then((r) => r.json() as Promise<{ repositories?: string[] }>);
+      return (uploads.repositories ?? []).length > 0 || existsSync(join(reg.dir, 'data/docker/registry/v2/repositories/lazarus/shop/web-app/_uploads')) ? true : undefined;
+    }, 20_000, 'the upload to start');
+    ac.abort();
+    await crashed;
+    expect(existsSync(path)).toBe(true);
+    expect(kube.list(CK_BASE)).toEqual([]);
+
+    const second = agent(registry.host);
+    expect(await second.scanOnce()).toEqual(new Map([[ARCHIVE, 'ready']]));
+    expect(existsSync(path)).toBe(false);
+    expect(await tags(registry.host, 'lazarus/shop/web-app')).toEqual(['20261127t120000z']);
+    expect(kube.list<Checkpoint>(CK_BASE).map((c) => [c.metadata.name, c.status?.phase])).toEqual([['web-app-20261127t120000z', 'Ready']]);
+  }, 90_000);
+
+  it('a crash between creating the Checkpoint and its status converges on one Ready Checkpoint and one image', async () => {
+    registry = await startRegistry();
+    seed(kube, registry.host);
+    const path = await dropArchive();
+    kube.failOnce.push(/^PATCH .*\/checkpoints\/[^/]+\/status$/);
+    const a = agent(registry.host);
+    expect(await a.scanOnce()).toEqual(new Map([[ARCHIVE, 'retry']]));
+    expect(existsSync(path)).toBe(true);
+    expect(kube.list<Checkpoint>(CK_BASE).map((c) => c.status?.phase)).toEqual([undefined]);
+
+    const restarted = agent(registry.host);
+    expect(await restarted.scanOnce()).toEqual(new Map([[ARCHIVE, 'ready']]));
+    expect(existsSync(path)).toBe(false);
+    expect(kube.list<Checkpoint>(CK_BASE).map((c) => c.status?.phase)).toEqual(['Ready']);
+    expect(await tags(registry.host, 'lazarus/shop/web-app')).toEqual(['20261127t120000z']);
+    // The restart adopted the Checkpoint the first run created (POST → 409) instead of making a second.
+    expect(kube.requests.filter((r) => r.startsWith('POST /apis/lazarus.dev')).length).toBe(2);
+  }, 60_000);
+
+  it('a restored pod hashes its original image, and a podman archive (no pod) becomes a Failed Checkpoint', async () => {
+    registry = await startRegistry();
+    seed(kube, registry.host);
+    const original = 'registry.example/web:1.4';
+    const restored: Pod = structuredClone(POD);
+    restored.metadata.annotations = { 'lazarus.dev/original-images': `app=${original}`, 'lazarus.dev/restored-from': 'app=web-app-20261126t000000z' };
+    const first = restored.spec.containers[0];
+    if (!first) throw new Error('fixture');
+    first.image = `${registry.host}/lazarus/shop/web-app@sha256:${'1'.repeat(64)}`;
+    kube.put(`/api/v1/namespaces/${NS}/pods/web-7d9c-abcde`, restored as unknown as Record<string, unknown>);
+    await dropArchive();
+    const podmanArchive = 'podman-export.tar';
+    await writeArchive(join(checkpointDir, podmanArchive), checkpointEntries('podman'));
+    const old = new Date(nowMs - 5_000);
+    await utimes(join(checkpointDir, podmanArchive), old, old);
+
+    const outcomes = await agent(registry.host).scanOnce();
+    expect(outcomes).toEqual(new Map([[ARCHIVE, 'ready'], [podmanArchive, 'failed']]));
+    const ck = kube.get<Checkpoint>(`${CK_BASE}/web-app-20261127t120000z`);
+    expect(ck?.spec.specHash).toBe(specHash(first, original));
+    expect(ck?.spec.specHash).toBe(specHash(POD.spec.containers[0] ?? { name: '' }));
+    expect(ck?.spec.baseImage).toBe(original);
+    const failed = kube.list<Checkpoint>('/apis/lazarus.dev/v1alpha1/namespaces/lazarus/checkpoints');
+    expect(failed.map((c) => [c.status?.phase, c.status?.reason])).toEqual([['Failed', expect.stringMatching(/Podman archive names no Kubernetes pod/)]]);
+  }, 30_000);
+
+  it('a pod evicted right after its checkpoint (a drain) still yields a Ready Checkpoint from the remembered spec', async () => {
+    registry = await startRegistry();
+    seed(kube, registry.host);
+    kube.put(`/api/v1/namespaces/${NS}/pods/web-7d9c-abcde`, { ...(POD as unknown as Record<string, unknown>), spec: { ...POD.spec, nodeName: 'node-a' } });
+    kube.put(`/api/v1/namespaces/${NS}/pods/elsewhere`, { metadata: { name: 'elsewhere', namespace: NS }, spec: { nodeName: 'node-b', containers: [] } });
+    const memory = new PodMemory({ kube: client, nodeName: 'node-a', log: silentLogger(), now: () => nowMs, retainMs: 3_600_000, sleep });
+    const ac = new AbortController();
+    const watching = memory.run(ac.signal);
+    try {
+      await waitUntil(async () => (memory.synced ? true : undefined), 10_000, 'the pod list');
+      expect(memory.get(NS, 'elsewhere')).toBeUndefined();
+      await dropArchive();
+      const r = await fetch(`${kube.url}/api/v1/namespaces/${NS}/pods/web-7d9c-abcde`, { method: 'DELETE' });
+      expect(r.status).toBe(200);
+      expect(kube.get(`/api/v1/namespaces/${NS}/pods/web-7d9c-abcde`)).toBeUndefined();
+      await waitUntil(async () => (memory.get(NS, 'web-7d9c-abcde') ? true : undefined), 10_000, 'the pod to be remembered');
+
+      expect(await agent(registry.host, { pods: memory }).scanOnce()).toEqual(new Map([[ARCHIVE, 'ready']]));
+      const ck = kube.get<Checkpoint>(`${CK_BASE}/web-app-20261127t120000z`);
+      expect(ck?.status?.phase).toBe('Ready');
+      expect(ck?.spec.specHash).toBe(specHash(POD.spec.containers[0] ?? { name: '' }));
+      expect(ck?.spec.workload).toEqual({ kind: 'Deployment', name: 'web' });
+    } finally {
+      ac.abort();
+      await watching;
+    }
+  }, 30_000);
+
+  it('without the remembered spec, an archive of a vanished pod is a Failed Checkpoint saying why', async () => {
+    registry = await startRegistry();
+    seed(kube, registry.host);
+    kube.delete(`/api/v1/namespaces/${NS}/pods/web-7d9c-abcde`);
+    await dropArchive();
+    expect(await agent(registry.host).scanOnce()).toEqual(new Map([[ARCHIVE, 'failed']]));
+    expect(kube.list<Checkpoint>(CK_BASE).map((c) => c.status?.reason)).toEqual([expect.stringMatching(/web-7d9c-abcde no longer exists/)]);
+  }, 30_000);
+
+  it('publishes node facts only when they change', async () => {
+    seed(kube, '127.0.0.1:1');
+    const a = agent('127.0.0.1:1');
+    expect(await a.refreshFacts()).toBe(true);
+    const node = kube.get<{ metadata: { labels: Record<string, string>; annotations: Record<string, string> } }>('/api/v1/nodes/node-a');
+    expect(node?.metadata.labels).toMatchObject({ 'kubernetes.io/arch': 'amd64', 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'true' });
+    expect(node?.metadata.annotations).toEqual({ 'lazarus.dev/criu': '4.1.1', 'lazarus.dev/cpu-flags': 'avx2 fpu sse4_2', 'lazarus.dev/cgroup': 'v2' });
+    expect(await a.refreshFacts()).toBe(false);
+    expect(kube.requests.filter((r) => r.startsWith('PATCH /api/v1/nodes'))).toHaveLength(1);
+  }, 30_000);
+});
+

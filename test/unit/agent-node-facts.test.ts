@@ -1,0 +1,138 @@
+import type { Node } from '../../api/types.js';
+import { parseRuntimeVersion } from '../../agent/host.js';
+import { desiredNodeMetadata, nodeMetadataPatch, originFacts, parseCpuFlags, parseCriuVersion, readLocalFacts, runtimeCanRestore, type FactSources, type LocalFacts } from '../../agent/node-facts.js';
+import { checkpointName, compactTime, dnsName, failedCheckpointName, imageRefFor, isArchiveName, parseKubeletArchiveName, retryDelayMs } from '../../agent/plan.js';
+
+describe('parsing what the node says', () => {
+  it.each([
+    ['Version: 4.1.1\n', '4.1.1'],
+    ['Version: 3.17.1\nGitID: v3.17.1\n', '3.17.1'],
+    ['Version: 4.2\n', '4.2'],
+    ['criu: command not found', undefined],
+  ])('criu --version %j', (out, want) => expect(parseCriuVersion(out)).toBe(want));
+
+  it.each([
+    ['processor\t: 0\nflags\t\t: fpu vme sse4_2 avx2 fpu\n\nprocessor\t: 1\nflags\t\t: fpu\n', ['avx2', 'fpu', 'sse4_2', 'vme']],
+    ['processor\t: 0\nFeatures\t: fp asimd aes\n', ['aes', 'asimd', 'fp']],
+    ['', []],
+  ])('cpu flags from /proc/cpuinfo #%#', (text, want) => expect(parseCpuFlags(text)).toEqual(want));
+
+  it.each([
+    ['runc version 1.1.5\ncommit: …\nspec: 1.0.2-dev', '1.1.5'],
+    ['crun version 1.8.1\ncommit: abc', '1.8.1'],
+    ['nonsense', undefined],
+  ])('runtime --version %j', (out, want) => expect(parseRuntimeVersion(out)).toBe(want));
+
+  it.each([
+    ['cri-o://1.26.0', true],
+    ['cri-o://1.33.2', true],
+    ['cri-o://1.25.9', false],
+    ['containerd://2.0.5', false],
+    ['containerd://2.1.0', true],
+    ['containerd://2.3.1', true],
+    ['containerd://2.4.0', false],
+    ['containerd://1.7.27', false],
+    ['docker://28.0.1', false],
+    [undefined, false],
+    ['garbage', false],
+  ])('runtimeCanRestore(%s) = %s', (rt, want) => expect(runtimeCanRestore(rt)).toBe(want));
+});
+
+describe('node labels and annotations (DESIGN §2)', () => {
+  const facts: LocalFacts = { criuVersion: '4.1.1', criuCheckPassed: true, cpuFlags: ['avx2', 'fpu'], cgroup: 'v2' };
+
+  it.each<[string, LocalFacts, string | undefined, Record<string, string | null>]>([
+    ['capable', facts, 'cri-o://1.33.2', { 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'true' }],
+    ['criu check failed', { ...facts, criuCheckPassed: false }, 'cri-o://1.33.2', { 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'false' }],
+    ['runtime cannot restore', facts, 'containerd://2.4.1', { 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'false' }],
+    ['no criu', { criuCheckPassed: false, cpuFlags: [] }, 'cri-o://1.33.2', { 'lazarus.dev/criu-version': null, 'lazarus.dev/restore-capable': 'false' }],
+  ])('%s', (_name, f, runtime, labels) => {
+    expect(desiredNodeMetadata(f, runtime).labels).toEqual(labels);
+  });
+
+  it('annotations carry the CRIU version, CPU flags and cgroup version', () => {
+    expect(desiredNodeMetadata(facts, 'cri-o://1.33.2').annotations).toEqual({ 'lazarus.dev/criu': '4.1.1', 'lazarus.dev/cpu-flags': 'avx2 fpu', 'lazarus.dev/cgroup': 'v2' });
+  });
+
+  const node = (labels: Record<string, string>, annotations: Record<string, string> = {}): Node => ({ metadata: { name: 'n', labels, annotations } });
+  const desired = desiredNodeMetadata(facts, 'cri-o://1.33.2');
+
+  it('patches only the keys that differ', () => {
+    const current = node({ 'kubernetes.io/arch': 'amd64', 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'false' }, { 'lazarus.dev/criu': '4.1.1', 'lazarus.dev/cpu-flags': 'avx2 fpu', 'lazarus.dev/cgroup': 'v2' });
+    expect(nodeMetadataPatch(current, desired)).toEqual({ metadata: { labels: { 'lazarus.dev/restore-capable': 'true' } } });
+  });
+
+  it('sends nothing when everything is already published', () => {
+    const current = node({ 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'true' }, { 'lazarus.dev/criu': '4.1.1', 'lazarus.dev/cpu-flags': 'avx2 fpu', 'lazarus.dev/cgroup': 'v2' });
+    expect(nodeMetadataPatch(current, desired)).toBeUndefined();
+  });
+
+  it('removes the CRIU label once criu is gone, and only if it was there', () => {
+    const gone = desiredNodeMetadata({ criuCheckPassed: false, cpuFlags: [] }, 'cri-o://1.33.2');
+    expect(nodeMetadataPatch(node({ 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'true' }), gone)).toEqual({
+      metadata: { labels: { 'lazarus.dev/criu-version': null, 'lazarus.dev/restore-capable': 'false' } },
+    });
+    expect(nodeMetadataPatch(node({ 'lazarus.dev/restore-capable': 'false' }), gone)).toBeUndefined();
+  });
+
+  it('origin facts take kernel, arch and runtime from the Node and never invent a CRIU version', () => {
+    const n: Node = { metadata: { name: 'n' }, status: { nodeInfo: { architecture: 'arm64', kernelVersion: '6.8.0', containerRuntimeVersion: 'cri-o://1.33.2' } } };
+    expect(originFacts('n', n, facts, { architecture: 'amd64', kernelVersion: 'x' })).toEqual({
+      node: 'n', architecture: 'arm64', kernelVersion: '6.8.0', criuVersion: 40101, runtime: 'cri-o://1.33.2', cgroup: 'v2', cpuFlags: ['avx2', 'fpu'],
+    });
+    expect(originFacts('n', undefined, { criuCheckPassed: false, cpuFlags: [] }, { architecture: 'amd64', kernelVersion: 'k' }).criuVersion).toBe(0);
+  });
+
+  it('reads local facts through injected sources', async () => {
+    const calls: string[] = [];
+    const src: FactSources = {
+      exec: (cmd, args) => { calls.push(`${cmd} ${args.join(' ')}`); return Promise.resolve({ code: 0, stdout: args[0] === '--version' ? 'Version: 4.1.1\n' : 'Looks good.\n', stderr: '' }); },
+      readFile: () => Promise.resolve('flags\t: sse2 fpu\n'),
+      exists: (p) => Promise.resolve(p === '/sys/fs/cgroup/cgroup.controllers'),
+    };
+    expect(await readLocalFacts(src, '/opt/criu')).toEqual({ criuVersion: '4.1.1', criuCheckPassed: true, cpuFlags: ['fpu', 'sse2'], cgroup: 'v2' });
+    expect(calls).toEqual(['/opt/criu --version', '/opt/criu check']);
+  });
+});
+
+describe('watcher naming (deterministic across restarts)', () => {
+  it.each([
+    ['checkpoint-web-7d9c-abcde_shop-app-2026-11-27T12:00:00Z.tar', true],
+    ['x.tar.zst', true],
+    ['x.tar.failed', false],
+    ['.x.tar', false],
+    ['notes.txt', false],
+  ])('isArchiveName(%s)', (n, want) => expect(isArchiveName(n)).toBe(want));
+
+  it('compacts RFC 3339 times', () => {
+    expect(compactTime('2026-11-27T12:00:00.5Z')).toBe('20261127t120000z');
+    expect(compactTime('nope')).toBe('unknown');
+  });
+
+  it('names Checkpoints and images from workload, container and time', () => {
+    const w = { kind: 'Deployment' as const, name: 'web' };
+    expect(checkpointName(w, 'app', '2026-11-27T12:00:00Z')).toBe('web-app-20261127t120000z');
+    expect(imageRefFor('registry.example/lazarus/', 'shop', w, 'app', '2026-11-27T12:00:00Z')).toBe('registry.example/lazarus/shop/web-app:20261127t120000z');
+  });
+
+  it('keeps DNS names short with a hash when cut', () => {
+    const long = dnsName('a'.repeat(100), 63);
+    expect(long).toHaveLength(63);
+    expect(long).toMatch(/^a+-[0-9a-f]{8}$/);
+    expect(dnsName('Web_App!')).toBe('web-app');
+  });
+
+  it('splits kubelet archive names into (pod, namespace, container) candidates', () => {
+    expect(parseKubeletArchiveName('checkpoint-web-7d9c-abcde_my-ns-app-x-2026-11-27T12:00:00Z.tar')).toEqual([
+      { pod: 'web-7d9c-abcde', namespace: 'my', container: 'ns-app-x' },
+      { pod: 'web-7d9c-abcde', namespace: 'my-ns', container: 'app-x' },
+      { pod: 'web-7d9c-abcde', namespace: 'my-ns-app', container: 'x' },
+    ]);
+    expect(parseKubeletArchiveName('other.tar')).toEqual([]);
+    expect(failedCheckpointName('checkpoint-a_b-c-2026-11-27T12:00:00Z.tar')).toBe('failed-checkpoint-a-b-c-2026-11-27t12-00-00z');
+  });
+
+  it('backs off exponentially with a cap', () => {
+    expect([1, 2, 3, 10].map((n) => retryDelayMs(n, 1000, 30_000))).toEqual([1000, 2000, 4000, 30_000]);
+  });
+});
