@@ -7,6 +7,9 @@ import * as K from './keys.js';
 import { criuCode, criuString, parseCriuLabel, parseKernel, parseRuntime } from './versions.js';
 import type { CompatibilityRules, Node, OriginFacts, Placement, Pod } from './types.js';
 
+/** Image names present on a node; `has` is all scoring needs. */
+export interface ImageIndex { has(name: string): boolean }
+
 /** What Lazarus knows about a node, extracted once from its object. */
 export interface NodeFacts {
   name: string;
@@ -16,40 +19,67 @@ export interface NodeFacts {
   /** containerRuntimeVersion, e.g. `cri-o://1.33.2` */
   runtime: string | undefined;
   restoreCapable: boolean;
-  /** Undefined when the agent has not published them. */
+  /** Undefined when the agent has not published them (or published an empty list). */
   cpuFlags: ReadonlySet<string> | undefined;
   ready: boolean;
   unschedulable: boolean;
   /** Every name of every image present on the node (`status.images[].names`). */
-  images: ReadonlySet<string>;
+  images: ImageIndex;
 }
-
-const NO_IMAGES: ReadonlySet<string> = new Set();
 
 function splitFlags(text: string | undefined): string[] {
   return text ? text.split(/\s+/).filter(Boolean) : [];
 }
 
-export function nodeFacts(node: Node): NodeFacts {
-  const labels = node.metadata.labels ?? {};
-  const annotations = node.metadata.annotations ?? {};
-  const info = node.status?.nodeInfo ?? {};
-  const flags = annotations[K.NODE_CPU_FLAGS];
-  let images: Set<string> | undefined;
-  for (const image of node.status?.images ?? []) {
-    for (const name of image.names ?? []) (images ??= new Set()).add(name);
+// Node objects reach nodeFacts straight from the wire (full-Nodes extender requests), so every
+// field is checked for its type: a malformed node yields unknown facts, never an exception.
+type Loose = Record<string, unknown>;
+function record(value: unknown): Loose | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Loose : undefined;
+}
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+/**
+ * Scans `status.images` on demand instead of building a Set per node: a full-Nodes request
+ * carries thousands of nodes with dozens of image names each, and only scoring (for the few
+ * base images of one pod) ever looks.
+ */
+class ScannedImages implements ImageIndex {
+  constructor(private readonly images: readonly unknown[]) {}
+  has(name: string): boolean {
+    for (const image of this.images) {
+      const names = record(image)?.names;
+      if (Array.isArray(names) && names.includes(name)) return true;
+    }
+    return false;
   }
+}
+const NO_IMAGES: ImageIndex = Object.freeze({ has: () => false });
+
+export function nodeFacts(node: Node): NodeFacts {
+  const n = record(node);
+  const metadata = record(n?.metadata);
+  const labels = record(metadata?.labels);
+  const annotations = record(metadata?.annotations);
+  const status = record(n?.status);
+  const info = record(status?.nodeInfo);
+  const flags = text(annotations?.[K.NODE_CPU_FLAGS]);
+  const conditions = status?.conditions;
+  const images = status?.images;
+  const criuLabel = labels?.[K.NODE_CRIU_VERSION];
   return {
-    name: node.metadata.name ?? '',
-    architecture: info.architecture || labels[K.LABEL_ARCH] || undefined,
-    kernelVersion: info.kernelVersion || undefined,
-    criuVersion: parseCriuLabel(labels[K.NODE_CRIU_VERSION]),
-    runtime: info.containerRuntimeVersion || undefined,
-    restoreCapable: labels[K.NODE_RESTORE_CAPABLE] === 'true',
-    cpuFlags: flags === undefined ? undefined : new Set(splitFlags(flags)),
-    ready: node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
-    unschedulable: node.spec?.unschedulable === true,
-    images: images ?? NO_IMAGES,
+    name: text(metadata?.name) ?? '',
+    architecture: text(info?.architecture) ?? text(labels?.[K.LABEL_ARCH]),
+    kernelVersion: text(info?.kernelVersion),
+    criuVersion: typeof criuLabel === 'string' ? parseCriuLabel(criuLabel) : undefined,
+    runtime: text(info?.containerRuntimeVersion),
+    restoreCapable: labels?.[K.NODE_RESTORE_CAPABLE] === 'true',
+    cpuFlags: flags?.trim() ? new Set(splitFlags(flags)) : undefined,
+    ready: Array.isArray(conditions) && conditions.some((c) => record(c)?.type === 'Ready' && record(c)?.status === 'True'),
+    unschedulable: record(n?.spec)?.unschedulable === true,
+    images: Array.isArray(images) && images.length > 0 ? new ScannedImages(images) : NO_IMAGES,
   };
 }
 
@@ -74,62 +104,74 @@ export function formatPairs(pairs: Iterable<readonly [string, string]>): string 
   return [...pairs].map(([k, v]) => `${k}=${v}`).join(',');
 }
 
-/** Undefined for a pod that was not restored by Lazarus. */
+/** Undefined for a pod that was not restored by Lazarus. Non-string annotation values count as absent. */
 export function podRestoreFacts(pod: Pick<Pod, 'metadata'>): PodRestoreFacts | undefined {
-  const a = pod.metadata.annotations;
-  if (!a?.[K.RESTORED_FROM]) return undefined;
+  const a = record(record(record(pod)?.metadata)?.annotations);
+  if (!text(a?.[K.RESTORED_FROM])) return undefined;
+  const get = (key: string): string => text(a?.[key]) ?? '';
   return {
     origin: {
-      node: a[K.ORIGIN_NODE] ?? '',
-      architecture: a[K.ORIGIN_ARCH] ?? '',
-      kernelVersion: a[K.ORIGIN_KERNEL] ?? '',
-      criuVersion: criuCode(a[K.ORIGIN_CRIU] ?? '') ?? 0,
-      runtime: a[K.ORIGIN_RUNTIME] ?? '',
-      cpuFlags: splitFlags(a[K.ORIGIN_CPU_FLAGS]),
+      node: get(K.ORIGIN_NODE),
+      architecture: get(K.ORIGIN_ARCH),
+      kernelVersion: get(K.ORIGIN_KERNEL),
+      criuVersion: criuCode(get(K.ORIGIN_CRIU)) ?? 0,
+      runtime: get(K.ORIGIN_RUNTIME),
+      cpuFlags: splitFlags(get(K.ORIGIN_CPU_FLAGS)),
     },
-    baseImages: [...parsePairs(a[K.ORIGINAL_IMAGES]).values()],
+    baseImages: [...parsePairs(get(K.ORIGINAL_IMAGES)).values()],
   };
 }
 
 export interface Rules { compatibility: CompatibilityRules; placement: Placement }
 
-export interface Compatibility { ok: boolean; reasons: string[] }
+/** Which rule a node failed: a small fixed set, for metrics and for grouping reasons. */
+export type CompatRule = 'architecture' | 'restoreCapable' | 'criu' | 'cpu' | 'runtime' | 'kernel';
+export const COMPAT_RULES: readonly CompatRule[] = ['architecture', 'restoreCapable', 'criu', 'cpu', 'runtime', 'kernel'];
+
+export interface Compatibility {
+  ok: boolean;
+  reasons: string[];
+  /** `rules[i]` is the rule `reasons[i]` explains. */
+  rules: CompatRule[];
+}
 
 /** Every hard filter of DESIGN §4; each failed rule adds a reason a person can act on. */
 export function compatibility(origin: OriginFacts, node: NodeFacts, rules: Rules): Compatibility {
   const reasons: string[] = [];
+  const failed: CompatRule[] = [];
+  const fail = (rule: CompatRule, reason: string): void => { failed.push(rule); reasons.push(reason); };
   const { compatibility: c, placement } = rules;
 
   if (node.architecture !== origin.architecture) {
-    reasons.push(`architecture ${node.architecture ?? 'unknown'} differs from the checkpoint's ${origin.architecture}`);
+    fail('architecture', `architecture ${node.architecture ?? 'unknown'} differs from the checkpoint's ${origin.architecture || 'unknown'}`);
   }
   if (!node.restoreCapable) {
-    reasons.push(`node is not restore-capable (label ${K.NODE_RESTORE_CAPABLE} is not "true": no working CRIU or the runtime cannot restore from an image)`);
+    fail('restoreCapable', `node is not restore-capable (label ${K.NODE_RESTORE_CAPABLE} is not "true": no working CRIU or the runtime cannot restore from an image)`);
   }
   if (node.criuVersion === undefined) {
-    reasons.push(`criu version unknown (no ${K.NODE_CRIU_VERSION} label; is the Lazarus agent running on this node?)`);
+    fail('criu', `criu version unknown (no ${K.NODE_CRIU_VERSION} label; is the Lazarus agent running on this node?)`);
   } else if (c.criu === 'AtLeastOrigin' && node.criuVersion < origin.criuVersion) {
-    reasons.push(`criu ${criuString(node.criuVersion)} is older than the checkpoint's ${criuString(origin.criuVersion)}`);
+    fail('criu', `criu ${criuString(node.criuVersion)} is older than the checkpoint's ${criuString(origin.criuVersion)}`);
   } else if (c.criu === 'Exact' && node.criuVersion !== origin.criuVersion) {
-    reasons.push(`criu ${criuString(node.criuVersion)} differs from the checkpoint's ${criuString(origin.criuVersion)} (policy criu: Exact)`);
+    fail('criu', `criu ${criuString(node.criuVersion)} differs from the checkpoint's ${criuString(origin.criuVersion)} (policy criu: Exact)`);
   }
   if (c.cpu === 'Superset' && node.cpuFlags && origin.cpuFlags.length > 0) {
     const missing = origin.cpuFlags.filter((f) => !node.cpuFlags?.has(f));
     if (missing.length > 0) {
       const shown = missing.slice(0, 8).join(', ') + (missing.length > 8 ? `, … (${missing.length} in all)` : '');
-      reasons.push(`CPU lacks flags the checkpointed process may use: ${shown}`);
+      fail('cpu', `CPU lacks flags the checkpointed process may use: ${shown}`);
     }
   }
   if (c.runtime === 'SameName') {
     const want = parseRuntime(origin.runtime)?.name;
     const have = parseRuntime(node.runtime)?.name;
-    if (want && have !== want) reasons.push(`runtime ${have ?? 'unknown'} differs from the checkpoint's ${want}`);
+    if (want && have !== want) fail('runtime', `runtime ${have ?? 'unknown'} differs from the checkpoint's ${want}`);
   }
   if (placement === 'Require') {
     const reason = kernelMismatch(origin.kernelVersion, node.kernelVersion, c.kernel);
-    if (reason) reasons.push(reason);
+    if (reason) fail('kernel', reason);
   }
-  return { ok: reasons.length === 0, reasons };
+  return { ok: reasons.length === 0, reasons, rules: failed };
 }
 
 function kernelMismatch(originKernel: string, nodeKernel: string | undefined, rule: CompatibilityRules['kernel']): string | undefined {

@@ -11,6 +11,7 @@ export interface Subcommand {
 
 const commands: Record<string, () => Promise<Subcommand>> = {
   // subcommands register here
+  extender: async () => (await import('../extender/command.js')).command,
 };
 
 function help(): string {

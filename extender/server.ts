@@ -1,0 +1,210 @@
+/**
+ * The extender's HTTP(S) server. POST /filter and /prioritize are served by plain node:http
+ * with a hand-rolled body reader (the hot path: one Buffer, one JSON.parse, one stringify);
+ * everything else (/healthz, /readyz, /metrics) goes to the shared express ops app.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { opsApp } from '../runtime/ops-app.js';
+import type { NodeFacts } from '../api/compat.js';
+import type { EffectivePolicy } from '../api/types.js';
+import { errorFilterResult, filter, prioritize, validateArgs, type Lookups, type Tally } from './decide.js';
+import { extenderMetrics, type Outcome } from './metrics.js';
+import type { Verb, WirePod } from './protocol.js';
+
+/** 30 MB carries about 5,000 full Nodes; kube-scheduler sends at most numFeasibleNodesToFind. */
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+export interface ExtenderDeps {
+  policyFor(pod: WirePod): EffectivePolicy;
+  /** Absent without a node cache (no --kubeconfig): NodeNames filter requests get an Error. */
+  nodeByName?: ((name: string) => NodeFacts | undefined) | undefined;
+  /** Why the node cache cannot answer NodeNames requests yet; undefined when it can. */
+  nodeCacheProblem?: (() => string | undefined) | undefined;
+  /** Undefined when ready; else why not (e.g. caches not synced). */
+  notReadyReason?: () => string | undefined;
+  logger: Logger;
+  registry: Registry;
+  maxBodyBytes?: number;
+  /** Monotonic seconds, for the latency histogram only; injected so tests need no real clock. */
+  now?: () => number;
+}
+
+export type RequestListener = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+const VERBS: Readonly<Record<string, Verb>> = { '/filter': 'filter', '/prioritize': 'prioritize' };
+
+function monotonicSeconds(): number {
+  return Number(process.hrtime.bigint()) / 1e9;
+}
+
+type Body = { ok: true; data: Buffer } | { ok: false; status: number; error: string };
+
+/** Transport rules in one place: method, content type, size limit. */
+function readBody(req: http.IncomingMessage, limit: number): Promise<Body> {
+  return new Promise((resolve) => {
+    if (req.method !== 'POST') { resolve({ ok: false, status: 405, error: `method ${req.method ?? ''} not allowed; use POST` }); return; }
+    const type = req.headers['content-type'];
+    if (type !== undefined && !/^application\/(?:[\w.+-]+\+)?json\b/i.test(type)) {
+      resolve({ ok: false, status: 415, error: `content-type ${type} is not application/json` });
+      return;
+    }
+    const declared = Number(req.headers['content-length']);
+    if (declared > limit) { resolve({ ok: false, status: 413, error: `request body of ${declared} bytes exceeds the limit of ${limit}` }); return; }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (body: Body): void => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      resolve(body);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) finish({ ok: false, status: 413, error: `request body exceeds the limit of ${limit} bytes` });
+      else chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.on('end', () => finish({ ok: true, data: chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks, size) }));
+    req.on('error', (err) => finish({ ok: false, status: 400, error: `reading the request failed: ${err.message}` }));
+  });
+}
+
+function send(res: http.ServerResponse, status: number, payload: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(payload);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function podKey(pod: WirePod): string {
+  const m = pod.metadata;
+  return `${typeof m?.namespace === 'string' ? m.namespace : ''}/${typeof m?.name === 'string' ? m.name : ''}`;
+}
+
+export interface ExtenderServer {
+  /** The node:http request listener: verbs on the hot path, ops routes through express. */
+  listener: RequestListener;
+  /** Express app for /healthz, /readyz, /metrics (also mountable on a separate metrics port). */
+  ops: RequestListener;
+}
+
+export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
+  const limit = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const now = deps.now ?? monotonicSeconds;
+  const metrics = extenderMetrics(deps.registry);
+  const log = deps.logger;
+  const lookups: Lookups = { policyFor: (pod) => deps.policyFor(pod), nodeByName: deps.nodeByName, nodeCacheProblem: deps.nodeCacheProblem };
+  const app = opsApp({ registry: deps.registry, notReadyReason: deps.notReadyReason ?? (() => undefined) });
+  const ops: RequestListener = (req, res) => { app(req, res); };
+
+  async function serve(verb: Verb, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const start = now();
+    const done = (outcome: Outcome, tally?: Tally): void => metrics.observe(verb, outcome, now() - start, tally);
+
+    const body = await readBody(req, limit);
+    if (!body.ok) {
+      // The unread rest of a refused body must not be parsed as the next request: close.
+      send(res, body.status, { Error: body.error }, { connection: 'close', ...(body.status === 405 ? { allow: 'POST' } : {}) });
+      done('invalid');
+      log.warn({ verb, status: body.status, error: body.error }, 'extender request refused');
+      return;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.data.toString('utf8'));
+    } catch (err) {
+      send(res, 400, { Error: `request body is not JSON: ${err instanceof Error ? err.message : String(err)}` });
+      done('invalid');
+      return;
+    }
+    const valid = validateArgs(parsed);
+    if (!valid.ok) {
+      // Filter has an Error field for this; HostPriorityList has none, so prioritize says 400.
+      if (verb === 'filter') send(res, 200, errorFilterResult(valid.error));
+      else send(res, 400, { Error: valid.error });
+      done('invalid');
+      log.warn({ verb, error: valid.error }, 'extender request invalid');
+      return;
+    }
+    const request = valid.request;
+    try {
+      const outcome = verb === 'filter' ? filter(request, lookups) : prioritize(request, lookups);
+      send(res, 200, outcome.result);
+      const { tally } = outcome;
+      const noCache = 'noCache' in outcome && outcome.noCache === true;
+      done(noCache ? 'no-cache' : tally.restored ? 'restored' : 'not-restored', tally);
+      if (noCache) log.warn({ verb, pod: podKey(request.pod) }, 'NodeNames filter request answered with an Error: no usable node cache');
+      else if (tally.restored) {
+        log.info({ verb, pod: podKey(request.pod), mode: request.mode, nodes: tally.nodes, passed: tally.passed, unknown: tally.unknown, failedByRule: tally.byRule }, `${verb} for a restored pod`);
+      } else log.debug({ verb, pod: podKey(request.pod), nodes: tally.nodes }, `${verb}: not restored, all nodes pass`);
+    } catch (err) {
+      // Should not happen (inputs are read defensively); still never crash, always answer.
+      const error = `internal error: ${err instanceof Error ? err.message : String(err)}`;
+      if (verb === 'filter') send(res, 200, errorFilterResult(error));
+      else send(res, 500, { Error: error });
+      done('error');
+      log.error({ verb, err: String(err) }, 'extender failed');
+    }
+  }
+
+  const listener: RequestListener = (req, res) => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const verb = VERBS[q === -1 ? url : url.slice(0, q)];
+    if (!verb) { ops(req, res); return; }
+    serve(verb, req, res).catch((err: unknown) => {
+      log.error({ err: String(err) }, 'extender request failed');
+      if (!res.headersSent) send(res, 500, { Error: 'internal error' });
+      else res.destroy();
+    });
+  };
+  return { listener, ops };
+}
+
+export interface TlsFiles { cert: string | Buffer; key: string | Buffer }
+
+export interface StartOptions extends ExtenderDeps {
+  port?: number;
+  host?: string;
+  tls?: TlsFiles;
+}
+
+export interface RunningExtender {
+  port: number;
+  /** The https.Server when TLS is on (for setSecureContext on certificate reload). */
+  server: http.Server | https.Server;
+  close(): Promise<void>;
+}
+
+/** Keep connections open longer than Go's idle-connection timeout (90 s) so the client closes first. */
+const KEEP_ALIVE_MS = 95_000;
+
+/** Starts the extender on `host:port` (port 0: any free port) and resolves once it listens. */
+export function startExtender(options: StartOptions): Promise<RunningExtender> {
+  const { listener } = createExtenderServer(options);
+  return listen(listener, options.port ?? 0, options.host ?? '127.0.0.1', options.tls);
+}
+
+export function listen(listener: RequestListener, port: number, host: string, tls?: TlsFiles): Promise<RunningExtender> {
+  const server = tls ? https.createServer({ cert: tls.cert, key: tls.key }, listener) : http.createServer(listener);
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
+  server.headersTimeout = KEEP_ALIVE_MS + 5_000;
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve({
+        port: (server.address() as AddressInfo).port,
+        server,
+        close: () => new Promise<void>((done) => {
+          server.close(() => done());
+          server.closeAllConnections();
+        }),
+      });
+    });
+  });
+}
