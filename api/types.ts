@@ -188,7 +188,7 @@ export interface RestorePolicy {
   kind?: 'RestorePolicy';
   metadata: ObjectMeta;
   spec?: {
-    [K in keyof PolicySpec]?: PolicySpec[K] extends Record<string, unknown> ? Partial<PolicySpec[K]> : PolicySpec[K];
+    [K in keyof PolicySpec]?: PolicySpec[K] extends object ? Partial<PolicySpec[K]> : PolicySpec[K];
   };
 }
 
