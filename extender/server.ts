@@ -107,8 +107,10 @@ export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
 
     const body = await readBody(req, limit);
     if (!body.ok) {
-      // The unread rest of a refused body must not be parsed as the next request: close.
+      // The unread rest of a refused body must not be parsed as the next request: close. Discard
+      // what is still coming rather than reset the socket, so the client reads the answer.
       send(res, body.status, { Error: body.error }, { connection: 'close', ...(body.status === 405 ? { allow: 'POST' } : {}) });
+      req.resume();
       done('invalid');
       log.warn({ verb, status: body.status, error: body.error }, 'extender request refused');
       return;
@@ -191,6 +193,12 @@ export function startExtender(options: StartOptions): Promise<RunningExtender> {
 
 export function listen(listener: RequestListener, port: number, host: string, tls?: TlsFiles): Promise<RunningExtender> {
   const server = tls ? https.createServer({ cert: tls.cert, key: tls.key }, listener) : http.createServer(listener);
+  // Bytes that are not HTTP at all: answer in the same JSON shape as every other refusal.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || err.code === 'ECONNRESET') { socket.destroy(); return; }
+    const text = JSON.stringify({ Error: `malformed HTTP request: ${err.code ?? err.message}` });
+    socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+  });
   server.keepAliveTimeout = KEEP_ALIVE_MS;
   server.headersTimeout = KEEP_ALIVE_MS + 5_000;
   return new Promise((resolve, reject) => {

@@ -7,7 +7,7 @@ export function request(agent: http.Agent, port: number, path: string, body: str
   return new Promise((resolve, reject) => {
     const req = http.request({
       host: '127.0.0.1', port, path, agent, method: options.method ?? 'POST',
-      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...options.headers },
+      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }), ...options.headers },
     }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import { generateKeyPairSync } from 'node:crypto';
 import forge from 'node-forge';
 import { nodeFacts, type NodeFacts } from '../../api/compat.js';
@@ -212,6 +213,18 @@ describe('transport rules and bad input', () => {
     const body = filterResult(r.text);
     expect(Object.keys(body.FailedAndUnresolvableNodes).sort()).toEqual(['bare', 'weird']);
     expect(body.Nodes?.items).toEqual(['garbage', null]);
+  });
+
+  it('bytes that are not HTTP get a JSON 400, not a dropped connection', async () => {
+    const reply = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(port(), '127.0.0.1', () => socket.write('NOT-HTTP \u0000\r\n\r\n'));
+      let data = '';
+      socket.on('data', (c: Buffer) => { data += c.toString(); });
+      socket.on('end', () => resolve(data));
+      socket.on('error', reject);
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4))).toHaveProperty('Error');
   });
 
   it('serves /healthz, /readyz (with the reason) and /metrics through the ops app', async () => {
