@@ -9,6 +9,8 @@ import type { CompatibilityRules, Node, OriginFacts, Placement, Pod } from './ty
 
 /** Image names present on a node; `has` is all scoring needs. */
 export interface ImageIndex { has(name: string): boolean }
+/** CPU flags of a node; a Set qualifies. */
+export interface FlagSet { has(flag: string): boolean }
 
 /** What Lazarus knows about a node, extracted once from its object. */
 export interface NodeFacts {
@@ -20,7 +22,7 @@ export interface NodeFacts {
   runtime: string | undefined;
   restoreCapable: boolean;
   /** Undefined when the agent has not published them (or published an empty list). */
-  cpuFlags: ReadonlySet<string> | undefined;
+  cpuFlags: FlagSet | undefined;
   ready: boolean;
   unschedulable: boolean;
   /** Every name of every image present on the node (`status.images[].names`). */
@@ -58,7 +60,33 @@ class ScannedImages implements ImageIndex {
 }
 const NO_IMAGES: ImageIndex = Object.freeze({ has: () => false });
 
-export function nodeFacts(node: Node): NodeFacts {
+function isSpace(code: number): boolean {
+  return code === 32 || (code >= 9 && code <= 13);
+}
+
+/** Looks a flag up in the space-separated annotation text without splitting it (~70 flags a node). */
+class FlagText implements FlagSet {
+  constructor(private readonly text: string) {}
+  has(flag: string): boolean {
+    if (flag === '') return false;
+    const t = this.text;
+    for (let i = t.indexOf(flag); i !== -1; i = t.indexOf(flag, i + 1)) {
+      const end = i + flag.length;
+      if ((i === 0 || isSpace(t.charCodeAt(i - 1))) && (end === t.length || isSpace(t.charCodeAt(end)))) return true;
+    }
+    return false;
+  }
+}
+
+export interface NodeFactsOptions {
+  /**
+   * Build Sets for CPU flags and image names: worth it for a cache that answers many
+   * requests; not for a node object read once from a request.
+   */
+  index?: boolean;
+}
+
+export function nodeFacts(node: Node, options: NodeFactsOptions = {}): NodeFacts {
   const n = record(node);
   const metadata = record(n?.metadata);
   const labels = record(metadata?.labels);
@@ -69,6 +97,10 @@ export function nodeFacts(node: Node): NodeFacts {
   const conditions = status?.conditions;
   const images = status?.images;
   const criuLabel = labels?.[K.NODE_CRIU_VERSION];
+  let cpuFlags: FlagSet | undefined;
+  if (flags?.trim()) cpuFlags = options.index ? new Set(splitFlags(flags)) : new FlagText(flags);
+  let imageIndex = NO_IMAGES;
+  if (Array.isArray(images) && images.length > 0) imageIndex = options.index ? indexImages(images) : new ScannedImages(images);
   return {
     name: text(metadata?.name) ?? '',
     architecture: text(info?.architecture) ?? text(labels?.[K.LABEL_ARCH]),
@@ -76,11 +108,20 @@ export function nodeFacts(node: Node): NodeFacts {
     criuVersion: typeof criuLabel === 'string' ? parseCriuLabel(criuLabel) : undefined,
     runtime: text(info?.containerRuntimeVersion),
     restoreCapable: labels?.[K.NODE_RESTORE_CAPABLE] === 'true',
-    cpuFlags: flags?.trim() ? new Set(splitFlags(flags)) : undefined,
+    cpuFlags,
     ready: Array.isArray(conditions) && conditions.some((c) => record(c)?.type === 'Ready' && record(c)?.status === 'True'),
     unschedulable: record(n?.spec)?.unschedulable === true,
-    images: Array.isArray(images) && images.length > 0 ? new ScannedImages(images) : NO_IMAGES,
+    images: imageIndex,
   };
+}
+
+function indexImages(images: readonly unknown[]): ImageIndex {
+  const set = new Set<string>();
+  for (const image of images) {
+    const names = record(image)?.names;
+    if (Array.isArray(names)) for (const name of names) if (typeof name === 'string') set.add(name);
+  }
+  return set;
 }
 
 /** What a restored pod says about its checkpoint's origin, from the webhook's annotations. */
@@ -200,21 +241,97 @@ export const MAX_SCORE = 10;
 
 /** How well a (compatible) node matches the origin, 0..10. */
 export function score(origin: OriginFacts, node: NodeFacts, baseImages: readonly string[]): number {
-  let total = 0;
+  return compileScore(origin, baseImages)(node);
+}
+
+// ---- compiled forms, for thousands of nodes per request ----------------------------------
+// The origin's side is parsed once; per node, a passing node costs comparisons only (no regex,
+// no allocation). compatibility() above stays the one that explains; tests hold both to the
+// same verdict on every rule.
+
+/** `6.8.0-45-generic` → major 6, minor 8, like parseKernel, without a regex. */
+function kernelParts(version: string | undefined): { major: number; minor: number } | undefined {
+  if (!version) return undefined;
+  let i = 0;
+  while (i < version.length && isSpace(version.charCodeAt(i))) i++;
+  const major = digitsAt(version, i);
+  if (major.end === i || version.charCodeAt(major.end) !== 46) return undefined;
+  const minor = digitsAt(version, major.end + 1);
+  if (minor.end === major.end + 1) return undefined;
+  return { major: major.value, minor: minor.value };
+}
+
+function digitsAt(text: string, start: number): { value: number; end: number } {
+  let i = start;
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    i++;
+  }
+  return { value: Number(text.slice(start, i)), end: i };
+}
+
+/** parseRuntime(have)?.name === want, without slicing. */
+function runtimeNameIs(have: string | undefined, want: string): boolean {
+  if (!have) return false;
+  const i = have.indexOf('://');
+  return i <= 0 ? have === want : i === want.length && have.startsWith(want);
+}
+
+/** The verdict of compatibility(origin, node, rules).ok, compiled for one origin and policy. */
+export function compileCompatibility(origin: OriginFacts, rules: Rules): (node: NodeFacts) => boolean {
+  const { compatibility: c, placement } = rules;
+  const arch = origin.architecture;
+  const criu = origin.criuVersion;
+  const flags = c.cpu === 'Superset' ? origin.cpuFlags : [];
+  const runtime = c.runtime === 'SameName' ? parseRuntime(origin.runtime)?.name : undefined;
+  const kernelRule = placement === 'Require' ? c.kernel : 'Prefer';
+  const originKernel = parseKernel(origin.kernelVersion);
+  const exactCriu = c.criu === 'Exact';
+  return (node) => {
+    if (node.architecture !== arch || !node.restoreCapable) return false;
+    const v = node.criuVersion;
+    if (v === undefined || (exactCriu ? v !== criu : v < criu)) return false;
+    const nodeFlags = node.cpuFlags;
+    if (nodeFlags) for (const f of flags) if (!nodeFlags.has(f)) return false;
+    if (runtime && !runtimeNameIs(node.runtime, runtime)) return false;
+    switch (kernelRule) {
+      case 'Prefer': return true;
+      case 'Exact': return node.kernelVersion === origin.kernelVersion;
+      case 'SameMajorMinor': {
+        const n = kernelParts(node.kernelVersion);
+        return originKernel !== undefined && n !== undefined && n.major === originKernel.major && n.minor === originKernel.minor;
+      }
+    }
+  };
+}
+
+/** score(origin, node, baseImages), compiled for one origin. */
+export function compileScore(origin: OriginFacts, baseImages: readonly string[]): (node: NodeFacts) => number {
   const o = parseKernel(origin.kernelVersion);
-  const n = parseKernel(node.kernelVersion);
-  if (o && n) {
-    if (o.full === n.full) total += SCORE.kernelExact;
-    else if (o.major === n.major && o.minor === n.minor) total += SCORE.kernelMajorMinor;
-    else if (o.major === n.major) total += SCORE.kernelMajor;
-  }
-  if (node.criuVersion !== undefined) {
-    if (node.criuVersion === origin.criuVersion) total += SCORE.criuExact;
-    else if (node.criuVersion > origin.criuVersion) total += SCORE.criuNewer;
-  }
-  if (origin.runtime && node.runtime === origin.runtime) total += SCORE.runtimeExactVersion;
-  if (baseImages.length > 0 && baseImages.every((image) => node.images.has(image))) total += SCORE.baseImagePresent;
-  return Math.min(MAX_SCORE, total);
+  const criu = origin.criuVersion;
+  const runtime = origin.runtime;
+  return (node) => {
+    let total = 0;
+    const n = o ? kernelParts(node.kernelVersion) : undefined;
+    if (o && n) {
+      if (node.kernelVersion?.trim() === o.full) total += SCORE.kernelExact;
+      else if (o.major === n.major && o.minor === n.minor) total += SCORE.kernelMajorMinor;
+      else if (o.major === n.major) total += SCORE.kernelMajor;
+    }
+    const v = node.criuVersion;
+    if (v !== undefined) {
+      if (v === criu) total += SCORE.criuExact;
+      else if (v > criu) total += SCORE.criuNewer;
+    }
+    if (runtime && node.runtime === runtime) total += SCORE.runtimeExactVersion;
+    if (baseImages.length > 0) {
+      let all = true;
+      for (const image of baseImages) if (!node.images.has(image)) { all = false; break; }
+      if (all) total += SCORE.baseImagePresent;
+    }
+    return Math.min(MAX_SCORE, total);
+  };
 }
 
 /** Ready, schedulable and compatible: a node the webhook may count on for a restore. */

@@ -33,7 +33,7 @@ export function workloadLabelsOf(pod: WirePod): Labels | undefined {
 }
 
 export function clusterLookups(client: KubeClient, log: Logger): ClusterLookups {
-  const nodes = new Informer<NodeFacts>(client, { path: '/api/v1/nodes', transform: (o) => nodeFacts(o as Node) }, log);
+  const nodes = new Informer<NodeFacts>(client, { path: '/api/v1/nodes', transform: (o) => nodeFacts(o as Node, { index: true }) }, log);
   let policyList: EffectivePolicy[] | undefined;
   const policies = new Informer<EffectivePolicy>(client, {
     path: `/apis/${K.GROUP}/${K.VERSION}/restorepolicies`,

@@ -2,7 +2,7 @@
  * What the extender answers, as pure functions of the decoded request and injected lookups.
  * No I/O, no clock: the HTTP layer (server.ts) decodes, calls these, and encodes.
  */
-import { compatibility, nodeFacts, podRestoreFacts, score, type CompatRule, type NodeFacts, type PodRestoreFacts, type Rules } from '../api/compat.js';
+import { compatibility, compileCompatibility, compileScore, nodeFacts, podRestoreFacts, type CompatRule, type NodeFacts, type PodRestoreFacts, type Rules } from '../api/compat.js';
 import type { EffectivePolicy, Node } from '../api/types.js';
 import type { ExtenderArgs, ExtenderFilterResult, HostPriorityList, WireNodeList, WirePod } from './protocol.js';
 
@@ -90,6 +90,12 @@ export interface FilterOutcome {
   tally: Tally;
   /** Set when a NodeNames request could not be judged for want of a node cache. */
   noCache?: true;
+  /** Full-Nodes mode: indexes into the request's items of the nodes in `result.Nodes.items`. */
+  kept?: number[];
+}
+
+function allIndexes(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
 }
 
 function filterResult(partial: Partial<ExtenderFilterResult>): ExtenderFilterResult {
@@ -109,19 +115,22 @@ export function filter(request: Request, lookups: Lookups): FilterOutcome {
   if (request.mode === 'nodes') {
     const { list, items } = request;
     // Fast path: the input list object itself goes back, no per-node work.
-    if (!restore) return { result: filterResult({ Nodes: list }), tally: newTally(false, items.length) };
-    const rules = rulesOf(lookups.policyFor(request.pod));
+    if (!restore) return { result: filterResult({ Nodes: list }), tally: newTally(false, items.length), kept: allIndexes(items.length) };
+    const judge = judgeFor(restore, rulesOf(lookups.policyFor(request.pod)));
     const tally = newTally(true, items.length);
     const kept: unknown[] = [];
+    const keptIndexes: number[] = [];
     const failed: Record<string, string> = {};
-    for (const item of items) {
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
       const name = nodeName(item);
       // A nameless item cannot be reported as failed, and is not ours to drop.
-      const verdict = name === undefined ? undefined : judge(restore, nodeFacts(item as Node), rules, tally);
-      if (verdict === undefined || name === undefined) kept.push(item);
+      const verdict = name === undefined ? undefined : judge(nodeFacts(item as Node), tally);
+      if (verdict === undefined || name === undefined) { kept.push(item); keptIndexes.push(i); }
       else failed[name] = verdict;
     }
-    return { result: filterResult({ Nodes: kept.length === items.length ? list : { ...list, items: kept }, FailedAndUnresolvableNodes: failed }), tally };
+    const nodes = kept.length === items.length ? list : { ...list, items: kept };
+    return { result: filterResult({ Nodes: nodes, FailedAndUnresolvableNodes: failed }), tally, kept: keptIndexes };
   }
 
   const { names } = request;
@@ -132,7 +141,7 @@ export function filter(request: Request, lookups: Lookups): FilterOutcome {
   if (cacheProblem !== undefined || !lookups.nodeByName) {
     return { result: errorFilterResult(cacheProblem ?? NO_CACHE_ERROR), tally: newTally(true, names.length), noCache: true };
   }
-  const rules = rulesOf(lookups.policyFor(request.pod));
+  const judge = judgeFor(restore, rulesOf(lookups.policyFor(request.pod)));
   const tally = newTally(true, names.length);
   const kept: string[] = [];
   const failed: Record<string, string> = {};
@@ -143,20 +152,26 @@ export function filter(request: Request, lookups: Lookups): FilterOutcome {
       kept.push(name);
       continue;
     }
-    const verdict = judge(restore, facts, rules, tally);
+    const verdict = judge(facts, tally);
     if (verdict === undefined) kept.push(name);
     else failed[name] = verdict;
   }
   return { result: filterResult({ NodeNames: kept, FailedAndUnresolvableNodes: failed }), tally };
 }
 
-/** Undefined when the node passes; else the failure message. Counts into the tally. */
-function judge(restore: PodRestoreFacts, facts: NodeFacts, rules: Rules, tally: Tally): string | undefined {
-  const c = compatibility(restore.origin, facts, rules);
-  if (c.ok) return undefined;
-  tally.passed--;
-  for (const rule of c.rules) tally.byRule[rule] = (tally.byRule[rule] ?? 0) + 1;
-  return message(c.reasons);
+/**
+ * Undefined when the node passes; else the failure message. The compiled check decides; the
+ * explaining compatibility() runs only for nodes that fail. Counts into the tally.
+ */
+function judgeFor(restore: PodRestoreFacts, rules: Rules): (facts: NodeFacts, tally: Tally) => string | undefined {
+  const check = compileCompatibility(restore.origin, rules);
+  return (facts, tally) => {
+    if (check(facts)) return undefined;
+    const c = compatibility(restore.origin, facts, rules);
+    tally.passed--;
+    for (const rule of c.rules) tally.byRule[rule] = (tally.byRule[rule] ?? 0) + 1;
+    return message(c.reasons);
+  };
 }
 
 export interface PrioritizeOutcome { result: HostPriorityList; tally: Tally }
@@ -170,11 +185,9 @@ export function prioritize(request: Request, lookups: Lookups): PrioritizeOutcom
   const result: HostPriorityList = [];
   const count = request.mode === 'nodes' ? request.items.length : request.names.length;
   const tally = newTally(restore !== undefined, count);
-  const rules = restore ? rulesOf(lookups.policyFor(request.pod)) : undefined;
-  const rate = (facts: NodeFacts | undefined): number => {
-    if (!restore || !rules || !facts) return 0;
-    return compatibility(restore.origin, facts, rules).ok ? score(restore.origin, facts, restore.baseImages) : 0;
-  };
+  const check = restore ? compileCompatibility(restore.origin, rulesOf(lookups.policyFor(request.pod))) : undefined;
+  const scoreOf = restore ? compileScore(restore.origin, restore.baseImages) : undefined;
+  const rate = (facts: NodeFacts | undefined): number => (facts && check && scoreOf && check(facts) ? scoreOf(facts) : 0);
   if (request.mode === 'nodes') {
     for (const item of request.items) {
       const name = nodeName(item);

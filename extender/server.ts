@@ -13,7 +13,8 @@ import type { NodeFacts } from '../api/compat.js';
 import type { EffectivePolicy } from '../api/types.js';
 import { errorFilterResult, filter, prioritize, validateArgs, type Lookups, type Tally } from './decide.js';
 import { extenderMetrics, type Outcome } from './metrics.js';
-import type { Verb, WirePod } from './protocol.js';
+import type { ExtenderFilterResult, Verb, WirePod } from './protocol.js';
+import { encodeNodeList, locateItems } from './raw-json.js';
 
 /** 30 MB carries about 5,000 full Nodes; kube-scheduler sends at most numFeasibleNodesToFind. */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -75,9 +76,33 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Body> {
 }
 
 function send(res: http.ServerResponse, status: number, payload: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(payload);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
+  // Encode once: byteLength + a string write would walk a 30 MB answer twice.
+  const data = Buffer.from(JSON.stringify(payload), 'utf8');
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': data.length, ...headers });
+  res.end(data);
+}
+
+/** Writes pre-encoded parts as one response without joining them into one buffer first. */
+function sendParts(res: http.ServerResponse, parts: readonly Buffer[]): void {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': length });
+  res.cork();
+  for (const part of parts) res.write(part);
+  res.end();
+  process.nextTick(() => res.uncork());
+}
+
+/**
+ * A full-Nodes filter result whose Nodes.items are the passing items' original request bytes
+ * (raw-json.ts); undefined when the body's layout cannot be mapped with certainty.
+ */
+function spliced(body: Buffer, count: number, kept: number[], result: ExtenderFilterResult): Buffer[] | undefined {
+  const spans = locateItems(body);
+  if (!spans || spans.length !== count || !result.Nodes) return undefined;
+  const { Nodes: list, ...rest } = result;
+  const tail = JSON.stringify(rest);
+  return [Buffer.from('{"Nodes":'), ...encodeNodeList(body, spans, kept, list), Buffer.from(`,${tail.slice(1)}`)];
 }
 
 function podKey(pod: WirePod): string {
@@ -134,10 +159,20 @@ export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
     }
     const request = valid.request;
     try {
-      const outcome = verb === 'filter' ? filter(request, lookups) : prioritize(request, lookups);
-      send(res, 200, outcome.result);
-      const { tally } = outcome;
-      const noCache = 'noCache' in outcome && outcome.noCache === true;
+      let noCache = false;
+      let tally: Tally;
+      if (verb === 'filter') {
+        const outcome = filter(request, lookups);
+        ({ tally } = outcome);
+        noCache = outcome.noCache === true;
+        const raw = request.mode === 'nodes' && outcome.kept && outcome.result.Nodes ? spliced(body.data, request.items.length, outcome.kept, outcome.result) : undefined;
+        if (raw) sendParts(res, raw);
+        else send(res, 200, outcome.result);
+      } else {
+        const outcome = prioritize(request, lookups);
+        ({ tally } = outcome);
+        send(res, 200, outcome.result);
+      }
       done(noCache ? 'no-cache' : tally.restored ? 'restored' : 'not-restored', tally);
       if (noCache) log.warn({ verb, pod: podKey(request.pod) }, 'NodeNames filter request answered with an Error: no usable node cache');
       else if (tally.restored) {

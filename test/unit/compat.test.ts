@@ -1,4 +1,4 @@
-import { compatibility, MAX_SCORE, nodeFacts, podRestoreFacts, score, SCORE, type CompatRule, type NodeFacts, type Rules } from '../../api/compat.js';
+import { compatibility, compileCompatibility, MAX_SCORE, nodeFacts, podRestoreFacts, score, SCORE, type CompatRule, type NodeFacts, type Rules } from '../../api/compat.js';
 import * as K from '../../api/keys.js';
 import type { CompatibilityRules, Node, OriginFacts, Placement } from '../../api/types.js';
 import { BASE_IMAGE, goodNode, ORIGIN_ANNOTATIONS, wireNode, wirePod } from './extender-fixtures.js';
@@ -76,6 +76,8 @@ describe('compatibility: every hard filter of DESIGN §4', () => {
 
   it.each(rows)('%s', (_name, over, r, failed, reason) => {
     const c = compatibility(ORIGIN, node(over), r);
+    // The compiled check the extender runs per node gives the same verdict.
+    expect(compileCompatibility(ORIGIN, r)(node(over))).toBe(c.ok);
     expect(c.rules).toEqual(failed);
     expect(c.ok).toBe(failed.length === 0);
     expect(c.reasons).toHaveLength(failed.length);
@@ -102,7 +104,8 @@ describe('compatibility: every hard filter of DESIGN §4', () => {
     const o = structuredClone(ORIGIN);
     compatibility(o, n, rules());
     expect(o).toEqual(ORIGIN);
-    expect([...(n.cpuFlags ?? [])]).toEqual(['fpu']);
+    expect(n.cpuFlags?.has('fpu')).toBe(true);
+    expect(n.cpuFlags?.has('avx2')).toBe(false);
   });
 });
 
@@ -113,6 +116,9 @@ describe('score: DESIGN §4 weights, 0..10', () => {
     ['kernel same major only', { kernelVersion: '6.5.0' }, [BASE_IMAGE], 1 + 3 + 1 + 2],
     ['kernel other major', { kernelVersion: '5.15.0' }, [BASE_IMAGE], 0 + 3 + 1 + 2],
     ['kernel unknown', { kernelVersion: undefined }, [BASE_IMAGE], 0 + 3 + 1 + 2],
+    ['kernel not a version', { kernelVersion: 'linux-6.8' }, [BASE_IMAGE], 0 + 3 + 1 + 2],
+    ['kernel exact but padded', { kernelVersion: ' 6.8.0-45-generic ' }, [BASE_IMAGE], 10],
+    ['kernel 16.8 is not 6.8', { kernelVersion: '16.8.0' }, [BASE_IMAGE], 0 + 3 + 1 + 2],
     ['criu newer', { criuVersion: 40200 }, [BASE_IMAGE], 4 + 1 + 1 + 2],
     ['criu older (no points)', { criuVersion: 40100 }, [BASE_IMAGE], 4 + 0 + 1 + 2],
     ['criu unknown', { criuVersion: undefined }, [BASE_IMAGE], 4 + 0 + 1 + 2],
@@ -149,6 +155,19 @@ describe('nodeFacts', () => {
   it('a node the agent never touched: no CRIU, not capable, flags unknown', () => {
     const facts = nodeFacts(wireNode({ name: 'bare' }) as unknown as Node);
     expect(facts).toMatchObject({ criuVersion: undefined, restoreCapable: false, cpuFlags: undefined });
+  });
+
+  it.each([false, true])('CPU flag lookups match whole flags only (index: %s)', (index) => {
+    const facts = nodeFacts(wireNode({ name: 'x', cpuFlags: 'avx\tsse4_2  avx2 fpu' }) as unknown as Node, { index });
+    expect(['avx', 'avx2', 'sse4_2', 'fpu'].map((f) => facts.cpuFlags?.has(f))).toEqual([true, true, true, true]);
+    expect(['av', 'vx2', 'sse4', 'fp', 'avx512f', ''].map((f) => facts.cpuFlags?.has(f))).toEqual([false, false, false, false, false, false]);
+  });
+
+  it.each([false, true])('image lookups see every name of every image (index: %s)', (index) => {
+    const facts = nodeFacts(goodNode('x') as unknown as Node, { index });
+    expect(facts.images.has(BASE_IMAGE)).toBe(true);
+    expect(facts.images.has('registry.example/team-5/service-19:v1.19.0')).toBe(true);
+    expect(facts.images.has('registry.example/team-5/service-19')).toBe(false);
   });
 
   it('an empty cpu-flags annotation means unknown, not "no flags"', () => {
