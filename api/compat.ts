@@ -51,9 +51,13 @@ function text(value: unknown): string | undefined {
 class ScannedImages implements ImageIndex {
   constructor(private readonly images: readonly unknown[]) {}
   has(name: string): boolean {
-    for (const image of this.images) {
-      const names = record(image)?.names;
-      if (Array.isArray(names) && names.includes(name)) return true;
+    const images = this.images;
+    for (let i = 0; i < images.length; i++) {
+      const image = images[i];
+      if (typeof image !== 'object' || image === null) continue;
+      const names = (image as { names?: unknown }).names;
+      if (!Array.isArray(names)) continue;
+      for (let j = 0; j < names.length; j++) if (names[j] === name) return true;
     }
     return false;
   }
@@ -64,17 +68,17 @@ function isSpace(code: number): boolean {
   return code === 32 || (code >= 9 && code <= 13);
 }
 
-/** Looks a flag up in the space-separated annotation text without splitting it (~70 flags a node). */
+/**
+ * A node's CPU flags straight from the annotation text (~70 flags): split into a Set only if
+ * asked, and compileCompatibility() memoises verdicts by the text, so the thousands of nodes
+ * of one instance type in a full-Nodes request cost one Set, not thousands.
+ */
 class FlagText implements FlagSet {
-  constructor(private readonly text: string) {}
+  private set: Set<string> | undefined;
+  constructor(readonly text: string) {}
   has(flag: string): boolean {
-    if (flag === '') return false;
-    const t = this.text;
-    for (let i = t.indexOf(flag); i !== -1; i = t.indexOf(flag, i + 1)) {
-      const end = i + flag.length;
-      if ((i === 0 || isSpace(t.charCodeAt(i - 1))) && (end === t.length || isSpace(t.charCodeAt(end)))) return true;
-    }
-    return false;
+    this.set ??= new Set(splitFlags(this.text));
+    return this.set.has(flag);
   }
 }
 
@@ -109,10 +113,19 @@ export function nodeFacts(node: Node, options: NodeFactsOptions = {}): NodeFacts
     runtime: text(info?.containerRuntimeVersion),
     restoreCapable: labels?.[K.NODE_RESTORE_CAPABLE] === 'true',
     cpuFlags,
-    ready: Array.isArray(conditions) && conditions.some((c) => record(c)?.type === 'Ready' && record(c)?.status === 'True'),
+    ready: isReady(conditions),
     unschedulable: record(n?.spec)?.unschedulable === true,
     images: imageIndex,
   };
+}
+
+function isReady(conditions: unknown): boolean {
+  if (!Array.isArray(conditions)) return false;
+  for (const c of conditions) {
+    const condition = record(c);
+    if (condition?.type === 'Ready') return condition.status === 'True';
+  }
+  return false;
 }
 
 function indexImages(images: readonly unknown[]): ImageIndex {
@@ -178,6 +191,23 @@ export interface Compatibility {
 
 /** Every hard filter of DESIGN §4; each failed rule adds a reason a person can act on. */
 export function compatibility(origin: OriginFacts, node: NodeFacts, rules: Rules): Compatibility {
+  return explain(origin, node, rules, undefined);
+}
+
+/** compatibility() for many nodes and one origin: the CPU-flag reason is memoised by flag text. */
+export function compileExplain(origin: OriginFacts, rules: Rules): (node: NodeFacts) => Compatibility {
+  const cpuReasons = new Map<string, string>();
+  return (node) => explain(origin, node, rules, cpuReasons);
+}
+
+function cpuReason(originFlags: readonly string[], nodeFlags: FlagSet): string {
+  const missing = originFlags.filter((f) => !nodeFlags.has(f));
+  if (missing.length === 0) return '';
+  const shown = missing.slice(0, 8).join(', ') + (missing.length > 8 ? `, … (${missing.length} in all)` : '');
+  return `CPU lacks flags the checkpointed process may use: ${shown}`;
+}
+
+function explain(origin: OriginFacts, node: NodeFacts, rules: Rules, cpuReasons: Map<string, string> | undefined): Compatibility {
   const reasons: string[] = [];
   const failed: CompatRule[] = [];
   const fail = (rule: CompatRule, reason: string): void => { failed.push(rule); reasons.push(reason); };
@@ -197,11 +227,13 @@ export function compatibility(origin: OriginFacts, node: NodeFacts, rules: Rules
     fail('criu', `criu ${criuString(node.criuVersion)} differs from the checkpoint's ${criuString(origin.criuVersion)} (policy criu: Exact)`);
   }
   if (c.cpu === 'Superset' && node.cpuFlags && origin.cpuFlags.length > 0) {
-    const missing = origin.cpuFlags.filter((f) => !node.cpuFlags?.has(f));
-    if (missing.length > 0) {
-      const shown = missing.slice(0, 8).join(', ') + (missing.length > 8 ? `, … (${missing.length} in all)` : '');
-      fail('cpu', `CPU lacks flags the checkpointed process may use: ${shown}`);
+    const text = node.cpuFlags instanceof FlagText ? node.cpuFlags.text : undefined;
+    let reason = text === undefined ? undefined : cpuReasons?.get(text);
+    if (reason === undefined) {
+      reason = cpuReason(origin.cpuFlags, node.cpuFlags);
+      if (text !== undefined) cpuReasons?.set(text, reason);
     }
+    if (reason) fail('cpu', reason);
   }
   if (c.runtime === 'SameName') {
     const want = parseRuntime(origin.runtime)?.name;
@@ -288,12 +320,22 @@ export function compileCompatibility(origin: OriginFacts, rules: Rules): (node: 
   const kernelRule = placement === 'Require' ? c.kernel : 'Prefer';
   const originKernel = parseKernel(origin.kernelVersion);
   const exactCriu = c.criu === 'Exact';
+  const byText = new Map<string, boolean>();
+  const hasAll = (nodeFlags: FlagSet): boolean => {
+    const text = nodeFlags instanceof FlagText ? nodeFlags.text : undefined;
+    const known = text === undefined ? undefined : byText.get(text);
+    if (known !== undefined) return known;
+    let all = true;
+    for (const f of flags) if (!nodeFlags.has(f)) { all = false; break; }
+    if (text !== undefined) byText.set(text, all);
+    return all;
+  };
   return (node) => {
     if (node.architecture !== arch || !node.restoreCapable) return false;
     const v = node.criuVersion;
     if (v === undefined || (exactCriu ? v !== criu : v < criu)) return false;
     const nodeFlags = node.cpuFlags;
-    if (nodeFlags) for (const f of flags) if (!nodeFlags.has(f)) return false;
+    if (nodeFlags && flags.length > 0 && !hasAll(nodeFlags)) return false;
     if (runtime && !runtimeNameIs(node.runtime, runtime)) return false;
     switch (kernelRule) {
       case 'Prefer': return true;

@@ -2,7 +2,7 @@
  * What the extender answers, as pure functions of the decoded request and injected lookups.
  * No I/O, no clock: the HTTP layer (server.ts) decodes, calls these, and encodes.
  */
-import { compatibility, compileCompatibility, compileScore, nodeFacts, podRestoreFacts, type CompatRule, type NodeFacts, type PodRestoreFacts, type Rules } from '../api/compat.js';
+import { compileCompatibility, compileExplain, compileScore, nodeFacts, podRestoreFacts, type CompatRule, type NodeFacts, type PodRestoreFacts, type Rules } from '../api/compat.js';
 import type { EffectivePolicy, Node } from '../api/types.js';
 import type { ExtenderArgs, ExtenderFilterResult, HostPriorityList, WireNodeList, WirePod } from './protocol.js';
 
@@ -165,9 +165,10 @@ export function filter(request: Request, lookups: Lookups): FilterOutcome {
  */
 function judgeFor(restore: PodRestoreFacts, rules: Rules): (facts: NodeFacts, tally: Tally) => string | undefined {
   const check = compileCompatibility(restore.origin, rules);
+  const explain = compileExplain(restore.origin, rules);
   return (facts, tally) => {
     if (check(facts)) return undefined;
-    const c = compatibility(restore.origin, facts, rules);
+    const c = explain(facts);
     tally.passed--;
     for (const rule of c.rules) tally.byRule[rule] = (tally.byRule[rule] ?? 0) + 1;
     return message(c.reasons);

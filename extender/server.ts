@@ -3,6 +3,7 @@
  * with a hand-rolled body reader (the hot path: one Buffer, one JSON.parse, one stringify);
  * everything else (/healthz, /readyz, /metrics) goes to the shared express ops app.
  */
+import { isAscii } from 'node:buffer';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -142,7 +143,8 @@ export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
     }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(body.data.toString('utf8'));
+      // Kubernetes JSON is nearly always pure ASCII: then latin1 decoding is a plain copy.
+      parsed = JSON.parse(body.data.toString(isAscii(body.data) ? 'latin1' : 'utf8'));
     } catch (err) {
       send(res, 400, { Error: `request body is not JSON: ${err instanceof Error ? err.message : String(err)}` });
       done('invalid');

@@ -1,4 +1,4 @@
-import { compatibility, compileCompatibility, MAX_SCORE, nodeFacts, podRestoreFacts, score, SCORE, type CompatRule, type NodeFacts, type Rules } from '../../api/compat.js';
+import { compatibility, compileCompatibility, compileExplain, MAX_SCORE, nodeFacts, podRestoreFacts, score, SCORE, type CompatRule, type NodeFacts, type Rules } from '../../api/compat.js';
 import * as K from '../../api/keys.js';
 import type { CompatibilityRules, Node, OriginFacts, Placement } from '../../api/types.js';
 import { BASE_IMAGE, goodNode, ORIGIN_ANNOTATIONS, wireNode, wirePod } from './extender-fixtures.js';
@@ -97,6 +97,19 @@ describe('compatibility: every hard filter of DESIGN §4', () => {
 
   it('skips the runtime rule when the origin runtime is unknown', () => {
     expect(compatibility({ ...ORIGIN, runtime: '' }, node({ runtime: 'containerd://2.1.4' }), rules()).ok).toBe(true);
+  });
+
+  it('the compiled forms memoise CPU verdicts by flag text without mixing nodes up', () => {
+    const check = compileCompatibility(ORIGIN, rules());
+    const explain = compileExplain(ORIGIN, rules());
+    const verdicts = ['fpu sse4_2 avx2', 'fpu', 'fpu sse4_2 avx2 avx512f', 'fpu', 'sse4_2 fpu avx2'].map((flags) => {
+      const facts = nodeFacts(goodNode('x', { cpuFlags: flags }) as unknown as Node);
+      const expected = compatibility(ORIGIN, facts, rules());
+      expect(explain(facts)).toEqual(expected);
+      expect(check(facts)).toBe(expected.ok);
+      return expected.ok;
+    });
+    expect(verdicts).toEqual([true, false, true, false, true]);
   });
 
   it('does not change its inputs', () => {
