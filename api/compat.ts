@@ -84,8 +84,8 @@ class FlagText implements FlagSet {
 
 export interface NodeFactsOptions {
   /**
-   * Build Sets for CPU flags and image names: worth it for a cache that answers many
-   * requests; not for a node object read once from a request.
+   * Build a Set of image names: worth it for a cache that answers many requests; not for a
+   * node object read once from a request.
    */
   index?: boolean;
 }
@@ -102,7 +102,7 @@ export function nodeFacts(node: Node, options: NodeFactsOptions = {}): NodeFacts
   const images = status?.images;
   const criuLabel = labels?.[K.NODE_CRIU_VERSION];
   let cpuFlags: FlagSet | undefined;
-  if (flags?.trim()) cpuFlags = options.index ? new Set(splitFlags(flags)) : new FlagText(flags);
+  if (flags?.trim()) cpuFlags = new FlagText(flags);
   let imageIndex = NO_IMAGES;
   if (Array.isArray(images) && images.length > 0) imageIndex = options.index ? indexImages(images) : new ScannedImages(images);
   return {
@@ -353,14 +353,25 @@ export function compileScore(origin: OriginFacts, baseImages: readonly string[])
   const o = parseKernel(origin.kernelVersion);
   const criu = origin.criuVersion;
   const runtime = origin.runtime;
-  return (node) => {
-    let total = 0;
-    const n = o ? kernelParts(node.kernelVersion) : undefined;
-    if (o && n) {
-      if (node.kernelVersion?.trim() === o.full) total += SCORE.kernelExact;
-      else if (o.major === n.major && o.minor === n.minor) total += SCORE.kernelMajorMinor;
-      else if (o.major === n.major) total += SCORE.kernelMajor;
+  // A cluster runs a handful of kernel versions: score each once per request.
+  const kernelMemo = new Map<string, number>();
+  const kernelPoints = (version: string | undefined): number => {
+    if (!o || !version) return 0;
+    let points = kernelMemo.get(version);
+    if (points === undefined) {
+      const n = kernelParts(version);
+      points = 0;
+      if (n) {
+        if (version.trim() === o.full) points = SCORE.kernelExact;
+        else if (o.major === n.major && o.minor === n.minor) points = SCORE.kernelMajorMinor;
+        else if (o.major === n.major) points = SCORE.kernelMajor;
+      }
+      kernelMemo.set(version, points);
     }
+    return points;
+  };
+  return (node) => {
+    let total = kernelPoints(node.kernelVersion);
     const v = node.criuVersion;
     if (v !== undefined) {
       if (v === criu) total += SCORE.criuExact;
