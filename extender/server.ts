@@ -56,6 +56,9 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Body> {
     }
     const declared = Number(req.headers['content-length']);
     if (declared > limit) { resolve({ ok: false, status: 413, error: `request body of ${declared} bytes exceeds the limit of ${limit}` }); return; }
+    // With a Content-Length (kube-scheduler always sends one) the body lands in one buffer of
+    // that size as it arrives: no list of 64 kB chunks to concatenate afterwards.
+    const whole = Number.isSafeInteger(declared) && declared > 0 ? Buffer.allocUnsafe(declared) : undefined;
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
@@ -66,12 +69,16 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Body> {
       resolve(body);
     };
     const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) finish({ ok: false, status: 413, error: `request body exceeds the limit of ${limit} bytes` });
+      if (size + chunk.length > limit) { finish({ ok: false, status: 413, error: `request body exceeds the limit of ${limit} bytes` }); return; }
+      if (whole && size + chunk.length <= whole.length) chunk.copy(whole, size);
       else chunks.push(chunk);
+      size += chunk.length;
     };
     req.on('data', onData);
-    req.on('end', () => finish({ ok: true, data: chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks, size) }));
+    req.on('end', () => {
+      if (whole && chunks.length === 0) finish({ ok: true, data: whole.subarray(0, size) });
+      else finish({ ok: true, data: Buffer.concat(whole ? [whole.subarray(0, size - chunks.reduce((n, c) => n + c.length, 0)), ...chunks] : chunks) });
+    });
     req.on('error', (err) => finish({ ok: false, status: 400, error: `reading the request failed: ${err.message}` }));
   });
 }

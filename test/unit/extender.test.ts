@@ -108,6 +108,21 @@ describe('extender over HTTP, full-Nodes mode (nodeCacheCapable: false, no clust
     expect(filterResult(r.text)).toMatchObject({ Nodes: null, NodeNames: ['good', 'arm'], Error: '' });
   });
 
+  it('reads a chunked body (no Content-Length) as well', async () => {
+    const text = JSON.stringify(fullArgs(wirePod(true), NODES));
+    const reply = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: port(), path: '/filter', method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
+        let data = '';
+        res.on('data', (c: Buffer) => { data += c.toString(); });
+        res.on('end', () => resolve(data));
+      });
+      req.on('error', reject);
+      req.write(text.slice(0, 1000));
+      setTimeout(() => req.end(text.slice(1000)), 20);
+    });
+    expect(Object.keys(filterResult(reply).FailedAndUnresolvableNodes).sort()).toEqual(['arm', 'no-agent', 'old-criu']);
+  });
+
   it('keeps the connection alive across requests', async () => {
     const first = await postJson(agent(), port(), '/filter', fullArgs(wirePod(false), []));
     const second = await postJson(agent(), port(), '/prioritize', fullArgs(wirePod(false), []));
