@@ -5,6 +5,7 @@
  * RestorePolicies.
  */
 import { readFileSync } from 'node:fs';
+import type https from 'node:https';
 import type { Subcommand } from '../cli/main.js';
 import { parseFlags, port, usage, UsageError, type FlagSpec } from '../cli/flags.js';
 import { DEFAULT_POLICY } from '../api/policy.js';
@@ -12,6 +13,7 @@ import { createLogger } from '../runtime/log.js';
 import { createRegistry } from '../runtime/metrics.js';
 import { createKubeClient, loadKubeConfig } from '../kube/client.js';
 import { clusterLookups } from './cluster.js';
+import { reloadTlsOnChange } from './tls.js';
 import { createExtenderServer, DEFAULT_MAX_BODY_BYTES, listen, type ExtenderDeps, type RunningExtender } from './server.js';
 
 const FLAGS: Readonly<Record<string, FlagSpec>> = {
@@ -105,12 +107,15 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const running: RunningExtender[] = [await listen(server.listener, config.port, config.bindAddress, tls)];
   if (config.metricsPort !== 0) running.push(await listen(server.ops, config.metricsPort, config.bindAddress));
   log.info({ port: running[0]?.port, metricsPort: running[1]?.port, tls: tls !== undefined }, 'extender listening');
+  const reloads = config.tls && running[0]
+    ? reloadTlsOnChange(running[0].server as https.Server, config.tls, log, stop.signal)
+    : Promise.resolve();
 
   const signal = await waitForSignal();
   log.info({ signal }, 'shutting down');
   stop.abort();
   await Promise.all(running.map((r) => r.close()));
-  await informers;
+  await Promise.all([informers, reloads]);
   return 0;
 }
 

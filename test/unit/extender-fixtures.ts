@@ -4,6 +4,8 @@
  * `"creationTimestamp":null` where a Go metav1.Time is zero, full v1 Node objects (conditions,
  * addresses, capacity, nodeInfo, 20 images).
  */
+import { generateKeyPairSync } from 'node:crypto';
+import forge from 'node-forge';
 import * as K from '../../api/keys.js';
 
 export interface NodeSpec {
@@ -142,4 +144,21 @@ export function fullArgs(pod: unknown, nodes: unknown[]): Record<string, unknown
 
 export function namesArgs(pod: unknown, names: string[]): Record<string, unknown> {
   return { Pod: pod, Nodes: null, NodeNames: names };
+}
+
+/** A self-signed serving certificate for 127.0.0.1 (PEM), valid for an hour. */
+export function selfSignedCert(commonName: string): { cert: string; key: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const key = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString());
+  cert.serialNumber = `0${forge.util.bytesToHex(forge.random.getBytesSync(15))}`;
+  cert.validity.notBefore = new Date(Date.now() - 60_000);
+  cert.validity.notAfter = new Date(Date.now() + 3_600_000);
+  const attrs = [{ name: 'commonName', value: commonName }];
+  cert.setSubject(attrs);
+  cert.setIssuer(attrs);
+  cert.setExtensions([{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }]);
+  cert.sign(forge.pki.privateKeyFromPem(key), forge.md.sha256.create());
+  return { cert: forge.pki.certificateToPem(cert), key };
 }

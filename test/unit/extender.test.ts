@@ -1,8 +1,9 @@
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import { generateKeyPairSync } from 'node:crypto';
-import forge from 'node-forge';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { nodeFacts, type NodeFacts } from '../../api/compat.js';
 import { DEFAULT_POLICY, effectivePolicy } from '../../api/policy.js';
 import type { EffectivePolicy, Node } from '../../api/types.js';
@@ -10,8 +11,9 @@ import { silentLogger } from '../../runtime/log.js';
 import { createRegistry } from '../../runtime/metrics.js';
 import { NO_CACHE_ERROR } from '../../extender/decide.js';
 import { startExtender, type ExtenderDeps, type RunningExtender } from '../../extender/server.js';
+import { reloadTlsOnChange } from '../../extender/tls.js';
 import type { ExtenderFilterResult, HostPriorityList } from '../../extender/protocol.js';
-import { fullArgs, goodNode, namesArgs, wireNode, wirePod } from './extender-fixtures.js';
+import { fullArgs, goodNode, namesArgs, selfSignedCert, wireNode, wirePod } from './extender-fixtures.js';
 import { postJson, request } from './extender-http.js';
 
 /** Four nodes: one perfect, one arm64, one with old CRIU, one without the agent. */
@@ -282,35 +284,53 @@ describe('metrics', () => {
 });
 
 describe('TLS', () => {
-  it('serves the verbs over HTTPS to a client that trusts the certificate', async () => {
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const keyPem = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
-    const cert = forge.pki.createCertificate();
-    cert.publicKey = forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString());
-    cert.serialNumber = '01';
-    cert.validity.notBefore = new Date(Date.now() - 60_000);
-    cert.validity.notAfter = new Date(Date.now() + 3_600_000);
-    const attrs = [{ name: 'commonName', value: 'lazarus-extender' }];
-    cert.setSubject(attrs);
-    cert.setIssuer(attrs);
-    cert.setExtensions([{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }]);
-    cert.sign(forge.pki.privateKeyFromPem(keyPem), forge.md.sha256.create());
-    const certPem = forge.pki.certificateToPem(cert);
-
-    const ext = await startExtender({ policyFor: () => DEFAULT_POLICY, logger: silentLogger(), registry: createRegistry('x', false), tls: { cert: certPem, key: keyPem } });
-    try {
-      const text = await new Promise<string>((resolve, reject) => {
-        const req = https.request({ host: '127.0.0.1', port: ext.port, path: '/filter', method: 'POST', ca: certPem, headers: { 'content-type': 'application/json' } }, (res) => {
-          let data = '';
-          res.on('data', (c: Buffer) => { data += c.toString(); });
-          res.on('end', () => resolve(data));
-        });
-        req.on('error', reject);
-        req.end(JSON.stringify(fullArgs(wirePod(true), [NODES[0]])));
+  function postTls(port: number, ca: string): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      const req = https.request({ host: '127.0.0.1', port, path: '/filter', method: 'POST', ca, agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+        let data = '';
+        res.on('data', (c: Buffer) => { data += c.toString(); });
+        res.on('end', () => resolve(data));
       });
-      expect(filterResult(text).Nodes?.items).toEqual([NODES[0]]);
+      req.on('error', reject);
+      req.end(JSON.stringify(fullArgs(wirePod(true), [NODES[0]])));
+    });
+  }
+
+  it('serves the verbs over HTTPS to a client that trusts the certificate', async () => {
+    const { cert, key } = selfSignedCert('lazarus-extender');
+    const ext = await startExtender({ policyFor: () => DEFAULT_POLICY, logger: silentLogger(), registry: createRegistry('x', false), tls: { cert, key } });
+    try {
+      expect(filterResult(await postTls(ext.port, cert)).Nodes?.items).toEqual([NODES[0]]);
     } finally {
       await ext.close();
+    }
+  });
+
+  it('picks up rotated certificate files without a restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lazarus-tls-'));
+    const files = { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') };
+    const first = selfSignedCert('first');
+    const second = selfSignedCert('second');
+    writeFileSync(files.certFile, first.cert);
+    writeFileSync(files.keyFile, first.key);
+    const ext = await startExtender({ policyFor: () => DEFAULT_POLICY, logger: silentLogger(), registry: createRegistry('x', false), tls: first });
+    const stop = new AbortController();
+    const reloading = reloadTlsOnChange(ext.server as https.Server, files, silentLogger(), stop.signal, 20);
+    try {
+      await expect(postTls(ext.port, second.cert)).rejects.toThrow();
+      writeFileSync(files.keyFile, second.key);
+      writeFileSync(files.certFile, second.cert);
+      let answer = '';
+      for (let i = 0; i < 100 && !answer; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        answer = await postTls(ext.port, second.cert).catch(() => '');
+      }
+      expect(filterResult(answer).Nodes?.items).toEqual([NODES[0]]);
+    } finally {
+      stop.abort();
+      await reloading;
+      await ext.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
