@@ -9,7 +9,8 @@
 import http from 'node:http';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { nodeFacts, type NodeFacts } from '../api/compat.js';
 import { DEFAULT_POLICY } from '../api/policy.js';
 import type { Node } from '../api/types.js';
@@ -46,12 +47,13 @@ function ms(t0: bigint): number {
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
-function post(agent: http.Agent, port: number, path: string, body: Buffer): Promise<Buffer> {
+/** Sends the body, reads (and counts, without keeping) the answer, like a client that decodes as it reads. */
+function post(agent: http.Agent, port: number, path: string, body: Buffer): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks)) : reject(new Error(`status ${res.statusCode}`))));
+      let length = 0;
+      res.on('data', (c: Buffer) => { length += c.length; });
+      res.on('end', () => (res.statusCode === 200 ? resolve(length) : reject(new Error(`status ${res.statusCode}`))));
     });
     req.on('error', reject);
     req.end(body);
@@ -61,11 +63,11 @@ function post(agent: http.Agent, port: number, path: string, body: Buffer): Prom
 interface Row { mode: string; verb: string; nodes: number; bodyBytes: number; iterations: number; e2e: Stats; server: Stats; floor?: Stats }
 
 /**
- * The server runs in a worker thread: its own event loop and heap, as in the real process, so
- * the client's 30 MB buffers neither pause it for GC nor share its loop.
+ * The server runs in its own process, as the extender does in a cluster: its own heap, GC and
+ * core, so the client's 30 MB buffers neither pause it nor share its event loop. Server-side
+ * times come back over IPC.
  */
-function serveInWorker(): void {
-  const size = (workerData as { size: number }).size;
+function serveInChild(size: number): void {
   const nodes = cluster(size);
   const cache = new Map<string, NodeFacts>(nodes.map((n) => { const f = nodeFacts(n as unknown as Node, { index: true }); return [f.name, f]; }));
   nodes.length = 0;
@@ -77,16 +79,16 @@ function serveInWorker(): void {
     res.on('finish', () => { times.push(ms(t0)); });
     ext.listener(req, res);
   }, 0, '127.0.0.1').then((running) => {
-    parentPort?.on('message', (m: string) => {
-      if (m === 'times') { parentPort?.postMessage(times); times = []; }
-      else void running.close().then(() => parentPort?.close());
+    process.on('message', (m: string) => {
+      if (m === 'times') { process.send?.(times); times = []; }
+      else void running.close().then(() => process.disconnect());
     });
-    parentPort?.postMessage(running.port);
+    process.send?.(running.port);
   });
 }
 
-function ask<T>(worker: Worker, message: string): Promise<T> {
-  return new Promise((resolve) => { worker.once('message', resolve); worker.postMessage(message); });
+function ask<T>(child: ChildProcess, message: string): Promise<T> {
+  return new Promise((resolve) => { child.once('message', (m) => resolve(m as T)); child.send(message); });
 }
 
 async function main(): Promise<void> {
@@ -95,8 +97,8 @@ async function main(): Promise<void> {
   const pod = wirePod(true);
 
   for (const size of sizes) {
-    const worker = new Worker(new URL(import.meta.url), { workerData: { size } });
-    const port = await new Promise<number>((resolve) => worker.once('message', resolve));
+    const child = fork(fileURLToPath(import.meta.url), ['--serve', String(size)], { stdio: 'inherit' });
+    const port = await new Promise<number>((resolve) => child.once('message', (m) => resolve(m as number)));
     const nodes = cluster(size);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
@@ -107,14 +109,14 @@ async function main(): Promise<void> {
           const iterations = mode === 'names' ? 400 : size >= 5_000 ? 25 : 80;
           const warmup = mode === 'names' ? 50 : 3;
           const e2e: number[] = [];
-          let response: Buffer = Buffer.alloc(0);
-          await ask(worker, 'times');
+          let response = 0;
+          await ask(child, 'times');
           for (let i = 0; i < warmup + iterations; i++) {
             const t0 = process.hrtime.bigint();
             response = await post(agent, port, `/${verb}`, body);
             if (i >= warmup) e2e.push(ms(t0));
           }
-          const server = (await ask<number[]>(worker, 'times')).slice(warmup);
+          const server = (await ask<number[]>(child, 'times')).slice(warmup);
           let floor: Stats | undefined;
           if (mode === 'full') {
             // The floor (issue 3): JSON.parse of the request body + JSON.stringify of what it
@@ -127,7 +129,7 @@ async function main(): Promise<void> {
               if (i >= warmup) samples.push(ms(t0));
             }
             floor = stats(samples);
-            if (response.length === 0) throw new Error('empty response');
+            if (response === 0) throw new Error('empty response');
           }
           rows.push({ mode, verb, nodes: size, bodyBytes: body.length, iterations, e2e: stats(e2e), server: stats(server), ...(floor ? { floor } : {}) });
           const last = rows[rows.length - 1];
@@ -136,8 +138,9 @@ async function main(): Promise<void> {
       }
     } finally {
       agent.destroy();
-      worker.postMessage('close');
-      await new Promise((resolve) => worker.once('exit', resolve));
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.send('close');
+      await exited;
     }
   }
 
@@ -147,7 +150,7 @@ async function main(): Promise<void> {
     '',
     `\`npm run bench:extender\` on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
     'Restored pod, default policy; 8 in 10 nodes restore-capable (1 in 10 arm64, 1 in 10 without the agent).',
-    'Loopback HTTP, keep-alive; the server runs in a worker thread (own heap and loop), the client in the main thread.',
+    'Loopback HTTP, keep-alive; the server runs in its own process (own heap, GC and loop), the client in the parent.',
     '"server" = request headers in → last response byte written; "e2e" adds the client sending the body and reading the answer.',
     'Floor = `JSON.stringify(JSON.parse(request body))` on the same body in the same run (issue 3\'s definition). Times in ms.',
     `Load average when the run ended: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (a shared machine: other jobs ran alongside).`,
@@ -172,5 +175,6 @@ async function main(): Promise<void> {
   writeFileSync(path, after.endsWith('\n') ? after : `${after}\n`);
 }
 
-if (isMainThread) await main();
-else serveInWorker();
+const serve = process.argv.indexOf('--serve');
+if (serve === -1) await main();
+else serveInChild(Number(process.argv[serve + 1]));
