@@ -7,6 +7,11 @@ import * as K from './keys.js';
 import { criuCode, criuString, parseCriuLabel, parseKernel, parseRuntime } from './versions.js';
 import type { CompatibilityRules, Node, OriginFacts, Placement, Pod } from './types.js';
 
+/** Image names present on a node; `has` is all scoring needs. */
+export interface ImageIndex { has(name: string): boolean }
+/** CPU flags of a node; a Set qualifies. */
+export interface FlagSet { has(flag: string): boolean }
+
 /** What Lazarus knows about a node, extracted once from its object. */
 export interface NodeFacts {
   name: string;
@@ -16,41 +21,120 @@ export interface NodeFacts {
   /** containerRuntimeVersion, e.g. `cri-o://1.33.2` */
   runtime: string | undefined;
   restoreCapable: boolean;
-  /** Undefined when the agent has not published them. */
-  cpuFlags: ReadonlySet<string> | undefined;
+  /** Undefined when the agent has not published them (or published an empty list). */
+  cpuFlags: FlagSet | undefined;
   ready: boolean;
   unschedulable: boolean;
   /** Every name of every image present on the node (`status.images[].names`). */
-  images: ReadonlySet<string>;
+  images: ImageIndex;
 }
-
-const NO_IMAGES: ReadonlySet<string> = new Set();
 
 function splitFlags(text: string | undefined): string[] {
   return text ? text.split(/\s+/).filter(Boolean) : [];
 }
 
-export function nodeFacts(node: Node): NodeFacts {
-  const labels = node.metadata.labels ?? {};
-  const annotations = node.metadata.annotations ?? {};
-  const info = node.status?.nodeInfo ?? {};
-  const flags = annotations[K.NODE_CPU_FLAGS];
-  let images: Set<string> | undefined;
-  for (const image of node.status?.images ?? []) {
-    for (const name of image.names ?? []) (images ??= new Set()).add(name);
+// Node objects reach nodeFacts straight from the wire (full-Nodes extender requests), so every
+// field is checked for its type: a malformed node yields unknown facts, never an exception.
+type Loose = Record<string, unknown>;
+function record(value: unknown): Loose | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Loose : undefined;
+}
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+/**
+ * Scans `status.images` on demand instead of building a Set per node: a full-Nodes request
+ * carries thousands of nodes with dozens of image names each, and only scoring (for the few
+ * base images of one pod) ever looks.
+ */
+class ScannedImages implements ImageIndex {
+  constructor(private readonly images: readonly unknown[]) {}
+  has(name: string): boolean {
+    const images = this.images;
+    for (let i = 0; i < images.length; i++) {
+      const image = images[i];
+      if (typeof image !== 'object' || image === null) continue;
+      const names = (image as { names?: unknown }).names;
+      if (!Array.isArray(names)) continue;
+      for (let j = 0; j < names.length; j++) if (names[j] === name) return true;
+    }
+    return false;
   }
+}
+const NO_IMAGES: ImageIndex = Object.freeze({ has: () => false });
+
+function isSpace(code: number): boolean {
+  return code === 32 || (code >= 9 && code <= 13);
+}
+
+/**
+ * A node's CPU flags straight from the annotation text (~70 flags): split into a Set only if
+ * asked, and compileCompatibility() memoises verdicts by the text, so the thousands of nodes
+ * of one instance type in a full-Nodes request cost one Set, not thousands.
+ */
+class FlagText implements FlagSet {
+  private set: Set<string> | undefined;
+  constructor(readonly text: string) {}
+  has(flag: string): boolean {
+    this.set ??= new Set(splitFlags(this.text));
+    return this.set.has(flag);
+  }
+}
+
+export interface NodeFactsOptions {
+  /**
+   * Build a Set of image names: worth it for a cache that answers many requests; not for a
+   * node object read once from a request.
+   */
+  index?: boolean;
+}
+
+export function nodeFacts(node: Node, options: NodeFactsOptions = {}): NodeFacts {
+  const n = record(node);
+  const metadata = record(n?.metadata);
+  const labels = record(metadata?.labels);
+  const annotations = record(metadata?.annotations);
+  const status = record(n?.status);
+  const info = record(status?.nodeInfo);
+  const flags = text(annotations?.[K.NODE_CPU_FLAGS]);
+  const conditions = status?.conditions;
+  const images = status?.images;
+  const criuLabel = labels?.[K.NODE_CRIU_VERSION];
+  let cpuFlags: FlagSet | undefined;
+  if (flags?.trim()) cpuFlags = new FlagText(flags);
+  let imageIndex = NO_IMAGES;
+  if (Array.isArray(images) && images.length > 0) imageIndex = options.index ? indexImages(images) : new ScannedImages(images);
   return {
-    name: node.metadata.name ?? '',
-    architecture: info.architecture || labels[K.LABEL_ARCH] || undefined,
-    kernelVersion: info.kernelVersion || undefined,
-    criuVersion: parseCriuLabel(labels[K.NODE_CRIU_VERSION]),
-    runtime: info.containerRuntimeVersion || undefined,
-    restoreCapable: labels[K.NODE_RESTORE_CAPABLE] === 'true',
-    cpuFlags: flags === undefined ? undefined : new Set(splitFlags(flags)),
-    ready: node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
-    unschedulable: node.spec?.unschedulable === true,
-    images: images ?? NO_IMAGES,
+    name: text(metadata?.name) ?? '',
+    architecture: text(info?.architecture) ?? text(labels?.[K.LABEL_ARCH]),
+    kernelVersion: text(info?.kernelVersion),
+    criuVersion: typeof criuLabel === 'string' ? parseCriuLabel(criuLabel) : undefined,
+    runtime: text(info?.containerRuntimeVersion),
+    restoreCapable: labels?.[K.NODE_RESTORE_CAPABLE] === 'true',
+    cpuFlags,
+    ready: isReady(conditions),
+    unschedulable: record(n?.spec)?.unschedulable === true,
+    images: imageIndex,
   };
+}
+
+function isReady(conditions: unknown): boolean {
+  if (!Array.isArray(conditions)) return false;
+  for (const c of conditions) {
+    const condition = record(c);
+    if (condition?.type === 'Ready') return condition.status === 'True';
+  }
+  return false;
+}
+
+function indexImages(images: readonly unknown[]): ImageIndex {
+  const set = new Set<string>();
+  for (const image of images) {
+    const names = record(image)?.names;
+    if (Array.isArray(names)) for (const name of names) if (typeof name === 'string') set.add(name);
+  }
+  return set;
 }
 
 /** What a restored pod says about its checkpoint's origin, from the webhook's annotations. */
@@ -74,62 +158,93 @@ export function formatPairs(pairs: Iterable<readonly [string, string]>): string 
   return [...pairs].map(([k, v]) => `${k}=${v}`).join(',');
 }
 
-/** Undefined for a pod that was not restored by Lazarus. */
+/** Undefined for a pod that was not restored by Lazarus. Non-string annotation values count as absent. */
 export function podRestoreFacts(pod: Pick<Pod, 'metadata'>): PodRestoreFacts | undefined {
-  const a = pod.metadata.annotations;
-  if (!a?.[K.RESTORED_FROM]) return undefined;
+  const a = record(record(record(pod)?.metadata)?.annotations);
+  if (!text(a?.[K.RESTORED_FROM])) return undefined;
+  const get = (key: string): string => text(a?.[key]) ?? '';
   return {
     origin: {
-      node: a[K.ORIGIN_NODE] ?? '',
-      architecture: a[K.ORIGIN_ARCH] ?? '',
-      kernelVersion: a[K.ORIGIN_KERNEL] ?? '',
-      criuVersion: criuCode(a[K.ORIGIN_CRIU] ?? '') ?? 0,
-      runtime: a[K.ORIGIN_RUNTIME] ?? '',
-      cpuFlags: splitFlags(a[K.ORIGIN_CPU_FLAGS]),
+      node: get(K.ORIGIN_NODE),
+      architecture: get(K.ORIGIN_ARCH),
+      kernelVersion: get(K.ORIGIN_KERNEL),
+      criuVersion: criuCode(get(K.ORIGIN_CRIU)) ?? 0,
+      runtime: get(K.ORIGIN_RUNTIME),
+      cpuFlags: splitFlags(get(K.ORIGIN_CPU_FLAGS)),
     },
-    baseImages: [...parsePairs(a[K.ORIGINAL_IMAGES]).values()],
+    baseImages: [...parsePairs(get(K.ORIGINAL_IMAGES)).values()],
   };
 }
 
 export interface Rules { compatibility: CompatibilityRules; placement: Placement }
 
-export interface Compatibility { ok: boolean; reasons: string[] }
+/** Which rule a node failed: a small fixed set, for metrics and for grouping reasons. */
+export type CompatRule = 'architecture' | 'restoreCapable' | 'criu' | 'cpu' | 'runtime' | 'kernel';
+export const COMPAT_RULES: readonly CompatRule[] = ['architecture', 'restoreCapable', 'criu', 'cpu', 'runtime', 'kernel'];
+
+export interface Compatibility {
+  ok: boolean;
+  reasons: string[];
+  /** `rules[i]` is the rule `reasons[i]` explains. */
+  rules: CompatRule[];
+}
 
 /** Every hard filter of DESIGN §4; each failed rule adds a reason a person can act on. */
 export function compatibility(origin: OriginFacts, node: NodeFacts, rules: Rules): Compatibility {
+  return explain(origin, node, rules, undefined);
+}
+
+/** compatibility() for many nodes and one origin: the CPU-flag reason is memoised by flag text. */
+export function compileExplain(origin: OriginFacts, rules: Rules): (node: NodeFacts) => Compatibility {
+  const cpuReasons = new Map<string, string>();
+  return (node) => explain(origin, node, rules, cpuReasons);
+}
+
+function cpuReason(originFlags: readonly string[], nodeFlags: FlagSet): string {
+  const missing = originFlags.filter((f) => !nodeFlags.has(f));
+  if (missing.length === 0) return '';
+  const shown = missing.slice(0, 8).join(', ') + (missing.length > 8 ? `, … (${missing.length} in all)` : '');
+  return `CPU lacks flags the checkpointed process may use: ${shown}`;
+}
+
+function explain(origin: OriginFacts, node: NodeFacts, rules: Rules, cpuReasons: Map<string, string> | undefined): Compatibility {
   const reasons: string[] = [];
+  const failed: CompatRule[] = [];
+  const fail = (rule: CompatRule, reason: string): void => { failed.push(rule); reasons.push(reason); };
   const { compatibility: c, placement } = rules;
 
   if (node.architecture !== origin.architecture) {
-    reasons.push(`architecture ${node.architecture ?? 'unknown'} differs from the checkpoint's ${origin.architecture}`);
+    fail('architecture', `architecture ${node.architecture ?? 'unknown'} differs from the checkpoint's ${origin.architecture || 'unknown'}`);
   }
   if (!node.restoreCapable) {
-    reasons.push(`node is not restore-capable (label ${K.NODE_RESTORE_CAPABLE} is not "true": no working CRIU or the runtime cannot restore from an image)`);
+    fail('restoreCapable', `node is not restore-capable (label ${K.NODE_RESTORE_CAPABLE} is not "true": no working CRIU or the runtime cannot restore from an image)`);
   }
   if (node.criuVersion === undefined) {
-    reasons.push(`criu version unknown (no ${K.NODE_CRIU_VERSION} label; is the Lazarus agent running on this node?)`);
+    fail('criu', `criu version unknown (no ${K.NODE_CRIU_VERSION} label; is the Lazarus agent running on this node?)`);
   } else if (c.criu === 'AtLeastOrigin' && node.criuVersion < origin.criuVersion) {
-    reasons.push(`criu ${criuString(node.criuVersion)} is older than the checkpoint's ${criuString(origin.criuVersion)}`);
+    fail('criu', `criu ${criuString(node.criuVersion)} is older than the checkpoint's ${criuString(origin.criuVersion)}`);
   } else if (c.criu === 'Exact' && node.criuVersion !== origin.criuVersion) {
-    reasons.push(`criu ${criuString(node.criuVersion)} differs from the checkpoint's ${criuString(origin.criuVersion)} (policy criu: Exact)`);
+    fail('criu', `criu ${criuString(node.criuVersion)} differs from the checkpoint's ${criuString(origin.criuVersion)} (policy criu: Exact)`);
   }
   if (c.cpu === 'Superset' && node.cpuFlags && origin.cpuFlags.length > 0) {
-    const missing = origin.cpuFlags.filter((f) => !node.cpuFlags?.has(f));
-    if (missing.length > 0) {
-      const shown = missing.slice(0, 8).join(', ') + (missing.length > 8 ? `, … (${missing.length} in all)` : '');
-      reasons.push(`CPU lacks flags the checkpointed process may use: ${shown}`);
+    const text = node.cpuFlags instanceof FlagText ? node.cpuFlags.text : undefined;
+    let reason = text === undefined ? undefined : cpuReasons?.get(text);
+    if (reason === undefined) {
+      reason = cpuReason(origin.cpuFlags, node.cpuFlags);
+      if (text !== undefined) cpuReasons?.set(text, reason);
     }
+    if (reason) fail('cpu', reason);
   }
   if (c.runtime === 'SameName') {
     const want = parseRuntime(origin.runtime)?.name;
     const have = parseRuntime(node.runtime)?.name;
-    if (want && have !== want) reasons.push(`runtime ${have ?? 'unknown'} differs from the checkpoint's ${want}`);
+    if (want && have !== want) fail('runtime', `runtime ${have ?? 'unknown'} differs from the checkpoint's ${want}`);
   }
   if (placement === 'Require') {
     const reason = kernelMismatch(origin.kernelVersion, node.kernelVersion, c.kernel);
-    if (reason) reasons.push(reason);
+    if (reason) fail('kernel', reason);
   }
-  return { ok: reasons.length === 0, reasons };
+  return { ok: reasons.length === 0, reasons, rules: failed };
 }
 
 function kernelMismatch(originKernel: string, nodeKernel: string | undefined, rule: CompatibilityRules['kernel']): string | undefined {
@@ -158,21 +273,118 @@ export const MAX_SCORE = 10;
 
 /** How well a (compatible) node matches the origin, 0..10. */
 export function score(origin: OriginFacts, node: NodeFacts, baseImages: readonly string[]): number {
-  let total = 0;
+  return compileScore(origin, baseImages)(node);
+}
+
+// ---- compiled forms, for thousands of nodes per request ----------------------------------
+// The origin's side is parsed once; per node, a passing node costs comparisons only (no regex,
+// no allocation). compatibility() above stays the one that explains; tests hold both to the
+// same verdict on every rule.
+
+/** `6.8.0-45-generic` → major 6, minor 8, like parseKernel, without a regex. */
+function kernelParts(version: string | undefined): { major: number; minor: number } | undefined {
+  if (!version) return undefined;
+  let i = 0;
+  while (i < version.length && isSpace(version.charCodeAt(i))) i++;
+  const major = digitsAt(version, i);
+  if (major.end === i || version.charCodeAt(major.end) !== 46) return undefined;
+  const minor = digitsAt(version, major.end + 1);
+  if (minor.end === major.end + 1) return undefined;
+  return { major: major.value, minor: minor.value };
+}
+
+function digitsAt(text: string, start: number): { value: number; end: number } {
+  let i = start;
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    i++;
+  }
+  return { value: Number(text.slice(start, i)), end: i };
+}
+
+/** parseRuntime(have)?.name === want, without slicing. */
+function runtimeNameIs(have: string | undefined, want: string): boolean {
+  if (!have) return false;
+  const i = have.indexOf('://');
+  return i <= 0 ? have === want : i === want.length && have.startsWith(want);
+}
+
+/** The verdict of compatibility(origin, node, rules).ok, compiled for one origin and policy. */
+export function compileCompatibility(origin: OriginFacts, rules: Rules): (node: NodeFacts) => boolean {
+  const { compatibility: c, placement } = rules;
+  const arch = origin.architecture;
+  const criu = origin.criuVersion;
+  const flags = c.cpu === 'Superset' ? origin.cpuFlags : [];
+  const runtime = c.runtime === 'SameName' ? parseRuntime(origin.runtime)?.name : undefined;
+  const kernelRule = placement === 'Require' ? c.kernel : 'Prefer';
+  const originKernel = parseKernel(origin.kernelVersion);
+  const exactCriu = c.criu === 'Exact';
+  const byText = new Map<string, boolean>();
+  const hasAll = (nodeFlags: FlagSet): boolean => {
+    const text = nodeFlags instanceof FlagText ? nodeFlags.text : undefined;
+    const known = text === undefined ? undefined : byText.get(text);
+    if (known !== undefined) return known;
+    let all = true;
+    for (const f of flags) if (!nodeFlags.has(f)) { all = false; break; }
+    if (text !== undefined) byText.set(text, all);
+    return all;
+  };
+  return (node) => {
+    if (node.architecture !== arch || !node.restoreCapable) return false;
+    const v = node.criuVersion;
+    if (v === undefined || (exactCriu ? v !== criu : v < criu)) return false;
+    const nodeFlags = node.cpuFlags;
+    if (nodeFlags && flags.length > 0 && !hasAll(nodeFlags)) return false;
+    if (runtime && !runtimeNameIs(node.runtime, runtime)) return false;
+    switch (kernelRule) {
+      case 'Prefer': return true;
+      case 'Exact': return node.kernelVersion === origin.kernelVersion;
+      case 'SameMajorMinor': {
+        const n = kernelParts(node.kernelVersion);
+        return originKernel !== undefined && n !== undefined && n.major === originKernel.major && n.minor === originKernel.minor;
+      }
+    }
+  };
+}
+
+/** score(origin, node, baseImages), compiled for one origin. */
+export function compileScore(origin: OriginFacts, baseImages: readonly string[]): (node: NodeFacts) => number {
   const o = parseKernel(origin.kernelVersion);
-  const n = parseKernel(node.kernelVersion);
-  if (o && n) {
-    if (o.full === n.full) total += SCORE.kernelExact;
-    else if (o.major === n.major && o.minor === n.minor) total += SCORE.kernelMajorMinor;
-    else if (o.major === n.major) total += SCORE.kernelMajor;
-  }
-  if (node.criuVersion !== undefined) {
-    if (node.criuVersion === origin.criuVersion) total += SCORE.criuExact;
-    else if (node.criuVersion > origin.criuVersion) total += SCORE.criuNewer;
-  }
-  if (origin.runtime && node.runtime === origin.runtime) total += SCORE.runtimeExactVersion;
-  if (baseImages.length > 0 && baseImages.every((image) => node.images.has(image))) total += SCORE.baseImagePresent;
-  return Math.min(MAX_SCORE, total);
+  const criu = origin.criuVersion;
+  const runtime = origin.runtime;
+  // A cluster runs a handful of kernel versions: score each once per request.
+  const kernelMemo = new Map<string, number>();
+  const kernelPoints = (version: string | undefined): number => {
+    if (!o || !version) return 0;
+    let points = kernelMemo.get(version);
+    if (points === undefined) {
+      const n = kernelParts(version);
+      points = 0;
+      if (n) {
+        if (version.trim() === o.full) points = SCORE.kernelExact;
+        else if (o.major === n.major && o.minor === n.minor) points = SCORE.kernelMajorMinor;
+        else if (o.major === n.major) points = SCORE.kernelMajor;
+      }
+      kernelMemo.set(version, points);
+    }
+    return points;
+  };
+  return (node) => {
+    let total = kernelPoints(node.kernelVersion);
+    const v = node.criuVersion;
+    if (v !== undefined) {
+      if (v === criu) total += SCORE.criuExact;
+      else if (v > criu) total += SCORE.criuNewer;
+    }
+    if (runtime && node.runtime === runtime) total += SCORE.runtimeExactVersion;
+    if (baseImages.length > 0) {
+      let all = true;
+      for (const image of baseImages) if (!node.images.has(image)) { all = false; break; }
+      if (all) total += SCORE.baseImagePresent;
+    }
+    return Math.min(MAX_SCORE, total);
+  };
 }
 
 /** Ready, schedulable and compatible: a node the webhook may count on for a restore. */

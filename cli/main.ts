@@ -14,6 +14,7 @@ const commands: Record<string, () => Promise<Subcommand>> = {
   explain: async () => (await import('../explain/command.js')).command,
   controller: async () => (await import('../controller/command.js')).command,
   agent: async () => (await import('../agent/command.js')).command,
+  extender: async () => (await import('../extender/command.js')).command,
 };
 
 function help(): string {

@@ -1,0 +1,180 @@
+/**
+ * `npm run bench:extender`: per-call latency of POST /filter and /prioritize for a restored pod,
+ * at 500 and 5,000 realistic nodes (labels, conditions, 20 images each), in both modes, over
+ * loopback HTTP with a keep-alive client. In full-Nodes mode the floor is JSON.parse of the
+ * request body + JSON.stringify of the response object, measured in the same run on the same
+ * bodies; the ratio is what the extender costs on top of merely decoding and encoding.
+ * Writes its table to bench/RESULTS.md under "## Extender" (replacing that section only).
+ */
+import http from 'node:http';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { nodeFacts, type NodeFacts } from '../api/compat.js';
+import { DEFAULT_POLICY } from '../api/policy.js';
+import type { Node } from '../api/types.js';
+import { silentLogger } from '../runtime/log.js';
+import { createRegistry } from '../runtime/metrics.js';
+import { createExtenderServer, listen } from '../extender/server.js';
+import { fullArgs, goodNode, namesArgs, wireNode, wirePod } from '../test/unit/extender-fixtures.js';
+
+/** Mostly restore-capable nodes, as in a cluster that runs Lazarus; a fifth fail some rule. */
+function cluster(n: number): Record<string, unknown>[] {
+  return Array.from({ length: n }, (_, i) => {
+    const name = `node-${String(i).padStart(5, '0')}`;
+    switch (i % 10) {
+      case 0: return goodNode(name, { arch: 'arm64' }, i);
+      case 1: return wireNode({ name }, i);
+      case 2: return goodNode(name, { criu: '40200', kernel: '6.8.12-1-generic' }, i);
+      case 3: return goodNode(name, { kernel: '6.5.0-1-generic', images: [] }, i);
+      default: return goodNode(name, {}, i);
+    }
+  });
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? NaN;
+}
+
+interface Stats { p50: number; p99: number }
+function stats(samples: number[]): Stats {
+  const s = [...samples].sort((a, b) => a - b);
+  return { p50: percentile(s, 0.5), p99: percentile(s, 0.99) };
+}
+
+function ms(t0: bigint): number {
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+/** Sends the body, reads (and counts, without keeping) the answer, like a client that decodes as it reads. */
+function post(agent: http.Agent, port: number, path: string, body: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
+      let length = 0;
+      res.on('data', (c: Buffer) => { length += c.length; });
+      res.on('end', () => (res.statusCode === 200 ? resolve(length) : reject(new Error(`status ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+interface Row { mode: string; verb: string; nodes: number; bodyBytes: number; iterations: number; e2e: Stats; server: Stats; floor?: Stats }
+
+/**
+ * The server runs in its own process, as the extender does in a cluster: its own heap, GC and
+ * core, so the client's 30 MB buffers neither pause it nor share its event loop. Server-side
+ * times come back over IPC.
+ */
+function serveInChild(size: number): void {
+  const nodes = cluster(size);
+  const cache = new Map<string, NodeFacts>(nodes.map((n) => { const f = nodeFacts(n as unknown as Node, { index: true }); return [f.name, f]; }));
+  nodes.length = 0;
+  const ext = createExtenderServer({ policyFor: () => DEFAULT_POLICY, nodeByName: (n) => cache.get(n), logger: silentLogger(), registry: createRegistry('bench', false) });
+  let times: number[] = [];
+  // Server-side time: from the request's headers to the response's last byte handed to the socket.
+  void listen((req, res) => {
+    const t0 = process.hrtime.bigint();
+    res.on('finish', () => { times.push(ms(t0)); });
+    ext.listener(req, res);
+  }, 0, '127.0.0.1').then((running) => {
+    process.on('message', (m: string) => {
+      if (m === 'times') { process.send?.(times); times = []; }
+      else void running.close().then(() => process.disconnect());
+    });
+    process.send?.(running.port);
+  });
+}
+
+function ask<T>(child: ChildProcess, message: string): Promise<T> {
+  return new Promise((resolve) => { child.once('message', (m) => resolve(m as T)); child.send(message); });
+}
+
+async function main(): Promise<void> {
+  const sizes = [500, 5_000];
+  const rows: Row[] = [];
+  const pod = wirePod(true);
+
+  for (const size of sizes) {
+    const child = fork(fileURLToPath(import.meta.url), ['--serve', String(size)], { stdio: 'inherit' });
+    const port = await new Promise<number>((resolve) => child.once('message', (m) => resolve(m as number)));
+    const nodes = cluster(size);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      for (const mode of ['names', 'full'] as const) {
+        const names = nodes.map((n) => (n.metadata as { name: string }).name);
+        const body = Buffer.from(JSON.stringify(mode === 'full' ? fullArgs(pod, nodes) : namesArgs(pod, names)));
+        for (const verb of ['filter', 'prioritize'] as const) {
+          const iterations = mode === 'names' ? 400 : size >= 5_000 ? 25 : 80;
+          const warmup = mode === 'names' ? 50 : 3;
+          const e2e: number[] = [];
+          let response = 0;
+          await ask(child, 'times');
+          for (let i = 0; i < warmup + iterations; i++) {
+            const t0 = process.hrtime.bigint();
+            response = await post(agent, port, `/${verb}`, body);
+            if (i >= warmup) e2e.push(ms(t0));
+          }
+          const server = (await ask<number[]>(child, 'times')).slice(warmup);
+          let floor: Stats | undefined;
+          if (mode === 'full') {
+            // The floor (issue 3): JSON.parse of the request body + JSON.stringify of what it
+            // parses to: what merely decoding and re-encoding the payload costs.
+            const text = body.toString('utf8');
+            const samples: number[] = [];
+            for (let i = 0; i < warmup + iterations; i++) {
+              const t0 = process.hrtime.bigint();
+              JSON.stringify(JSON.parse(text));
+              if (i >= warmup) samples.push(ms(t0));
+            }
+            floor = stats(samples);
+            if (response === 0) throw new Error('empty response');
+          }
+          rows.push({ mode, verb, nodes: size, bodyBytes: body.length, iterations, e2e: stats(e2e), server: stats(server), ...(floor ? { floor } : {}) });
+          const last = rows[rows.length - 1];
+          process.stderr.write(`${mode} ${verb} ${size}: server p50 ${last?.server.p50.toFixed(2)} ms\n`);
+        }
+      }
+    } finally {
+      agent.destroy();
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.send('close');
+      await exited;
+    }
+  }
+
+  const f = (x: number): string => (x < 10 ? x.toFixed(2) : x.toFixed(1));
+  const lines = [
+    '## Extender',
+    '',
+    `\`npm run bench:extender\` on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
+    'Restored pod, default policy; 8 in 10 nodes restore-capable (1 in 10 arm64, 1 in 10 without the agent).',
+    'Loopback HTTP, keep-alive; the server runs in its own process (own heap, GC and loop), the client in the parent.',
+    '"server" = request headers in → last response byte written; "e2e" adds the client sending the body and reading the answer.',
+    'Floor = `JSON.stringify(JSON.parse(request body))` on the same body in the same run (issue 3\'s definition). Times in ms.',
+    `Load average when the run ended: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (a shared machine: other jobs ran alongside).`,
+    '',
+    '| mode | verb | nodes | request body | n | e2e p50 | e2e p99 | server p50 | server p99 | floor p50 | server/floor (p50) | e2e/floor (p50) |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.mode === 'full' ? 'full Nodes' : 'NodeNames'} | ${r.verb} | ${r.nodes} | ${(r.bodyBytes / 1e6).toFixed(2)} MB | ${r.iterations} | ${f(r.e2e.p50)} | ${f(r.e2e.p99)} | ${f(r.server.p50)} | ${f(r.server.p99)} | ${r.floor ? f(r.floor.p50) : '–'} | ${r.floor ? `${(r.server.p50 / r.floor.p50).toFixed(2)}×` : '–'} | ${r.floor ? `${(r.e2e.p50 / r.floor.p50).toFixed(2)}×` : '–'} |`),
+    '',
+  ];
+  const table = lines.join('\n');
+  process.stdout.write(`${table}\n`);
+
+  const path = new URL('../../bench/RESULTS.md', import.meta.url);
+  const before = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmark results\n\n';
+  const start = before.indexOf('## Extender');
+  let after: string;
+  if (start === -1) after = `${before.trimEnd()}\n\n${table}`;
+  else {
+    const next = before.indexOf('\n## ', start + 1);
+    after = before.slice(0, start) + table + (next === -1 ? '' : `\n${before.slice(next + 1)}`);
+  }
+  writeFileSync(path, after.endsWith('\n') ? after : `${after}\n`);
+}
+
+const serve = process.argv.indexOf('--serve');
+if (serve === -1) await main();
+else serveInChild(Number(process.argv[serve + 1]));

@@ -1,0 +1,205 @@
+/**
+ * What the extender answers, as pure functions of the decoded request and injected lookups.
+ * No I/O, no clock: the HTTP layer (server.ts) decodes, calls these, and encodes.
+ */
+import { compileCompatibility, compileExplain, compileScore, nodeFacts, podRestoreFacts, type CompatRule, type NodeFacts, type PodRestoreFacts, type Rules } from '../api/compat.js';
+import type { EffectivePolicy, Node } from '../api/types.js';
+import type { ExtenderArgs, ExtenderFilterResult, HostPriorityList, WireNodeList, WirePod } from './protocol.js';
+
+export interface Lookups {
+  /** The policy that applies to a restored pod (only called for restored pods). */
+  policyFor(pod: WirePod): EffectivePolicy;
+  /** Node facts from a cache; undefined when the extender runs without one (no --kubeconfig). */
+  nodeByName: ((name: string) => NodeFacts | undefined) | undefined;
+  /** Why the node cache cannot answer yet (e.g. not synced); undefined when it can. */
+  nodeCacheProblem?: (() => string | undefined) | undefined;
+}
+
+/** A request that passed validation: exactly one mode. */
+export type Request =
+  | { mode: 'nodes'; pod: WirePod; list: WireNodeList; items: unknown[] }
+  | { mode: 'names'; pod: WirePod; names: string[] };
+
+export type Validation = { ok: true; request: Request } | { ok: false; error: string };
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Checks the envelope only; node objects are read defensively by nodeFacts. */
+export function validateArgs(body: unknown): Validation {
+  if (!isRecord(body)) return { ok: false, error: 'request body is not a JSON object (want ExtenderArgs{Pod, Nodes, NodeNames})' };
+  const args = body as Partial<ExtenderArgs>;
+  const pod = args.Pod;
+  if (!isRecord(pod)) return { ok: false, error: 'ExtenderArgs.Pod is missing or not an object' };
+  if (pod.metadata !== undefined && pod.metadata !== null && !isRecord(pod.metadata)) {
+    return { ok: false, error: 'ExtenderArgs.Pod.metadata is not an object' };
+  }
+  const nodes = args.Nodes;
+  if (nodes !== undefined && nodes !== null) {
+    if (!isRecord(nodes)) return { ok: false, error: 'ExtenderArgs.Nodes is not a NodeList object' };
+    const items = nodes.items ?? [];
+    if (!Array.isArray(items)) return { ok: false, error: 'ExtenderArgs.Nodes.items is not an array' };
+    // Full-Nodes mode wins when both are present: a full answer works for either scheduler setting.
+    return { ok: true, request: { mode: 'nodes', pod, list: nodes as WireNodeList, items } };
+  }
+  const names = args.NodeNames;
+  if (names !== undefined && names !== null) {
+    if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) {
+      return { ok: false, error: 'ExtenderArgs.NodeNames is not an array of strings' };
+    }
+    return { ok: true, request: { mode: 'names', pod, names } };
+  }
+  return { ok: false, error: 'ExtenderArgs has neither Nodes nor NodeNames' };
+}
+
+export const NO_CACHE_ERROR = 'lazarus extender has no node cache (started without --kubeconfig): '
+  + 'configure this extender with nodeCacheCapable: false, or start it with --kubeconfig';
+
+/** Per-request tallies the server turns into metrics and one log line. */
+export interface Tally {
+  restored: boolean;
+  nodes: number;
+  passed: number;
+  /** Named nodes the cache did not know (NodeNames mode): passed with score 0. */
+  unknown: number;
+  byRule: Partial<Record<CompatRule, number>>;
+}
+
+function newTally(restored: boolean, nodes: number): Tally {
+  return { restored, nodes, passed: nodes, unknown: 0, byRule: {} };
+}
+
+function nodeName(item: unknown): string | undefined {
+  if (!isRecord(item) || !isRecord(item.metadata)) return undefined;
+  const name = item.metadata.name;
+  return typeof name === 'string' && name !== '' ? name : undefined;
+}
+
+function rulesOf(policy: EffectivePolicy): Rules {
+  return { compatibility: policy.spec.compatibility, placement: policy.spec.placement };
+}
+
+/** One line a person can act on; the scheduler groups identical messages in the pod's events. */
+function message(reasons: readonly string[]): string {
+  return `lazarus: ${reasons.join('; ')}`;
+}
+
+export interface FilterOutcome {
+  result: ExtenderFilterResult;
+  tally: Tally;
+  /** Set when a NodeNames request could not be judged for want of a node cache. */
+  noCache?: true;
+  /** Full-Nodes mode: indexes into the request's items of the nodes in `result.Nodes.items`. */
+  kept?: number[];
+}
+
+function allIndexes(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+function filterResult(partial: Partial<ExtenderFilterResult>): ExtenderFilterResult {
+  return { Nodes: null, NodeNames: null, FailedNodes: {}, FailedAndUnresolvableNodes: {}, Error: '', ...partial };
+}
+
+export function errorFilterResult(error: string): ExtenderFilterResult {
+  return filterResult({ Error: error });
+}
+
+/**
+ * DESIGN §4 hard filters. Failed nodes go to FailedAndUnresolvableNodes: no preemption makes
+ * a node able to restore a checkpoint. Only input nodes are ever named.
+ */
+export function filter(request: Request, lookups: Lookups): FilterOutcome {
+  const restore = podRestoreFacts({ metadata: request.pod.metadata ?? {} } as Node);
+  if (request.mode === 'nodes') {
+    const { list, items } = request;
+    // Fast path: the input list object itself goes back, no per-node work.
+    if (!restore) return { result: filterResult({ Nodes: list }), tally: newTally(false, items.length), kept: allIndexes(items.length) };
+    const judge = judgeFor(restore, rulesOf(lookups.policyFor(request.pod)));
+    const tally = newTally(true, items.length);
+    const kept: unknown[] = [];
+    const keptIndexes: number[] = [];
+    const failed: Record<string, string> = {};
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      const name = nodeName(item);
+      // A nameless item cannot be reported as failed, and is not ours to drop.
+      const verdict = name === undefined ? undefined : judge(nodeFacts(item as Node), tally);
+      if (verdict === undefined || name === undefined) { kept.push(item); keptIndexes.push(i); }
+      else failed[name] = verdict;
+    }
+    const nodes = kept.length === items.length ? list : { ...list, items: kept };
+    return { result: filterResult({ Nodes: nodes, FailedAndUnresolvableNodes: failed }), tally, kept: keptIndexes };
+  }
+
+  const { names } = request;
+  if (!restore) return { result: filterResult({ NodeNames: names }), tally: newTally(false, names.length) };
+  // Without a usable cache every node would pass unjudged; an Error makes that visible, and an
+  // `ignorable` extender is then skipped by the scheduler, which is the same outcome.
+  const cacheProblem = lookups.nodeByName ? lookups.nodeCacheProblem?.() : NO_CACHE_ERROR;
+  if (cacheProblem !== undefined || !lookups.nodeByName) {
+    return { result: errorFilterResult(cacheProblem ?? NO_CACHE_ERROR), tally: newTally(true, names.length), noCache: true };
+  }
+  const judge = judgeFor(restore, rulesOf(lookups.policyFor(request.pod)));
+  const tally = newTally(true, names.length);
+  const kept: string[] = [];
+  const failed: Record<string, string> = {};
+  for (const name of names) {
+    const facts = lookups.nodeByName(name);
+    if (!facts) {
+      tally.unknown++;
+      kept.push(name);
+      continue;
+    }
+    const verdict = judge(facts, tally);
+    if (verdict === undefined) kept.push(name);
+    else failed[name] = verdict;
+  }
+  return { result: filterResult({ NodeNames: kept, FailedAndUnresolvableNodes: failed }), tally };
+}
+
+/**
+ * Undefined when the node passes; else the failure message. The compiled check decides; the
+ * explaining compatibility() runs only for nodes that fail. Counts into the tally.
+ */
+function judgeFor(restore: PodRestoreFacts, rules: Rules): (facts: NodeFacts, tally: Tally) => string | undefined {
+  const check = compileCompatibility(restore.origin, rules);
+  const explain = compileExplain(restore.origin, rules);
+  return (facts, tally) => {
+    if (check(facts)) return undefined;
+    const c = explain(facts);
+    tally.passed--;
+    for (const rule of c.rules) tally.byRule[rule] = (tally.byRule[rule] ?? 0) + 1;
+    return message(c.reasons);
+  };
+}
+
+export interface PrioritizeOutcome { result: HostPriorityList; tally: Tally }
+
+/**
+ * DESIGN §4 score, 0..10, for every candidate in input order. Nodes that fail the hard filters
+ * (the filter verb was skipped or not configured) and unknown nodes score 0.
+ */
+export function prioritize(request: Request, lookups: Lookups): PrioritizeOutcome {
+  const restore = podRestoreFacts({ metadata: request.pod.metadata ?? {} } as Node);
+  const result: HostPriorityList = [];
+  const count = request.mode === 'nodes' ? request.items.length : request.names.length;
+  const tally = newTally(restore !== undefined, count);
+  const check = restore ? compileCompatibility(restore.origin, rulesOf(lookups.policyFor(request.pod))) : undefined;
+  const scoreOf = restore ? compileScore(restore.origin, restore.baseImages) : undefined;
+  const rate = (facts: NodeFacts | undefined): number => (facts && check && scoreOf && check(facts) ? scoreOf(facts) : 0);
+  if (request.mode === 'nodes') {
+    for (const item of request.items) {
+      const name = nodeName(item);
+      if (name !== undefined) result.push({ Host: name, Score: rate(restore ? nodeFacts(item as Node) : undefined) });
+    }
+  } else {
+    for (const name of request.names) {
+      const facts = restore ? lookups.nodeByName?.(name) : undefined;
+      if (restore && !facts) tally.unknown++;
+      result.push({ Host: name, Score: rate(facts) });
+    }
+  }
+  return { result, tally };
+}
