@@ -40,7 +40,7 @@ async function snapshot(client: KubeClient, namespace: string, pod: Pod): Promis
     for (const up of o?.ownerReferences ?? []) if (up.kind === 'Deployment') await fetchOwner('Deployment', up.name);
   }
   const effective = policies.map(effectivePolicy);
-  const facts = nodes.map(nodeFacts);
+  const facts = nodes.map((n) => nodeFacts(n));
   return {
     nodes,
     view: {

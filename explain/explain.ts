@@ -50,7 +50,7 @@ export function explainPod(pod: Pod & { spec: { nodeName?: string } }, namespace
   }
   const rules = { compatibility: policy.spec.compatibility, placement: policy.spec.placement };
   const baseImages = restored?.baseImages ?? pod.spec.containers.map((c) => c.image ?? '');
-  const verdicts = nodes.map(nodeFacts).map((n: NodeFacts): NodeVerdict => {
+  const verdicts = nodes.map((n) => nodeFacts(n)).map((n: NodeFacts): NodeVerdict => {
     if (!origin) return { node: n.name, compatible: true, score: 0, reasons: [], ready: n.ready, unschedulable: n.unschedulable };
     const c = compatibility(origin, n, rules);
     return { node: n.name, compatible: c.ok, score: c.ok ? score(origin, n, baseImages) : 0, reasons: c.reasons, ready: n.ready, unschedulable: n.unschedulable };

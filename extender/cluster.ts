@@ -1,15 +1,15 @@
 /**
- * With --kubeconfig: the caches behind NodeNames requests and policy selection. Nodes are kept
- * as NodeFacts (transformed once per watch event, not per request), RestorePolicies as
- * EffectivePolicy, Namespaces as their labels only.
+ * With --kubeconfig: the caches behind NodeNames requests and policy selection — the same
+ * ClusterCache the webhook uses (without Checkpoints), so both find a pod's policy the same
+ * way: through its owner chain to the workload's labels.
  */
 import type { Logger } from 'pino';
-import { nodeFacts, type NodeFacts } from '../api/compat.js';
-import { effectivePolicy, selectPolicy } from '../api/policy.js';
-import * as K from '../api/keys.js';
-import type { EffectivePolicy, Node, RestorePolicy } from '../api/types.js';
+import type { NodeFacts } from '../api/compat.js';
+import { selectPolicy } from '../api/policy.js';
+import { resolveWorkload } from '../api/workload.js';
+import type { EffectivePolicy, ObjectMeta } from '../api/types.js';
 import type { KubeClient } from '../kube/client.js';
-import { Informer } from '../kube/informer.js';
+import { ClusterCache } from '../kube/cluster-cache.js';
 import type { WirePod } from './protocol.js';
 
 export interface ClusterLookups {
@@ -21,48 +21,27 @@ export interface ClusterLookups {
   run(signal: AbortSignal): Promise<void>;
 }
 
-type Labels = Readonly<Record<string, string>>;
+function metaOf(pod: WirePod): ObjectMeta {
+  const meta = pod.metadata;
+  return typeof meta === 'object' && meta !== null ? meta as ObjectMeta : {};
+}
 
-/**
- * The workload labels a policy's workloadSelector sees. The pod's own labels for now; the
- * owner-chain lookup the webhook uses (api/workload.ts resolveWorkload) can replace this one
- * function without touching the server.
- */
-export function workloadLabelsOf(pod: WirePod): Labels | undefined {
-  return pod.metadata?.labels ?? undefined;
+/** Policy selection over any ClusterCache-shaped view; exported for tests. */
+export function policyForPod(cache: Pick<ClusterCache, 'policies' | 'namespaceLabels' | 'get'>, pod: WirePod): EffectivePolicy {
+  const meta = metaOf(pod);
+  const namespace = typeof meta.namespace === 'string' ? meta.namespace : '';
+  const name = typeof meta.name === 'string' ? meta.name : '';
+  const workload = resolveWorkload({ metadata: meta }, name, namespace, cache);
+  return selectPolicy(cache.policies(), { namespaceLabels: cache.namespaceLabels(namespace), workloadLabels: workload.labels });
 }
 
 export function clusterLookups(client: KubeClient, log: Logger): ClusterLookups {
-  const nodes = new Informer<NodeFacts>(client, { path: '/api/v1/nodes', transform: (o) => nodeFacts(o as Node, { index: true }) }, log);
-  let policyList: EffectivePolicy[] | undefined;
-  const policies = new Informer<EffectivePolicy>(client, {
-    path: `/apis/${K.GROUP}/${K.VERSION}/restorepolicies`,
-    transform: (o) => effectivePolicy(o as RestorePolicy),
-    onChange: () => { policyList = undefined; },
-  }, log);
-  const namespaces = new Informer<Labels>(client, {
-    path: '/api/v1/namespaces',
-    transform: (o) => (o as { metadata?: { labels?: Labels } }).metadata?.labels ?? {},
-  }, log);
-
+  const cache = new ClusterCache(client, log, ['policies', 'namespaces', 'replicasets', 'deployments', 'statefulsets', 'nodes']);
   return {
-    policyFor(pod) {
-      policyList ??= [...policies.values()];
-      const namespace = pod.metadata?.namespace;
-      return selectPolicy(policyList, {
-        namespaceLabels: typeof namespace === 'string' ? namespaces.get(namespace) : undefined,
-        workloadLabels: workloadLabelsOf(pod),
-      });
-    },
-    nodeByName: (name) => nodes.get(name),
-    nodeCacheProblem: () => (nodes.hasSynced ? undefined : 'lazarus extender: node cache not synced yet'),
-    notReadyReason() {
-      const waiting = [[nodes, 'nodes'], [policies, 'restorepolicies'], [namespaces, 'namespaces']] as const;
-      const names = waiting.filter(([informer]) => !informer.hasSynced).map(([, name]) => name);
-      return names.length > 0 ? `caches not synced: ${names.join(', ')}` : undefined;
-    },
-    async run(signal) {
-      await Promise.all([nodes.run(signal), policies.run(signal), namespaces.run(signal)]);
-    },
+    policyFor: (pod) => policyForPod(cache, pod),
+    nodeByName: (name) => cache.node(name),
+    nodeCacheProblem: () => (cache.hasSynced('nodes') ? undefined : 'lazarus extender: node cache not synced yet'),
+    notReadyReason: () => cache.notSynced(),
+    run: (signal) => cache.start(signal),
   };
 }

@@ -64,7 +64,8 @@ export class ClusterCache implements OwnerLookup {
   private policyList: EffectivePolicy[] = [];
   readonly owners: OwnerLookup = this;
 
-  constructor(client: KubeClient, log: Logger) {
+  /** Only the informers of `kinds` run (the extender needs no Checkpoints, for one). */
+  constructor(client: KubeClient, log: Logger, private readonly kinds: readonly CacheKind[] = Object.keys(PATHS) as CacheKind[]) {
     this.checkpointStore = new Informer(client, {
       path: PATHS.checkpoints, transform: trimCheckpoint,
       onChange: (_key, now, before) => this.reindex(now, before),
@@ -77,24 +78,29 @@ export class ClusterCache implements OwnerLookup {
     this.replicaSetStore = new Informer(client, { path: PATHS.replicasets, transform: ownerView }, log);
     this.deploymentStore = new Informer(client, { path: PATHS.deployments, transform: ownerView }, log);
     this.statefulSetStore = new Informer(client, { path: PATHS.statefulsets, transform: ownerView }, log);
-    this.nodeStore = new Informer(client, { path: PATHS.nodes, transform: (o) => nodeFacts(o as Node) }, log);
+    this.nodeStore = new Informer(client, { path: PATHS.nodes, transform: (o) => nodeFacts(o as Node, { index: true }) }, log);
   }
 
-  private get all(): Informer<unknown>[] {
-    return [this.checkpointStore, this.policyStore, this.namespaceStore, this.replicaSetStore,
-      this.deploymentStore, this.statefulSetStore, this.nodeStore] as Informer<unknown>[];
+  private informer(kind: CacheKind): Informer<unknown> {
+    const byKind: Record<CacheKind, Informer<unknown>> = {
+      checkpoints: this.checkpointStore, policies: this.policyStore, namespaces: this.namespaceStore,
+      replicasets: this.replicaSetStore, deployments: this.deploymentStore, statefulsets: this.statefulSetStore, nodes: this.nodeStore,
+    } as Record<CacheKind, Informer<unknown>>;
+    return byKind[kind];
   }
 
-  /** Starts every informer; they stop when `signal` aborts. */
-  start(signal: AbortSignal): void {
-    for (const informer of this.all) void informer.run(signal);
+  /** Starts the informers; they stop when `signal` aborts. Resolves when all have stopped. */
+  async start(signal: AbortSignal): Promise<void> {
+    await Promise.all(this.kinds.map((kind) => this.informer(kind).run(signal)));
   }
 
   /** Undefined when every cache has synced; otherwise which have not. */
   notSynced(): string | undefined {
-    const pending = (Object.keys(PATHS) as CacheKind[]).filter((_, i) => !this.all[i]?.hasSynced);
+    const pending = this.kinds.filter((kind) => !this.informer(kind).hasSynced);
     return pending.length ? `caches not synced: ${pending.join(', ')}` : undefined;
   }
+
+  hasSynced(kind: CacheKind): boolean { return this.informer(kind).hasSynced; }
 
   private reindex(now: Checkpoint | undefined, before: Checkpoint | undefined): void {
     if (before) {

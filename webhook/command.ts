@@ -62,7 +62,7 @@ export const command: Subcommand = {
     const client = await createKubeClient(loadKubeConfig(config.kubeconfig));
     const cache = new ClusterCache(client, log);
     const stop = new AbortController();
-    cache.start(stop.signal);
+    void cache.start(stop.signal);
 
     const registry = createRegistry('webhook');
     const ops = opsApp({ registry, notReadyReason: () => cache.notSynced() });

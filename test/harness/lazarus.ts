@@ -13,6 +13,8 @@ import { createRegistry } from '../../runtime/metrics.js';
 import { silentLogger, type Logger } from '../../runtime/log.js';
 import { testTls, type TestTls } from '../support/tls.js';
 import { waitFor } from './wait.js';
+import { clusterLookups } from '../../extender/cluster.js';
+import { createExtenderServer, listen } from '../../extender/server.js';
 
 export const WEBHOOK_CONFIG_NAME = 'lazarus';
 
@@ -29,7 +31,7 @@ export async function startWebhook(client: KubeClient, options: { port?: number;
   const tls = options.tls ?? testTls();
   const stop = new AbortController();
   const cache = new ClusterCache(client, log);
-  cache.start(stop.signal);
+  void cache.start(stop.signal);
   const registry = createRegistry('webhook', false);
   const handle = createAdmissionHandler({
     view: cache, notReady: () => cache.notSynced(), excludedNamespaces: new Set(['kube-system', 'lazarus-system']),
@@ -67,4 +69,53 @@ export async function registerWebhook(client: KubeClient, port: number, caPem: s
     if (!isNotFound(err)) throw err;
   }
   await client.request('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', { body });
+}
+
+export interface RunningExtender {
+  port: number;
+  /** Every node the extender has failed so far, with its reason (from the /filter answers it sent). */
+  filtered(): Record<string, string>;
+  /** /filter and /prioritize requests served so far. */
+  calls(): number;
+  stop(): Promise<void>;
+}
+
+/**
+ * The extender in NodeNames mode with its node cache, on `port` (which the scheduler was
+ * configured with). Its answers are observed on the way out, for assertions.
+ */
+export async function startExtender(client: KubeClient, port: number, options: { log?: Logger } = {}): Promise<RunningExtender> {
+  const log = options.log ?? silentLogger();
+  const stop = new AbortController();
+  const cluster = clusterLookups(client, log);
+  void cluster.run(stop.signal);
+  const { listener } = createExtenderServer({
+    policyFor: cluster.policyFor, nodeByName: cluster.nodeByName, nodeCacheProblem: cluster.nodeCacheProblem,
+    notReadyReason: cluster.notReadyReason, logger: log, registry: createRegistry('extender', false),
+  });
+  const failed: Record<string, string> = {};
+  let calls = 0;
+  const observed: typeof listener = (req, res) => {
+    const isFilter = req.url?.startsWith('/filter') ?? false;
+    if (isFilter || req.url?.startsWith('/prioritize')) calls++;
+    if (isFilter) {
+      const end = res.end.bind(res) as (chunk?: unknown) => typeof res;
+      res.end = ((chunk?: unknown) => {
+        try {
+          const answer = JSON.parse(String(chunk)) as { FailedNodes?: Record<string, string> | null };
+          Object.assign(failed, answer.FailedNodes ?? {});
+        } catch { /* not JSON: nothing to record */ }
+        return end(chunk);
+      }) as typeof res.end;
+    }
+    listener(req, res);
+  };
+  const server = await listen(observed, port, '127.0.0.1');
+  await waitFor(() => cluster.notReadyReason() === undefined, { timeoutMs: 30_000, description: 'extender caches to sync' });
+  return {
+    port: server.port,
+    filtered: () => ({ ...failed }),
+    calls: () => calls,
+    async stop() { stop.abort(); await server.close(); },
+  };
 }

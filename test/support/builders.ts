@@ -90,7 +90,7 @@ export interface ViewData {
 
 /** A ClusterView over plain arrays, as the informer cache offers it. */
 export function view(data: ViewData = {}): ClusterView {
-  const nodes: NodeFacts[] = (data.nodes ?? [node('node-1')]).map(nodeFacts);
+  const nodes: NodeFacts[] = (data.nodes ?? [node('node-1')]).map((n) => nodeFacts(n));
   const defaultOwners: Partial<Record<OwnerKind, Record<string, OwnerView>>> = {
     ReplicaSet: { 'shop/web-7d9c': { labels: { app: 'web' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', controller: true }] } },
     Deployment: { 'shop/web': { labels: { app: 'web' }, annotations: { 'lazarus.dev/restore': 'enabled' } } },
