@@ -1,7 +1,8 @@
 /**
  * The extender's HTTP(S) server. POST /filter and /prioritize are served by plain node:http
- * with a hand-rolled body reader (the hot path: one Buffer, one JSON.parse, one stringify);
- * everything else (/healthz, /readyz, /metrics) goes to the shared express ops app.
+ * with a hand-rolled body reader (the hot path: one Buffer, one JSON.parse, and for full-Nodes
+ * filter answers the request's own bytes spliced back rather than re-encoded); everything else
+ * (/healthz, /readyz, /metrics) goes to the shared express ops app.
  */
 import { isAscii } from 'node:buffer';
 import http from 'node:http';
@@ -80,6 +81,8 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Body> {
       else finish({ ok: true, data: Buffer.concat(whole ? [whole.subarray(0, size - chunks.reduce((n, c) => n + c.length, 0)), ...chunks] : chunks) });
     });
     req.on('error', (err) => finish({ ok: false, status: 400, error: `reading the request failed: ${err.message}` }));
+    // A client that goes away mid-body never sends 'end'.
+    req.on('close', () => finish({ ok: false, status: 400, error: 'the client closed the connection before the body was complete' }));
   });
 }
 

@@ -239,6 +239,20 @@ describe('transport rules and bad input', () => {
     expect(body.Nodes?.items).toEqual(['garbage', null]);
   });
 
+  it('a client that hangs up mid-body is counted, not left pending', async () => {
+    const registry = h?.registry;
+    const socket = net.connect(port(), '127.0.0.1', () => {
+      socket.write('POST /filter HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"Pod":');
+      setTimeout(() => socket.destroy(), 20);
+    });
+    let counted = '';
+    for (let i = 0; i < 100 && !/outcome="invalid"[^}]*\} [1-9]/.test(counted); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      counted = (await registry?.getSingleMetricAsString('lazarus_extender_requests_total')) ?? '';
+    }
+    expect(counted).toMatch(/verb="filter",outcome="invalid"[^}]*\} [1-9]/);
+  });
+
   it('bytes that are not HTTP get a JSON 400, not a dropped connection', async () => {
     const reply = await new Promise<string>((resolve, reject) => {
       const socket = net.connect(port(), '127.0.0.1', () => socket.write('NOT-HTTP \u0000\r\n\r\n'));
