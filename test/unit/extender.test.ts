@@ -151,6 +151,11 @@ describe('extender over HTTP, NodeNames mode (nodeCacheCapable: true, node cache
     expect(Object.keys(body.FailedAndUnresolvableNodes).sort()).toEqual(['arm', 'no-agent', 'old-criu']);
   });
 
+  it('a node called __proto__ is reported like any other', async () => {
+    const r = await postJson(agent(), port(), '/filter', fullArgs(wirePod(true), [goodNode('__proto__', { arch: 'arm64' }), NODES[0]]));
+    expect(r.text).toContain('"FailedAndUnresolvableNodes":{"__proto__":"lazarus: architecture arm64');
+  });
+
   it('only input names ever come back, even when the cache knows more nodes', async () => {
     const r = await postJson(agent(), port(), '/filter', namesArgs(wirePod(true), ['arm']));
     const body = filterResult(r.text);
