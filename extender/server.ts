@@ -108,8 +108,8 @@ function sendParts(res: http.ServerResponse, parts: readonly Buffer[]): void {
  * A full-Nodes filter result whose Nodes.items are the passing items' original request bytes
  * (raw-json.ts); undefined when the body's layout cannot be mapped with certainty.
  */
-function spliced(body: Buffer, count: number, kept: number[], result: ExtenderFilterResult): Buffer[] | undefined {
-  const spans = locateItems(body);
+function spliced(body: Buffer, latin1: string, count: number, kept: number[], result: ExtenderFilterResult): Buffer[] | undefined {
+  const spans = locateItems(latin1);
   if (!spans || spans.length !== count || !result.Nodes) return undefined;
   const { Nodes: list, ...rest } = result;
   const tail = JSON.stringify(rest);
@@ -152,9 +152,13 @@ export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
       return;
     }
     let parsed: unknown;
+    // Kubernetes JSON is nearly always pure ASCII: then latin1 decoding is a plain copy, and
+    // the same string serves raw-json.ts (which wants one character per byte).
+    const ascii = isAscii(body.data);
+    const text = body.data.toString(ascii ? 'latin1' : 'utf8');
+    const latin1 = (): string => (ascii ? text : body.data.toString('latin1'));
     try {
-      // Kubernetes JSON is nearly always pure ASCII: then latin1 decoding is a plain copy.
-      parsed = JSON.parse(body.data.toString(isAscii(body.data) ? 'latin1' : 'utf8'));
+      parsed = JSON.parse(text);
     } catch (err) {
       send(res, 400, { Error: `request body is not JSON: ${err instanceof Error ? err.message : String(err)}` });
       done('invalid');
@@ -177,7 +181,7 @@ export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
         const outcome = filter(request, lookups);
         ({ tally } = outcome);
         noCache = outcome.noCache === true;
-        const raw = request.mode === 'nodes' && outcome.kept && outcome.result.Nodes ? spliced(body.data, request.items.length, outcome.kept, outcome.result) : undefined;
+        const raw = request.mode === 'nodes' && outcome.kept && outcome.result.Nodes ? spliced(body.data, latin1(), request.items.length, outcome.kept, outcome.result) : undefined;
         if (raw) sendParts(res, raw);
         else send(res, 200, outcome.result);
       } else {
