@@ -94,6 +94,11 @@ export interface FilterOutcome {
   kept?: number[];
 }
 
+/** A node may be called `__proto__`: keys of a plain object literal would swallow it. */
+function failedMap(): Record<string, string> {
+  return Object.create(null) as Record<string, string>;
+}
+
 function allIndexes(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
@@ -120,7 +125,7 @@ export function filter(request: Request, lookups: Lookups): FilterOutcome {
     const tally = newTally(true, items.length);
     const kept: unknown[] = [];
     const keptIndexes: number[] = [];
-    const failed: Record<string, string> = {};
+    const failed = failedMap();
     for (let i = 0; i < items.length; i++) {
       const item = items[i];
       const name = nodeName(item);
@@ -144,7 +149,7 @@ export function filter(request: Request, lookups: Lookups): FilterOutcome {
   const judge = judgeFor(restore, rulesOf(lookups.policyFor(request.pod)));
   const tally = newTally(true, names.length);
   const kept: string[] = [];
-  const failed: Record<string, string> = {};
+  const failed = failedMap();
   for (const name of names) {
     const facts = lookups.nodeByName(name);
     if (!facts) {

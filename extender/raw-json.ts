@@ -16,37 +16,41 @@ const OPEN_OBJ = 0x7b, CLOSE_OBJ = 0x7d, OPEN_ARR = 0x5b, CLOSE_ARR = 0x5d;
 
 class GiveUp extends Error {}
 
-function isWs(c: number | undefined): boolean {
+// The scanner reads the body as a latin1 string: one character per byte, so string indexes
+// are byte offsets, and String.prototype.indexOf (a V8 builtin) jumps over string contents.
+
+function isWs(c: number): boolean {
   return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 }
 
-function skipWs(b: Uint8Array, i: number): number {
-  while (i < b.length && isWs(b[i])) i++;
+function skipWs(t: string, i: number): number {
+  while (i < t.length && isWs(t.charCodeAt(i))) i++;
   return i;
 }
 
-/** `b[i]` is the opening quote; returns the index after the closing one. */
-function skipString(b: Uint8Array, i: number): number {
-  const n = b.length;
-  i++;
-  while (i < n) {
-    const c = b[i];
-    if (c === QUOTE) return i + 1;
-    i += c === BACKSLASH ? 2 : 1;
+/** `t[i]` is the opening quote; returns the index after the closing one. */
+function skipString(t: string, i: number): number {
+  for (;;) {
+    const q = t.indexOf('"', i + 1);
+    if (q === -1) throw new GiveUp();
+    // Escaped only when preceded by an odd run of backslashes.
+    let k = q - 1;
+    while (t.charCodeAt(k) === BACKSLASH) k--;
+    if (((q - 1 - k) & 1) === 0) return q + 1;
+    i = q;
   }
-  throw new GiveUp();
 }
 
 /** Returns the index after the value starting at `i` (no leading whitespace). */
-function skipValue(b: Uint8Array, i: number): number {
-  const c = b[i];
-  if (c === QUOTE) return skipString(b, i);
+function skipValue(t: string, i: number): number {
+  const c = t.charCodeAt(i);
+  if (c === QUOTE) return skipString(t, i);
   if (c === OPEN_OBJ || c === OPEN_ARR) {
-    const n = b.length;
+    const n = t.length;
     let depth = 0;
     while (i < n) {
-      const d = b[i];
-      if (d === QUOTE) { i = skipString(b, i); continue; }
+      const d = t.charCodeAt(i);
+      if (d === QUOTE) { i = skipString(t, i); continue; }
       if (d === OPEN_OBJ || d === OPEN_ARR) depth++;
       else if (d === CLOSE_OBJ || d === CLOSE_ARR) {
         depth--;
@@ -56,71 +60,69 @@ function skipValue(b: Uint8Array, i: number): number {
     }
     throw new GiveUp();
   }
-  while (i < b.length) {
-    const d = b[i];
+  while (i < t.length) {
+    const d = t.charCodeAt(i);
     if (d === COMMA || d === CLOSE_OBJ || d === CLOSE_ARR || isWs(d)) break;
     i++;
   }
   return i;
 }
 
-/** Key bytes equal `name` (ASCII). Keys with escapes never match: JSON.parse would unescape them. */
-function keyIs(b: Uint8Array, start: number, end: number, name: string): boolean {
-  if (end - start - 2 !== name.length) return false;
-  for (let k = 0; k < name.length; k++) if (b[start + 1 + k] !== name.charCodeAt(k)) return false;
-  return true;
-}
-
-function hasEscape(b: Uint8Array, start: number, end: number): boolean {
-  for (let k = start; k < end; k++) if (b[k] === BACKSLASH) return true;
-  return false;
+/** The key at `start..end` (quotes included) is exactly `name`. Escaped keys never match. */
+function keyIs(t: string, start: number, end: number, name: string): boolean {
+  return end - start - 2 === name.length && t.startsWith(name, start + 1);
 }
 
 /** Calls `onMember(keyStart, keyEnd, valueStart)` for each member; returns the index after `}`. */
-function eachMember(b: Uint8Array, i: number, onMember: (keyStart: number, keyEnd: number, valueStart: number) => number): number {
-  if (b[i] !== OPEN_OBJ) throw new GiveUp();
-  i = skipWs(b, i + 1);
-  if (b[i] === CLOSE_OBJ) return i + 1;
+function eachMember(t: string, i: number, onMember: (keyStart: number, keyEnd: number, valueStart: number) => number): number {
+  if (t.charCodeAt(i) !== OPEN_OBJ) throw new GiveUp();
+  i = skipWs(t, i + 1);
+  if (t.charCodeAt(i) === CLOSE_OBJ) return i + 1;
   for (;;) {
-    if (b[i] !== QUOTE) throw new GiveUp();
-    const keyEnd = skipString(b, i);
-    if (hasEscape(b, i, keyEnd)) throw new GiveUp();
-    let j = skipWs(b, keyEnd);
-    if (b[j] !== COLON) throw new GiveUp();
-    j = skipWs(b, j + 1);
+    if (t.charCodeAt(i) !== QUOTE) throw new GiveUp();
+    const keyEnd = skipString(t, i);
+    // JSON.parse unescapes keys ("N\u006fdes" is Nodes): such a body is not mapped.
+    for (let k = i + 1; k < keyEnd - 1; k++) if (t.charCodeAt(k) === BACKSLASH) throw new GiveUp();
+    let j = skipWs(t, keyEnd);
+    if (t.charCodeAt(j) !== COLON) throw new GiveUp();
+    j = skipWs(t, j + 1);
     const valueEnd = onMember(i, keyEnd, j);
-    i = skipWs(b, valueEnd);
-    if (b[i] === COMMA) { i = skipWs(b, i + 1); continue; }
-    if (b[i] === CLOSE_OBJ) return i + 1;
+    i = skipWs(t, valueEnd);
+    const c = t.charCodeAt(i);
+    if (c === COMMA) { i = skipWs(t, i + 1); continue; }
+    if (c === CLOSE_OBJ) return i + 1;
     throw new GiveUp();
   }
 }
 
 /**
- * Byte spans of `Nodes.items[*]` in an ExtenderArgs body, or undefined when they cannot be
- * found with certainty. The last occurrence of a duplicated key wins, as in JSON.parse.
+ * Byte spans of `Nodes.items[*]` in an ExtenderArgs body, given as a latin1 string (one
+ * character per byte), or undefined when they cannot be found with certainty. The last
+ * occurrence of a duplicated key wins, as in JSON.parse.
  */
-export function locateItems(body: Uint8Array): Span[] | undefined {
+export function locateItems(body: string): Span[] | undefined {
   try {
     let spans: Span[] | undefined;
-    const start = skipWs(body, 0);
-    eachMember(body, start, (ks, ke, vs) => {
-      if (!keyIs(body, ks, ke, 'Nodes') || body[vs] !== OPEN_OBJ) return skipValue(body, vs);
+    eachMember(body, skipWs(body, 0), (ks, ke, vs) => {
+      if (!keyIs(body, ks, ke, 'Nodes') || body.charCodeAt(vs) !== OPEN_OBJ) {
+        if (keyIs(body, ks, ke, 'Nodes')) spans = undefined;
+        return skipValue(body, vs);
+      }
       spans = undefined;
       return eachMember(body, vs, (ks2, ke2, vs2) => {
-        if (!keyIs(body, ks2, ke2, 'items') || body[vs2] !== OPEN_ARR) {
-          if (keyIs(body, ks2, ke2, 'items')) spans = undefined;
-          return skipValue(body, vs2);
-        }
+        if (!keyIs(body, ks2, ke2, 'items')) return skipValue(body, vs2);
+        spans = undefined;
+        if (body.charCodeAt(vs2) !== OPEN_ARR) return skipValue(body, vs2);
         const found: Span[] = [];
         let i = skipWs(body, vs2 + 1);
-        if (body[i] === CLOSE_ARR) { spans = found; return i + 1; }
+        if (body.charCodeAt(i) === CLOSE_ARR) { spans = found; return i + 1; }
         for (;;) {
           const end = skipValue(body, i);
           found.push({ start: i, end });
           i = skipWs(body, end);
-          if (body[i] === COMMA) { i = skipWs(body, i + 1); continue; }
-          if (body[i] === CLOSE_ARR) { spans = found; return i + 1; }
+          const c = body.charCodeAt(i);
+          if (c === COMMA) { i = skipWs(body, i + 1); continue; }
+          if (c === CLOSE_ARR) { spans = found; return i + 1; }
           throw new GiveUp();
         }
       });

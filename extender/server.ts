@@ -1,7 +1,8 @@
 /**
  * The extender's HTTP(S) server. POST /filter and /prioritize are served by plain node:http
- * with a hand-rolled body reader (the hot path: one Buffer, one JSON.parse, one stringify);
- * everything else (/healthz, /readyz, /metrics) goes to the shared express ops app.
+ * with a hand-rolled body reader (the hot path: one Buffer, one JSON.parse, and for full-Nodes
+ * filter answers the request's own bytes spliced back rather than re-encoded); everything else
+ * (/healthz, /readyz, /metrics) goes to the shared express ops app.
  */
 import { isAscii } from 'node:buffer';
 import http from 'node:http';
@@ -80,6 +81,8 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Body> {
       else finish({ ok: true, data: Buffer.concat(whole ? [whole.subarray(0, size - chunks.reduce((n, c) => n + c.length, 0)), ...chunks] : chunks) });
     });
     req.on('error', (err) => finish({ ok: false, status: 400, error: `reading the request failed: ${err.message}` }));
+    // A client that goes away mid-body never sends 'end'.
+    req.on('close', () => finish({ ok: false, status: 400, error: 'the client closed the connection before the body was complete' }));
   });
 }
 
@@ -105,8 +108,8 @@ function sendParts(res: http.ServerResponse, parts: readonly Buffer[]): void {
  * A full-Nodes filter result whose Nodes.items are the passing items' original request bytes
  * (raw-json.ts); undefined when the body's layout cannot be mapped with certainty.
  */
-function spliced(body: Buffer, count: number, kept: number[], result: ExtenderFilterResult): Buffer[] | undefined {
-  const spans = locateItems(body);
+function spliced(body: Buffer, latin1: string, count: number, kept: number[], result: ExtenderFilterResult): Buffer[] | undefined {
+  const spans = locateItems(latin1);
   if (!spans || spans.length !== count || !result.Nodes) return undefined;
   const { Nodes: list, ...rest } = result;
   const tail = JSON.stringify(rest);
@@ -149,9 +152,13 @@ export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
       return;
     }
     let parsed: unknown;
+    // Kubernetes JSON is nearly always pure ASCII: then latin1 decoding is a plain copy, and
+    // the same string serves raw-json.ts (which wants one character per byte).
+    const ascii = isAscii(body.data);
+    const text = body.data.toString(ascii ? 'latin1' : 'utf8');
+    const latin1 = (): string => (ascii ? text : body.data.toString('latin1'));
     try {
-      // Kubernetes JSON is nearly always pure ASCII: then latin1 decoding is a plain copy.
-      parsed = JSON.parse(body.data.toString(isAscii(body.data) ? 'latin1' : 'utf8'));
+      parsed = JSON.parse(text);
     } catch (err) {
       send(res, 400, { Error: `request body is not JSON: ${err instanceof Error ? err.message : String(err)}` });
       done('invalid');
@@ -174,7 +181,7 @@ export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
         const outcome = filter(request, lookups);
         ({ tally } = outcome);
         noCache = outcome.noCache === true;
-        const raw = request.mode === 'nodes' && outcome.kept && outcome.result.Nodes ? spliced(body.data, request.items.length, outcome.kept, outcome.result) : undefined;
+        const raw = request.mode === 'nodes' && outcome.kept && outcome.result.Nodes ? spliced(body.data, latin1(), request.items.length, outcome.kept, outcome.result) : undefined;
         if (raw) sendParts(res, raw);
         else send(res, 200, outcome.result);
       } else {

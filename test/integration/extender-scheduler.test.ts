@@ -8,11 +8,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, closeSync, readFileSync } from 'node:fs';
 import type http from 'node:http';
 import net from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as K from '../../api/keys.js';
 import { createKubeClient, loadKubeConfig, type KubeClient } from '../../kube/client.js';
 import { silentLogger } from '../../runtime/log.js';
@@ -221,6 +222,15 @@ describe('extender with a real kube-scheduler', () => {
     }, 90_000);
 
     it('the scheduler sent PascalCase ExtenderArgs of this mode', () => {
+      // LAZARUS_RECORD_FIXTURES=1 refreshes the recorded requests the unit tests replay.
+      if (process.env.LAZARUS_RECORD_FIXTURES === '1') {
+        const out = fileURLToPath(new URL('../../../test/fixtures/extender/', import.meta.url));
+        mkdirSync(out, { recursive: true });
+        for (const verb of ['/filter', '/prioritize']) {
+          const first = captured[mode].find((c) => c.verb === verb && (c.body.Pod as { metadata: { name: string } }).metadata.name === `restored-${mode}`);
+          if (first) writeFileSync(join(out, `${verb.slice(1)}-${mode}.json`), `${JSON.stringify(first.body, null, 1)}\n`);
+        }
+      }
       const filters = captured[mode].filter((c) => c.verb === '/filter');
       expect(filters.length).toBeGreaterThan(0);
       for (const { body } of filters) {

@@ -151,6 +151,11 @@ describe('extender over HTTP, NodeNames mode (nodeCacheCapable: true, node cache
     expect(Object.keys(body.FailedAndUnresolvableNodes).sort()).toEqual(['arm', 'no-agent', 'old-criu']);
   });
 
+  it('a node called __proto__ is reported like any other', async () => {
+    const r = await postJson(agent(), port(), '/filter', fullArgs(wirePod(true), [goodNode('__proto__', { arch: 'arm64' }), NODES[0]]));
+    expect(r.text).toContain('"FailedAndUnresolvableNodes":{"__proto__":"lazarus: architecture arm64');
+  });
+
   it('only input names ever come back, even when the cache knows more nodes', async () => {
     const r = await postJson(agent(), port(), '/filter', namesArgs(wirePod(true), ['arm']));
     const body = filterResult(r.text);
@@ -237,6 +242,20 @@ describe('transport rules and bad input', () => {
     const body = filterResult(r.text);
     expect(Object.keys(body.FailedAndUnresolvableNodes).sort()).toEqual(['bare', 'weird']);
     expect(body.Nodes?.items).toEqual(['garbage', null]);
+  });
+
+  it('a client that hangs up mid-body is counted, not left pending', async () => {
+    const registry = h?.registry;
+    const socket = net.connect(port(), '127.0.0.1', () => {
+      socket.write('POST /filter HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"Pod":');
+      setTimeout(() => socket.destroy(), 20);
+    });
+    let counted = '';
+    for (let i = 0; i < 100 && !/outcome="invalid"[^}]*\} [1-9]/.test(counted); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      counted = (await registry?.getSingleMetricAsString('lazarus_extender_requests_total')) ?? '';
+    }
+    expect(counted).toMatch(/verb="filter",outcome="invalid"[^}]*\} [1-9]/);
   });
 
   it('bytes that are not HTTP get a JSON 400, not a dropped connection', async () => {
