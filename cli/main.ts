@@ -11,6 +11,7 @@ export interface Subcommand {
 
 const commands: Record<string, () => Promise<Subcommand>> = {
   // subcommands register here
+  certs: async () => (await import('../certs/command.js')).command,
 };
 
 function help(): string {
