@@ -88,6 +88,11 @@ function validity(cert: forge.pki.Certificate, now: number, lifetimeMs: number):
   cert.validity.notAfter = new Date(now + lifetimeMs);
 }
 
+/** forge writes CRLF; Node and kubectl write LF. One form, so equal certificates compare equal as text. */
+function pem(cert: forge.pki.Certificate): string {
+  return forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n');
+}
+
 export interface CaRequest {
   keyPem: string;
   serial: string;
@@ -111,7 +116,7 @@ export function issueCa(req: CaRequest): string {
     { name: 'subjectKeyIdentifier' },
   ]);
   cert.sign(privateKey, forge.md.sha256.create());
-  return forge.pki.certificateToPem(cert);
+  return pem(cert);
 }
 
 export interface ServingRequest {
@@ -153,7 +158,7 @@ export function issueServing(req: ServingRequest): string {
     ...(caSki?.subjectKeyIdentifier ? [{ name: 'authorityKeyIdentifier', keyIdentifier: forge.util.hexToBytes(caSki.subjectKeyIdentifier) }] : []),
   ]);
   cert.sign(caKey, forge.md.sha256.create());
-  return forge.pki.certificateToPem(cert);
+  return pem(cert);
 }
 
 /** What a Secret holds. `ca` may be a bundle: the signing CA first, then older CAs still trusted. */

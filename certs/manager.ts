@@ -33,6 +33,8 @@ export const CERT_MANAGER_ANNOTATION = 'cert-manager.io/inject-ca-from';
 export const SECRET_TYPE_TLS = 'kubernetes.io/tls';
 /** The CA bundle keeps at most this many CAs (the signer and the ones it replaced, while valid). */
 const MAX_BUNDLE = 4;
+const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
+const PEM_BLOCKS = new RegExp(PEM_BLOCK.source, 'g');
 
 export interface Served {
   cert: string;
@@ -99,7 +101,7 @@ export function encodeMaterial(m: Material): Record<string, string> {
 
 /** CAs from an old bundle worth keeping: parseable, CA, still valid at `now`, not `except`. */
 function carriedCas(bundle: string | undefined, now: number, except: readonly string[]): string[] {
-  const blocks = bundle?.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const blocks = bundle?.match(PEM_BLOCKS) ?? [];
   const seen = new Set(except.map((e) => e.trim()));
   const kept: string[] = [];
   for (const b of blocks) {
@@ -126,8 +128,8 @@ export async function renew(old: Loose<Material>, a: Exclude<Assessment, { kind:
     }
     case 'renew-cert':
     case 'prune': {
-      const [signerCert] = parseCerts(old.ca ?? '');
-      const signer = signerCert?.toString() ?? '';
+      // The signer's PEM block as stored (assess checked that it parses), so an unchanged CA keeps identical text.
+      const signer = PEM_BLOCK.exec(old.ca ?? '')?.[0] ?? '';
       const caKey = old.caKey ?? '';
       const ca = bundle(signer, carriedCas(old.ca, now, [signer]));
       if (a.kind === 'prune' && old.cert && old.key) return { ca, caKey, cert: old.cert, key: old.key };
