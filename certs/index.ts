@@ -56,6 +56,8 @@ export interface FilesOptions {
   keyFile: string;
   /** Stat fallback period (default 2 s). */
   pollIntervalMs?: number;
+  /** fs.watch for prompt reloads (default true); false where inotify is unavailable or exhausted. */
+  watch?: boolean;
   /** Names for the throw-away certificate served while the files are unusable. */
   identity?: Identity;
 }
@@ -74,6 +76,7 @@ export interface SecretOptions {
   certFile?: string;
   keyFile?: string;
   pollIntervalMs?: number;
+  watch?: boolean;
 }
 
 export type CertSourceOptions = FilesOptions | SecretOptions;
@@ -136,7 +139,7 @@ export async function createCertSource(options: CertSourceOptions, deps: CertSou
       log.error({ problems: loaded.problems, certFile: pair.certFile, keyFile: pair.keyFile }, 'certificate files are unusable at start; serving a throw-away self-signed certificate until they are fixed');
       holder = new CertHolder(await fallbackServed(options.identity ?? FALLBACK_IDENTITY, entropy), log);
     }
-    loop = runFileReloader(pair, holder, entropy.now, log, signal, options.pollIntervalMs ?? 2000);
+    loop = runFileReloader(pair, holder, entropy.now, log, signal, options.pollIntervalMs ?? 2000, options.watch ?? true);
   } else if (options.mode === 'secret') {
     const managerOptions: SecretManagerOptions = {
       namespace: options.secretNamespace, name: options.secretName, identity: options.identity,

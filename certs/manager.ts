@@ -302,12 +302,12 @@ async function signature(files: FilePair): Promise<string> {
  * fallback for file systems where watch is silent. A half-written or mismatched pair is
  * logged and skipped; the previous certificate stays served.
  */
-export async function runFileReloader(files: FilePair, holder: CertHolder, now: () => number, log: Logger, signal: AbortSignal, pollIntervalMs = 2000): Promise<void> {
+export async function runFileReloader(files: FilePair, holder: CertHolder, now: () => number, log: Logger, signal: AbortSignal, pollIntervalMs = 2000, watch = true): Promise<void> {
   let last = await signature(files);
   let lastProblem = '';
   let wake: (() => void) | undefined;
   const watchers: fs.FSWatcher[] = [];
-  for (const dir of new Set([path.dirname(files.certFile), path.dirname(files.keyFile)])) {
+  for (const dir of watch ? new Set([path.dirname(files.certFile), path.dirname(files.keyFile)]) : []) {
     try {
       const w = fs.watch(dir, { signal }, () => wake?.());
       w.on('error', () => { /* the periodic stat covers it */ });
