@@ -14,6 +14,7 @@
  * certs.attach(server);                   // setSecureContext on every rotation
  * certs.onRotate(() => metrics.rotations.inc());
  * certs.ready();                          // false while a throw-away certificate is served
+ * certs.expiresAt();                      // NotAfter (ms) of what is served, for a gauge
  * await certs.stop();                     // also when `signal` aborts
  * ```
  *
@@ -35,7 +36,7 @@
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import { DEFAULT_CA_LIFETIME_MS, DEFAULT_CERT_LIFETIME_MS, systemEntropy, type Entropy, type Identity } from './generate.js';
-import { message } from './inspect.js';
+import { message, notAfter, parseCerts } from './inspect.js';
 import {
   CERT_MANAGER_ANNOTATION, CertHolder, fallbackServed, loadPair, managedByCertManager, runFileReloader,
   runSecretManager, servedFrom, syncMaterial, type FilePair, type Served, type SecretManagerOptions,
@@ -97,6 +98,8 @@ export interface CertSource {
   attach(server: tls.Server): () => void;
   /** True once the real certificate (not the throw-away fallback) is served. */
   ready(): boolean;
+  /** NotAfter of the served certificate, epoch ms (for an expiry gauge). */
+  expiresAt(): number;
   stop(): Promise<void>;
 }
 
@@ -166,6 +169,10 @@ export async function createCertSource(options: CertSourceOptions, deps: CertSou
     onRotate: (cb) => holder.onRotate(cb),
     attach: (server) => holder.attach(server),
     ready: () => holder.get().source !== 'fallback',
+    expiresAt: () => {
+      const [cert] = parseCerts(holder.get().cert);
+      return cert ? notAfter(cert) : 0;
+    },
     async stop() {
       stopper.abort();
       deps.signal?.removeEventListener('abort', onOuterAbort);

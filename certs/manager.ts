@@ -21,7 +21,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
-import { sleep } from '../kube/informer.js';
 import {
   generateMaterial, issueServing, serialFromBytes, servingNames,
   SERIAL_BYTES, type Entropy, type Identity, type Lifetimes, type Material,
@@ -77,6 +76,16 @@ export class CertHolder {
     apply(this.served);
     return this.onRotate(apply);
   }
+}
+
+/** Like kube/informer's sleep, kept local so offline certificate code never loads the Kubernetes client (~330 ms). */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) { resolve(); return; }
+    const done = (): void => { clearTimeout(timer); signal.removeEventListener('abort', done); resolve(); };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 // ---------------------------------------------------------------- Secret

@@ -39,6 +39,8 @@ it('renews a seconds-long certificate in place with zero failed requests', async
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const ca = source.caBundle(); // the client trusts only this CA
+  const firstExpiry = source.expiresAt();
+  expect(firstExpiry - Date.now()).toBeLessThanOrEqual(6_000);
   const keepAlive = new https.Agent({ keepAlive: true, maxSockets: 1 });
   const outcomes: { kind: 'keep-alive' | 'new'; at: number; o: Outcome }[] = [];
   try {
@@ -66,6 +68,7 @@ it('renews a seconds-long certificate in place with zero failed requests', async
   const serials = [...new Set(fresh.map((x) => x.o.serial))];
   expect(serials.length).toBeGreaterThanOrEqual(2); // the presented certificate changed
   expect(rotations).toBeGreaterThanOrEqual(1);
+  expect(source.expiresAt()).toBeGreaterThan(firstExpiry);
   // New connections present the newest certificate right after the rotation...
   expect(fresh[fresh.length - 1]?.o.serial).toBe(serials[serials.length - 1]);
   // ...while the kept-alive connection finished on the certificate it started with.
