@@ -7,17 +7,19 @@
  * The harness is imported by a computed path so this branch compiles on its own; when the
  * harness is absent the suite fails loudly (never skips).
  */
+import { execFile } from 'node:child_process';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { createCertSource, createKubeStore, type CertSource, type CertStore } from '../../certs/index.js';
 import { decodeSecret } from '../../certs/manager.js';
 import { StoreConflict, type SecretObject, type Webhook, type WebhookConfiguration } from '../../certs/store.js';
 import type { KubeClient } from '../../kube/client.js';
 import { silentLogger } from '../../runtime/log.js';
 
-interface ControlPlaneLike { client: KubeClient; stop(): Promise<void> }
+interface ControlPlaneLike { client: KubeClient; kubeconfigPath: string; stop(): Promise<void> }
 type Start = (options?: { log?: (line: string) => void }) => Promise<ControlPlaneLike>;
 
 async function loadStartControlPlane(): Promise<Start> {
@@ -32,6 +34,7 @@ async function loadStartControlPlane(): Promise<Start> {
   throw new Error(`${modulePath} does not export startControlPlane`);
 }
 
+const run = promisify(execFile);
 const NS = 'lazarus-certs';
 const MWC = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations';
 let cp: ControlPlaneLike;
@@ -139,6 +142,20 @@ it('the API server calls the webhook through the injected caBundle, before and a
     await webhook.close();
     await source.stop();
   }
+}, 60_000);
+
+it('lazarus certs (the executable) installs the Secret and caBundle in one shot, and a second run reuses them', async () => {
+  await cp.client.request('POST', MWC, { body: webhookConfiguration('lazarus-cli', 1, 'Ignore') });
+  const main = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../cli/main.js');
+  const args = [main, 'certs', '--kubeconfig', cp.kubeconfigPath, '--service', 'wh', '--namespace', NS, '--secret', 'cli-tls', '--webhook-config', 'lazarus-cli'];
+  await run(process.execPath, args);
+  const first = await cp.client.request<SecretObject>('GET', `/api/v1/namespaces/${NS}/secrets/cli-tls`);
+  const mwc = await cp.client.request<WebhookConfiguration>('GET', `${MWC}/lazarus-cli`);
+  const b64 = Buffer.from(decodeSecret(first).ca ?? '').toString('base64');
+  expect(mwc.webhooks?.map((w) => w.clientConfig?.caBundle)).toEqual([b64, b64]);
+  await run(process.execPath, args);
+  const second = await cp.client.request<SecretObject>('GET', `/api/v1/namespaces/${NS}/secrets/cli-tls`);
+  expect(second.metadata.resourceVersion).toBe(first.metadata.resourceVersion);
 }, 60_000);
 
 async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
