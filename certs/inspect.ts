@@ -47,8 +47,12 @@ export type Assessment =
   | { kind: 'new-ca'; reasons: string[] }
   /** The signing CA is due: a new CA signs a new serving cert; the old CA stays in the bundle. */
   | { kind: 'rotate-ca'; reasons: string[] }
-  /** The CA is fine; the serving certificate is not. */
-  | { kind: 'renew-cert'; reasons: string[] }
+  /**
+   * The CA is fine; the serving certificate is not. `keep` holds the names of a still-valid
+   * certificate that was renewed only because names were missing: the new one carries them too,
+   * so replicas with different name flags (mid-rollout) converge instead of taking turns.
+   */
+  | { kind: 'renew-cert'; reasons: string[]; keep?: Names }
   /** All good, but the bundle still carries expired CAs. */
   | { kind: 'prune'; reasons: string[] };
 
@@ -69,27 +73,39 @@ export function assess(m: Loose<Material>, now: number, names: Names): Assessmen
   if (renewAt(signer) <= now) return { kind: 'rotate-ca', reasons: [`the CA expires at ${signer.validTo}, less than a third of its lifetime away`] };
 
   const certProblem = servingProblem(m, signer, now, names);
-  if (certProblem) return { kind: 'renew-cert', reasons: [certProblem] };
+  if (certProblem) return { kind: 'renew-cert', reasons: [certProblem.reason], ...(certProblem.keep ? { keep: certProblem.keep } : {}) };
   const cert = parseCerts(m.cert ?? '')[0];
   const expired = cas.slice(1).filter((c) => notAfter(c) <= now);
   if (expired.length > 0) return { kind: 'prune', reasons: [`ca.crt carries ${expired.length} expired CA(s)`] };
   return { kind: 'ok', renewAt: Math.min(renewAt(signer), cert ? renewAt(cert) : now) };
 }
 
-function servingProblem(m: Loose<Material>, signer: crypto.X509Certificate, now: number, names: Names): string | undefined {
-  if (!m.cert || !m.key) return `${!m.cert ? 'tls.crt' : 'tls.key'} is missing`;
+function servingProblem(m: Loose<Material>, signer: crypto.X509Certificate, now: number, names: Names): { reason: string; keep?: Names } | undefined {
+  const only = (reason: string): { reason: string } => ({ reason });
+  if (!m.cert || !m.key) return only(`${!m.cert ? 'tls.crt' : 'tls.key'} is missing`);
   let cert: crypto.X509Certificate | undefined;
   let key: crypto.KeyObject;
-  try { cert = parseCerts(m.cert)[0]; } catch (err) { return `tls.crt is unreadable: ${message(err)}`; }
-  try { key = parseKey(m.key); } catch (err) { return `tls.key is unreadable: ${message(err)}`; }
-  if (!cert) return 'tls.crt is empty';
-  if (!cert.checkPrivateKey(key)) return 'tls.key does not match tls.crt';
-  if (!cert.checkIssued(signer) || !cert.verify(signer.publicKey)) return 'tls.crt is not signed by the CA';
-  if (notAfter(cert) <= now) return `tls.crt expired at ${cert.validTo}`;
-  if (renewAt(cert) <= now) return `tls.crt expires at ${cert.validTo}, less than a third of its lifetime away`;
+  try { cert = parseCerts(m.cert)[0]; } catch (err) { return only(`tls.crt is unreadable: ${message(err)}`); }
+  try { key = parseKey(m.key); } catch (err) { return only(`tls.key is unreadable: ${message(err)}`); }
+  if (!cert) return only('tls.crt is empty');
+  if (!cert.checkPrivateKey(key)) return only('tls.key does not match tls.crt');
+  if (!cert.checkIssued(signer) || !cert.verify(signer.publicKey)) return only('tls.crt is not signed by the CA');
+  if (notAfter(cert) <= now) return only(`tls.crt expired at ${cert.validTo}`);
+  if (renewAt(cert) <= now) return only(`tls.crt expires at ${cert.validTo}, less than a third of its lifetime away`);
   const missing = missingNames(cert, names);
-  if (missing.length > 0) return `tls.crt does not cover ${missing.join(', ')}`;
+  if (missing.length > 0) return { reason: `tls.crt does not cover ${missing.join(', ')}`, keep: sanNames(cert) };
   return undefined;
+}
+
+/** The DNS and IP SANs of a certificate (Node prints them as `DNS:a, IP Address:1.2.3.4`). */
+export function sanNames(cert: crypto.X509Certificate): Names {
+  const dns: string[] = [];
+  const ips: string[] = [];
+  for (const part of (cert.subjectAltName ?? '').split(', ')) {
+    if (part.startsWith('DNS:')) dns.push(part.slice(4));
+    else if (part.startsWith('IP Address:')) ips.push(part.slice(11));
+  }
+  return { dns, ips };
 }
 
 /** Problems with a certificate/key pair read from files (empty when it can be served). */

@@ -18,12 +18,13 @@
  * handed the new certificate after the bundle was patched.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import {
   generateMaterial, issueServing, serialFromBytes, servingNames,
-  SERIAL_BYTES, type Entropy, type Identity, type Lifetimes, type Material,
+  SERIAL_BYTES, type Entropy, type Identity, type Lifetimes, type Material, type Names,
 } from './generate.js';
 import { assess, message, notAfter, pairProblems, parseCerts, type Assessment, type Loose } from './inspect.js';
 import { StoreConflict, type CertStore, type PatchOperation, type SecretObject, type WebhookConfiguration } from './store.js';
@@ -126,6 +127,14 @@ function bundle(signer: string, carried: readonly string[]): string {
   return [signer.trim() + '\n', ...carried].slice(0, MAX_BUNDLE).join('');
 }
 
+/** `want` plus the names an existing certificate already carried (see Assessment `keep`); IPs compared canonically. */
+function withKept(want: Names, keep: Names | undefined): Names {
+  if (!keep) return want;
+  const canon = (ip: string): string => (net.isIPv6(ip) ? new net.SocketAddress({ address: ip, family: 'ipv6' }).address : ip);
+  const ips = new Map([...want.ips, ...keep.ips].map((ip) => [canon(ip), ip] as const));
+  return { dns: [...new Set([...want.dns, ...keep.dns])], ips: [...ips.values()] };
+}
+
 /** New material for a non-`ok` assessment. */
 export async function renew(old: Loose<Material>, a: Exclude<Assessment, { kind: 'ok' }>, target: SecretTarget, entropy: Entropy): Promise<Material> {
   const now = entropy.now();
@@ -145,7 +154,7 @@ export async function renew(old: Loose<Material>, a: Exclude<Assessment, { kind:
       const key = await entropy.generateKey();
       const cert = issueServing({
         caCertPem: signer, caKeyPem: caKey, keyPem: key, serial: serialFromBytes(entropy.randomBytes(SERIAL_BYTES)),
-        now, lifetimeMs: target.lifetimes.certLifetimeMs, names: servingNames(target.identity),
+        now, lifetimeMs: target.lifetimes.certLifetimeMs, names: withKept(servingNames(target.identity), a.kind === 'renew-cert' ? a.keep : undefined),
       });
       return { ca, caKey, cert, key };
     }

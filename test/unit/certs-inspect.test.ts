@@ -48,7 +48,7 @@ describe('assess', () => {
 
   it('asks for a new serving cert when a name is added', () => {
     const a = assess(good, t0, servingNames({ ...id, dnsNames: ['new.example'], ips: ['10.1.2.3'] }));
-    expect(a).toEqual({ kind: 'renew-cert', reasons: ['tls.crt does not cover new.example, 10.1.2.3'] });
+    expect(a).toEqual({ kind: 'renew-cert', reasons: ['tls.crt does not cover new.example, 10.1.2.3'], keep: names });
   });
 
   it('reports when the next renewal is due: two thirds into the serving cert', () => {

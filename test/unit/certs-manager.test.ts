@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import { createCertSource, MemoryStore, type CertSource } from '../../certs/index.js';
 import { generateMaterial, type Identity } from '../../certs/generate.js';
 import { CERT_MANAGER_ANNOTATION, CertHolder, decodeSecret, ensureCaBundle, ensureSecret, encodeMaterial, type SecretTarget } from '../../certs/manager.js';
@@ -68,6 +69,26 @@ describe('two replicas starting at once against one store', () => {
     expect(store.conflicts).toBe(1);
     expect(serialOf(r1.material.cert)).not.toBe(serialOf(before.cert ?? ''));
     expect(r1.material.ca).toBe(before.ca); // same CA, new serving cert
+  });
+});
+
+describe('replicas with different names (mid-rollout)', () => {
+  it('converge on one certificate covering both instead of taking turns', async () => {
+    const store = new MemoryStore();
+    const source = (dnsNames: string[]): Promise<CertSource> => createCertSource({
+      mode: 'secret', store, secretNamespace: 'lz', secretName: 'wh-tls', identity: { ...identity, dnsNames }, checkIntervalMs: 50,
+    }, { logger: log, entropy: liveEntropy() });
+    const [oldReplica, newReplica] = await Promise.all([source(['old.example']), source(['new.example'])]);
+    try {
+      await new Promise((r) => setTimeout(r, 600)); // a dozen check intervals
+      const writes = store.writes;
+      await new Promise((r) => setTimeout(r, 600));
+      expect(store.writes).toBe(writes); // settled: nobody rewrites any more
+      const cert = new crypto.X509Certificate(decodeSecret(await store.getSecret('lz', 'wh-tls')).cert ?? '');
+      expect(cert.subjectAltName).toContain('DNS:old.example');
+      expect(cert.subjectAltName).toContain('DNS:new.example');
+      expect(oldReplica.secureContextOptions()).toEqual(newReplica.secureContextOptions());
+    } finally { await Promise.all([oldReplica.stop(), newReplica.stop()]); }
   });
 });
 
