@@ -73,6 +73,8 @@ export interface SecretOptions {
   caLifetimeMs?: number;
   certLifetimeMs?: number;
   checkIntervalMs?: number;
+  /** After a CA change, serve the old certificate this long while the caBundle propagates (default 5 s). */
+  caPropagationMs?: number;
   /** Mounted files, used when the webhook configuration is managed by cert-manager. */
   certFile?: string;
   keyFile?: string;
@@ -149,6 +151,7 @@ export async function createCertSource(options: CertSourceOptions, deps: CertSou
       lifetimes: { caLifetimeMs: options.caLifetimeMs ?? DEFAULT_CA_LIFETIME_MS, certLifetimeMs: options.certLifetimeMs ?? DEFAULT_CERT_LIFETIME_MS },
       ...(options.webhookConfigName ? { webhookConfigName: options.webhookConfigName } : {}),
       ...(options.checkIntervalMs ? { checkIntervalMs: options.checkIntervalMs } : {}),
+      ...(options.caPropagationMs !== undefined ? { caPropagationMs: options.caPropagationMs } : {}),
     };
     let initial: Served | undefined;
     try {

@@ -15,7 +15,8 @@
  * Order on renewal: Secret first, then caBundle, then the local server. A client that already
  * has the new bundle trusts both CAs (the old one stays in it until it expires), so replicas
  * that have not reloaded yet keep working; a client that still has the old bundle is only
- * handed the new certificate after the bundle was patched.
+ * handed a certificate from a new CA after the bundle was patched and `caPropagationMs` passed
+ * (every replica patches before it reloads, so this holds for the ones that did not write).
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -244,6 +245,11 @@ export interface SecretManagerOptions extends SecretTarget {
   webhookConfigName?: string;
   /** Upper bound between checks of the Secret and the caBundle (default 30 s). */
   checkIntervalMs?: number;
+  /**
+   * After a CA change, how long the old (still valid) certificate keeps being served so the API
+   * server's webhook client sees the new caBundle first (default 5 s).
+   */
+  caPropagationMs?: number;
 }
 
 /** Secret, then caBundle: the material to serve and when it is next due. */
@@ -261,9 +267,28 @@ export function servedFrom(m: Material): Served {
   return { cert: m.cert, key: m.key, ca: m.ca, source: 'secret' };
 }
 
+/** Whether `next` comes from a different CA than `current` while `current` stays valid until `until`. */
+export function caChangedWhileValid(current: string, next: string, until: number): boolean {
+  try {
+    const [a] = parseCerts(current);
+    const [b] = parseCerts(next);
+    return Boolean(a && b && a.issuer !== b.issuer && notAfter(a) > until);
+  } catch {
+    return false;
+  }
+}
+
 /** One pass: Secret, then caBundle, then the local server. Returns when the next pass is due. */
-export async function syncOnce(store: CertStore, opts: SecretManagerOptions, holder: CertHolder, entropy: Entropy, log: Logger): Promise<number> {
+export async function syncOnce(store: CertStore, opts: SecretManagerOptions, holder: CertHolder, entropy: Entropy, log: Logger, signal: AbortSignal): Promise<number> {
   const { material, renewAt } = await syncMaterial(store, opts, entropy, log);
+  const current = holder.get();
+  const delay = opts.caPropagationMs ?? 5000;
+  if (opts.webhookConfigName && current.source === 'secret' && delay > 0 && caChangedWhileValid(current.cert, material.cert, entropy.now() + delay)) {
+    // The bundle is patched; the API server picks it up through a watch. Switch after that.
+    log.info({ delayMs: delay }, 'new CA: serving the old certificate a little longer while the caBundle propagates');
+    await sleep(delay, signal);
+    if (signal.aborted) return renewAt;
+  }
   if (holder.set(servedFrom(material))) log.info({ notAfter: parseCerts(material.cert)[0]?.validTo }, 'serving certificate loaded');
   return renewAt;
 }
@@ -275,7 +300,7 @@ export async function runSecretManager(store: CertStore, opts: SecretManagerOpti
   while (!signal.aborted) {
     let wait: number;
     try {
-      const renewAt = await syncOnce(store, opts, holder, entropy, log);
+      const renewAt = await syncOnce(store, opts, holder, entropy, log, signal);
       wait = Math.min(interval, Math.max(20, renewAt - entropy.now()));
       backoff = Math.min(1000, interval);
     } catch (err) {

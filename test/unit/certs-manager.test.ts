@@ -184,6 +184,39 @@ describe('CA rotation', () => {
   });
 });
 
+describe('CA rotation in a running replica', () => {
+  it('patches the caBundle first and switches to the new CA only after caPropagationMs', async () => {
+    const store = new MemoryStore();
+    store.putWebhookConfig(webhookConfig());
+    const clock = { now: Date.now() };
+    const events: { what: 'patch' | 'rotate'; at: number }[] = [];
+    const realPatch = store.patchWebhookConfig.bind(store);
+    store.patchWebhookConfig = async (name, ops) => {
+      const result = await realPatch(name, ops);
+      events.push({ what: 'patch', at: Date.now() });
+      return result;
+    };
+    const source = await createCertSource({
+      mode: 'secret', store, secretNamespace: 'lz', secretName: 'wh-tls', webhookConfigName: 'lazarus', identity,
+      caLifetimeMs: 24 * H, certLifetimeMs: 20 * H, checkIntervalMs: 50, caPropagationMs: 400,
+    }, { logger: log, entropy: testEntropy(clock) });
+    try {
+      const firstCa = source.caBundle();
+      source.onRotate(() => events.push({ what: 'rotate', at: Date.now() }));
+      events.length = 0; // the initial injection
+      clock.now += 17 * H; // the CA has less than a third left; the serving cert is still valid
+      await waitFor(() => events.some((e) => e.what === 'rotate'));
+      const patch = events.find((e) => e.what === 'patch');
+      const rotate = events.find((e) => e.what === 'rotate');
+      expect((rotate?.at ?? 0) - (patch?.at ?? Infinity)).toBeGreaterThanOrEqual(390);
+      const injected = Buffer.from((await caBundles(store))[0] ?? '', 'base64').toString();
+      expect(injected).toBe(source.caBundle());
+      expect(injected.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+      expect(injected).toContain(firstCa.trim());
+    } finally { await source.stop(); }
+  });
+});
+
 describe('cert-manager', () => {
   it('with inject-ca-from set, writes neither the Secret nor the caBundle, and serves the mounted files', async () => {
     const { mkdtemp, writeFile } = await import('node:fs/promises');
