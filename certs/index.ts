@@ -22,7 +22,9 @@
  * - `secret`: Lazarus owns the CA. The Secret (`ca.crt` bundle, `ca.key`, `tls.crt`, `tls.key`,
  *   type kubernetes.io/tls) is created or repaired race-safely, the serving certificate renewed
  *   when less than a third of its lifetime is left (the CA likewise, keeping the old CA in the
- *   bundle while it is valid), the caBundle kept injected. If the webhook configuration carries
+ *   bundle while it is valid; after a CA change the old certificate is served `caPropagationMs`
+ *   longer so the API server sees the new caBundle first), the caBundle kept injected (checked
+ *   every `checkIntervalMs`, restored if overwritten). If the webhook configuration carries
  *   `cert-manager.io/inject-ca-from`, this mode becomes `cert-manager` at start.
  * - `files` / `cert-manager`: somebody else writes the files (a mounted Secret); they are
  *   reloaded when they change. Nothing is written to the cluster.

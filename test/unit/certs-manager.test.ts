@@ -130,6 +130,27 @@ describe('repair', () => {
   });
 });
 
+describe('API unavailable at start', () => {
+  it('serves a throw-away certificate (never none), then the real one once the store answers', async () => {
+    const store = new MemoryStore();
+    const realGet = store.getSecret.bind(store);
+    let failures = 3;
+    store.getSecret = async (ns, name) => {
+      if (failures > 0) { failures--; throw new Error('connect ECONNREFUSED 10.0.0.1:443'); }
+      return realGet(ns, name);
+    };
+    const source = await createCertSource({
+      mode: 'secret', store, secretNamespace: 'lz', secretName: 'wh-tls', identity, checkIntervalMs: 100,
+    }, { logger: log, entropy: liveEntropy() });
+    try {
+      expect(source.ready()).toBe(false);
+      expect(source.secureContextOptions().cert).toMatch(/BEGIN CERTIFICATE/);
+      await waitFor(() => source.ready());
+      expect(source.secureContextOptions().cert).toBe(decodeSecret(await realGet('lz', 'wh-tls')).cert);
+    } finally { await source.stop(); }
+  });
+});
+
 describe('caBundle', () => {
   it('is restored when someone overwrites it', async () => {
     const store = new MemoryStore();
