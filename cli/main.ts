@@ -15,6 +15,7 @@ const commands: Record<string, () => Promise<Subcommand>> = {
   controller: async () => (await import('../controller/command.js')).command,
   agent: async () => (await import('../agent/command.js')).command,
   extender: async () => (await import('../extender/command.js')).command,
+  certs: async () => (await import('../certs/command.js')).command,
 };
 
 function help(): string {
