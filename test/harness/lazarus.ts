@@ -99,11 +99,16 @@ export async function startExtender(client: KubeClient, port: number, options: {
     const isFilter = req.url?.startsWith('/filter') ?? false;
     if (isFilter || req.url?.startsWith('/prioritize')) calls++;
     if (isFilter) {
+      // Answers go out as one end(buffer) or as write()s then end(): collect both.
+      const chunks: Buffer[] = [];
+      const write = res.write.bind(res) as (chunk: unknown) => boolean;
       const end = res.end.bind(res) as (chunk?: unknown) => typeof res;
+      res.write = ((chunk: unknown) => { chunks.push(Buffer.from(chunk as Buffer)); return write(chunk); }) as typeof res.write;
       res.end = ((chunk?: unknown) => {
+        if (chunk !== undefined && typeof chunk !== 'function') chunks.push(Buffer.from(chunk as Buffer));
         try {
-          const answer = JSON.parse(String(chunk)) as { FailedNodes?: Record<string, string> | null };
-          Object.assign(failed, answer.FailedNodes ?? {});
+          const answer = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { FailedNodes?: Record<string, string> | null; FailedAndUnresolvableNodes?: Record<string, string> | null };
+          Object.assign(failed, answer.FailedNodes ?? {}, answer.FailedAndUnresolvableNodes ?? {});
         } catch { /* not JSON: nothing to record */ }
         return end(chunk);
       }) as typeof res.end;
