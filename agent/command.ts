@@ -10,7 +10,8 @@ import type { Subcommand } from '../cli/main.js';
 import { UsageError, parseFlags, usage, type FlagSpec } from '../cli/flags.js';
 import { inspectArchive, buildAndPush } from './build.js';
 import { hostFacts, readLocalFacts, systemSources } from './host.js';
-import { RegistryClient, credentialsFor, parseImageRef, sleep } from './registry.js';
+import { RegistryClient, credentialsFor, parseImageRef } from './registry.js';
+import { sleep } from '../runtime/sleep.js';
 
 const BUILD_FLAGS = {
   insecure: { type: 'bool', description: 'plain HTTP to this registry (loopback/test registries only)', default: false },

@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import { Counter, Histogram } from 'prom-client';
 import { UsageError, parseFlags, port, usage, type FlagSpec } from '../cli/flags.js';
 import { createKubeClient, loadKubeConfig } from '../kube/client.js';
-import { sleep } from '../kube/informer.js';
+import { sleep } from '../runtime/sleep.js';
 import { createLogger } from '../runtime/log.js';
 import { createRegistry } from '../runtime/metrics.js';
 import { opsApp } from '../runtime/ops-app.js';

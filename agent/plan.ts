@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as K from '../api/keys.js';
-import type { Checkpoint, OriginFacts, WorkloadRef } from '../api/types.js';
+import type { Checkpoint, CheckpointSpec, WorkloadRef } from '../api/types.js';
 
 const ARCHIVE_SUFFIXES = ['.tar', '.tar.gz', '.tgz', '.tar.zst', '.tar.zstd'];
 
@@ -56,19 +56,7 @@ export function parseKubeletArchiveName(fileName: string): { pod: string; namesp
   return out;
 }
 
-export interface CheckpointInput {
-  name: string;
-  namespace: string;
-  workload: WorkloadRef;
-  container: string;
-  sourcePod: string;
-  image: string;
-  baseImage: string;
-  baseImageID?: string;
-  specHash: string;
-  takenAt: string;
-  origin: OriginFacts;
-}
+export type CheckpointInput = CheckpointSpec & { name: string; namespace: string };
 
 export function checkpointObject(i: CheckpointInput): Checkpoint {
   return {

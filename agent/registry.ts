@@ -120,15 +120,6 @@ export interface RegistryClientOptions {
   onRetry?: (what: string, attempt: number, err: Error) => void;
 }
 
-/** An abortable sleep (kept here so the one-shot build never loads the Kubernetes client). */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) { resolve(); return; }
-    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
-    const onAbort = (): void => { clearTimeout(timer); resolve(); };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 500, maxDelayMs: 10_000 };
 

@@ -13,7 +13,7 @@ import { RESTORED_FROM } from '../api/keys.js';
 import type { Subcommand } from '../cli/main.js';
 import { parseFlags, port, usage, UsageError, type FlagSpec } from '../cli/flags.js';
 import { createKubeClient, loadKubeConfig, type KubeClient } from '../kube/client.js';
-import { sleep } from '../kube/informer.js';
+import { sleep } from '../runtime/sleep.js';
 import { createLogger } from '../runtime/log.js';
 import { createRegistry } from '../runtime/metrics.js';
 import { opsApp } from '../runtime/ops-app.js';

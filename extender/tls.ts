@@ -6,7 +6,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import type https from 'node:https';
 import type { Logger } from 'pino';
-import { sleep } from '../kube/informer.js';
+import { sleep } from '../runtime/sleep.js';
 
 export interface TlsFilePaths { certFile: string; keyFile: string }
 

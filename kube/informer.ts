@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { KubeClient } from './client.js';
 import { KubeError } from './client.js';
+import { sleep } from '../runtime/sleep.js';
 
 interface ListMeta { resourceVersion?: string; continue?: string }
 interface Meta { name?: string; namespace?: string; resourceVersion?: string }
@@ -119,12 +120,3 @@ export class Informer<T> {
 }
 
 class ExpiredError extends Error {}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) { resolve(); return; }
-    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
-    const onAbort = (): void => { clearTimeout(timer); resolve(); };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}

@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 
 say() { printf '[prepare] %s\n' "$*" >&2; }
 
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ -L node_modules ]; then
+  : # a shared node_modules (git worktrees): whoever owns it keeps it current; npm ci would wipe it
+elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
 fi

@@ -11,7 +11,7 @@ import { specHash } from '../../api/spec-hash.js';
 import type { Checkpoint, Pod } from '../../api/types.js';
 import { createKubeClient, loadKubeConfig, type KubeClient } from '../../kube/client.js';
 import { silentLogger } from '../../runtime/log.js';
-import { sleep } from '../../kube/informer.js';
+import { sleep } from '../../runtime/sleep.js';
 import type { LocalFacts } from '../../agent/node-facts.js';
 import { Agent, type AgentOptions } from '../../agent/watcher.js';
 import { PodMemory } from '../../agent/pod-memory.js';

@@ -3,6 +3,7 @@
  * answer well-formed (a 4xx with an Error, or a valid result), and no answer ever names a node
  * that was not in its request. Seeded, so a failure replays.
  */
+import { prng } from '../support/http.js';
 import http from 'node:http';
 import { nodeFacts, type NodeFacts } from '../../api/compat.js';
 import { DEFAULT_POLICY } from '../../api/policy.js';
@@ -17,17 +18,6 @@ const SEED = 0x1a2a75;
 const REQUESTS = 12_000;
 const LIMIT = 256 * 1024;
 
-/** mulberry32: small, fast, deterministic. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -157,7 +147,7 @@ describe('fuzz', () => {
 
   it(`${REQUESTS} malformed requests: no crash, no 5xx, every answer well-formed, no invented node`, async () => {
     const port = ext?.port ?? 0;
-    const f = new Fuzzer(rng(SEED));
+    const f = new Fuzzer(prng(SEED));
     const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
     const seeds: Json[] = [
       fullArgs(wirePod(true), cacheNodes) as Json,
