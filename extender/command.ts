@@ -4,8 +4,7 @@
  * policy; with one it also serves NodeNames requests from a node cache and applies
  * RestorePolicies.
  */
-import { readFileSync } from 'node:fs';
-import type https from 'node:https';
+import type tls from 'node:tls';
 import type { Subcommand } from '../cli/main.js';
 import { parseFlags, port, usage, UsageError, type FlagSpec } from '../cli/flags.js';
 import { DEFAULT_POLICY } from '../api/policy.js';
@@ -13,7 +12,7 @@ import { createLogger } from '../runtime/log.js';
 import { createRegistry } from '../runtime/metrics.js';
 import { createKubeClient, loadKubeConfig } from '../kube/client.js';
 import { clusterLookups } from './cluster.js';
-import { reloadTlsOnChange } from './tls.js';
+import { createCertSource, type CertSource } from '../certs/index.js';
 import { createExtenderServer, DEFAULT_MAX_BODY_BYTES, listen, type ExtenderDeps, type RunningExtender } from './server.js';
 
 const FLAGS: Readonly<Record<string, FlagSpec>> = {
@@ -102,20 +101,21 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     log.info('no --kubeconfig: serving full-Nodes requests (nodeCacheCapable: false) with the default policy');
   }
 
-  const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
+  // Rotated certificate files (a mounted Secret) are reloaded without a restart: certs/ files mode.
+  const certs: CertSource | undefined = config.tls
+    ? await createCertSource({ mode: 'files', ...config.tls }, { logger: log, signal: stop.signal })
+    : undefined;
   const server = createExtenderServer(deps);
-  const running: RunningExtender[] = [await listen(server.listener, config.port, config.bindAddress, tls)];
+  const running: RunningExtender[] = [await listen(server.listener, config.port, config.bindAddress, certs?.secureContextOptions())];
   if (config.metricsPort !== 0) running.push(await listen(server.ops, config.metricsPort, config.bindAddress));
-  log.info({ port: running[0]?.port, metricsPort: running[1]?.port, tls: tls !== undefined }, 'extender listening');
-  const reloads = config.tls && running[0]
-    ? reloadTlsOnChange(running[0].server as https.Server, config.tls, log, stop.signal)
-    : Promise.resolve();
+  if (certs && running[0]) certs.attach(running[0].server as tls.Server);
+  log.info({ port: running[0]?.port, metricsPort: running[1]?.port, tls: certs !== undefined }, 'extender listening');
 
   const signal = await waitForSignal();
   log.info({ signal }, 'shutting down');
   stop.abort();
   await Promise.all(running.map((r) => r.close()));
-  await Promise.all([informers, reloads]);
+  await Promise.all([informers, certs?.stop()]);
   return 0;
 }
 

@@ -11,7 +11,7 @@ import { silentLogger } from '../../runtime/log.js';
 import { createRegistry } from '../../runtime/metrics.js';
 import { NO_CACHE_ERROR } from '../../extender/decide.js';
 import { startExtender, type ExtenderDeps, type RunningExtender } from '../../extender/server.js';
-import { reloadTlsOnChange } from '../../extender/tls.js';
+import { createCertSource } from '../../certs/index.js';
 import type { ExtenderFilterResult, HostPriorityList } from '../../extender/protocol.js';
 import { fullArgs, goodNode, namesArgs, selfSignedCert, wireNode, wirePod } from './extender-fixtures.js';
 import { postJson, request } from './extender-http.js';
@@ -332,9 +332,11 @@ describe('TLS', () => {
     const second = selfSignedCert('second');
     writeFileSync(files.certFile, first.cert);
     writeFileSync(files.keyFile, first.key);
-    const ext = await startExtender({ policyFor: () => DEFAULT_POLICY, logger: silentLogger(), registry: createRegistry('x', false), tls: first });
     const stop = new AbortController();
-    const reloading = reloadTlsOnChange(ext.server as https.Server, files, silentLogger(), stop.signal, 20);
+    // What `lazarus extender --tls-cert-file --tls-key-file` does: certs/ files mode, attached to the server.
+    const certs = await createCertSource({ mode: 'files', ...files, pollIntervalMs: 20 }, { logger: silentLogger(), signal: stop.signal });
+    const ext = await startExtender({ policyFor: () => DEFAULT_POLICY, logger: silentLogger(), registry: createRegistry('x', false), tls: certs.secureContextOptions() });
+    certs.attach(ext.server as https.Server);
     try {
       await expect(postTls(ext.port, second.cert)).rejects.toThrow();
       writeFileSync(files.keyFile, second.key);
@@ -347,7 +349,7 @@ describe('TLS', () => {
       expect(filterResult(answer).Nodes?.items).toEqual([NODES[0]]);
     } finally {
       stop.abort();
-      await reloading;
+      await certs.stop();
       await ext.close();
       rmSync(dir, { recursive: true, force: true });
     }
