@@ -1,7 +1,7 @@
 /**
  * The --kubeconfig mode's caches, fed by a fake KubeClient (lists, then a watch stream the test
  * drives): NodeNames requests judged from the node cache, the pod's RestorePolicy chosen by
- * namespace labels and pod labels, readiness until every cache has synced.
+ * namespace labels and the workload's labels (the pod's own for a bare pod), readiness until every cache has synced.
  */
 import http from 'node:http';
 import * as K from '../../api/keys.js';
@@ -47,6 +47,9 @@ describe('extender with a cluster (informer caches)', () => {
   const fake = fakeClient({
     '/api/v1/nodes': [goodNode('good'), goodNode('newer', { criu: '40200' }), goodNode('arm', { arch: 'arm64' })],
     '/api/v1/namespaces': [{ metadata: { name: 'shop', labels: { tier: 'prod' } } }, { metadata: { name: 'dev' } }],
+    // The pod's owner chain in `dev`: the Deployment's labels are what workloadSelector sees.
+    '/apis/apps/v1/replicasets': [{ metadata: { name: 'web-7d9c', namespace: 'dev', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', controller: true }] } }],
+    '/apis/apps/v1/deployments': [{ metadata: { name: 'web', namespace: 'dev', labels: { app: 'web' } } }],
     [POLICIES]: [
       { metadata: { name: 'strict-prod' }, spec: { priority: 10, namespaceSelector: { matchLabels: { tier: 'prod' } }, compatibility: { criu: 'Exact' } } },
       { metadata: { name: 'web-only' }, spec: { priority: 5, workloadSelector: { matchLabels: { app: 'web' } } } },
@@ -56,22 +59,22 @@ describe('extender with a cluster (informer caches)', () => {
   let running: Promise<void> | undefined;
 
   beforeAll(async () => {
-    expect(lookups.notReadyReason()).toBe('caches not synced: nodes, restorepolicies, namespaces');
+    expect(lookups.notReadyReason()).toBe('caches not synced: policies, namespaces, replicasets, deployments, statefulsets, nodes');
     expect(lookups.nodeCacheProblem()).toBe('lazarus extender: node cache not synced yet');
     running = lookups.run(stop.signal);
     await until(() => lookups.notReadyReason() === undefined);
   });
   afterAll(async () => { stop.abort(); await running; });
 
-  it('lists the three collections', () => {
-    expect([...fake.listed].sort()).toEqual(['/api/v1/namespaces', '/api/v1/nodes', POLICIES]);
+  it('lists what policy selection and NodeNames requests need (no Checkpoints)', () => {
+    expect([...fake.listed].sort()).toEqual(['/api/v1/namespaces', '/api/v1/nodes', '/apis/apps/v1/deployments', '/apis/apps/v1/replicasets', '/apis/apps/v1/statefulsets', POLICIES]);
   });
 
   it('chooses the policy by namespace labels and priority', () => {
     expect(lookups.policyFor(wirePod(true) as never).name).toBe('strict-prod');
   });
 
-  it('chooses by the pod\'s labels where the namespace does not match', () => {
+  it('chooses by the workload\'s labels (through the owner chain) where the namespace does not match', () => {
     const pod = wirePod(true) as { metadata: { namespace: string } };
     pod.metadata.namespace = 'dev';
     expect(lookups.policyFor(pod as never).name).toBe('web-only');
