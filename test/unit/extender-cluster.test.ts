@@ -81,9 +81,11 @@ describe('extender with a cluster (informer caches)', () => {
   });
 
   it('falls back to the built-in defaults when nothing matches', () => {
-    const pod = wirePod(true) as { metadata: { namespace: string; labels: Record<string, string> } };
+    // a bare pod (no owner) in `dev`: its own labels are the workload's, and they match nothing
+    const pod = wirePod(true) as { metadata: { namespace: string; labels: Record<string, string>; ownerReferences?: unknown } };
     pod.metadata.namespace = 'dev';
     pod.metadata.labels = { app: 'other' };
+    delete pod.metadata.ownerReferences;
     expect(lookups.policyFor(pod as never).name).toBe('');
   });
 
