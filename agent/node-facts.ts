@@ -101,10 +101,17 @@ export interface FactSources {
   exists(path: string): Promise<boolean>;
 }
 
+/**
+ * `criu` is a command line, not only a binary: in a DaemonSet the host's CRIU is run in the
+ * host's mount namespace (`nsenter --target 1 --mount -- criu`), since `criu check` must judge
+ * the node, not the agent's container.
+ */
 export async function readLocalFacts(src: FactSources, criu = 'criu', runCheck = true): Promise<LocalFacts> {
-  const version = await src.exec(criu, ['--version']).catch((): ExecResult => ({ code: -1, stdout: '', stderr: '' }));
+  const [cmd = 'criu', ...prefix] = criu.trim().split(/\s+/);
+  const run = (arg: string): Promise<ExecResult> => src.exec(cmd, [...prefix, arg]).catch((): ExecResult => ({ code: -1, stdout: '', stderr: '' }));
+  const version = await run('--version');
   const criuVersion = version.code === 0 ? parseCriuVersion(version.stdout + version.stderr) : undefined;
-  const check = criuVersion && runCheck ? await src.exec(criu, ['check']).catch((): ExecResult => ({ code: -1, stdout: '', stderr: '' })) : undefined;
+  const check = criuVersion && runCheck ? await run('check') : undefined;
   const cpuinfo = await src.readFile('/proc/cpuinfo').catch(() => '');
   const cgroup = await src.exists('/sys/fs/cgroup/cgroup.controllers') ? 'v2' : await src.exists('/sys/fs/cgroup') ? 'v1' : undefined;
   return {

@@ -93,6 +93,20 @@ describe('node labels and annotations (DESIGN §2)', () => {
     expect(await readLocalFacts(src, '/opt/criu')).toEqual({ criuVersion: '4.1.1', criuCheckPassed: true, cpuFlags: ['fpu', 'sse2'], cgroup: 'v2' });
     expect(calls).toEqual(['/opt/criu --version', '/opt/criu check']);
   });
+
+  it('runs a criu command line, e.g. the host\'s CRIU through nsenter', async () => {
+    const calls: string[][] = [];
+    const src: FactSources = {
+      exec: (cmd, args) => { calls.push([cmd, ...args]); return Promise.resolve({ code: 0, stdout: args.at(-1) === '--version' ? 'Version: 4.1.1\n' : 'Looks good.\n', stderr: '' }); },
+      readFile: () => Promise.resolve(''),
+      exists: () => Promise.resolve(false),
+    };
+    expect((await readLocalFacts(src, 'nsenter --target 1 --mount -- criu')).criuVersion).toBe('4.1.1');
+    expect(calls).toEqual([
+      ['nsenter', '--target', '1', '--mount', '--', 'criu', '--version'],
+      ['nsenter', '--target', '1', '--mount', '--', 'criu', 'check'],
+    ]);
+  });
 });
 
 describe('watcher naming (deterministic across restarts)', () => {
