@@ -25,7 +25,7 @@ export interface WebhookServerOptions {
 export interface RunningServer {
   server: https.Server | http.Server;
   port: number;
-  close(): Promise<void>;
+  close(graceMs?: number): Promise<void>;
 }
 
 export function listen(server: https.Server | http.Server, port: number, host: string): Promise<RunningServer> {
@@ -36,9 +36,12 @@ export function listen(server: https.Server | http.Server, port: number, host: s
       resolve({
         server,
         port: (server.address() as AddressInfo).port,
-        close: () => new Promise<void>((done) => {
-          server.close(() => done());
+        // In-flight requests get a short grace period; idle keep-alive connections (the API
+        // server keeps several) are closed at once, stragglers after the grace period.
+        close: (graceMs = 2_000) => new Promise<void>((done) => {
+          server.close(() => { clearTimeout(timer); done(); });
           server.closeIdleConnections();
+          const timer = setTimeout(() => server.closeAllConnections(), graceMs);
         }),
       });
     });
