@@ -30,34 +30,50 @@ export interface DemoIo {
   err: (line: string) => void;
   clock: () => number;
   signal: AbortSignal;
+  /** What ended the run early, for the message (e.g. "SIGINT"). */
+  interruptedBy?: () => string | undefined;
 }
 
 /** The whole demo; returns the exit code: 0 done, 1 Lazarus or the cluster failed, 130 interrupted. */
 export async function runDemo(cfg: DemoConfig, io: DemoIo): Promise<number> {
-  const say = new Narrator(io.out, io.clock);
+  // Once interrupted, the abandoned step must not keep talking.
+  const say = new Narrator((line) => { if (!io.signal.aborted) io.out(line); }, io.clock);
   const t0 = io.clock();
   say.line('Lazarus demo: an annotated Deployment\'s pod comes back from its latest usable checkpoint,');
   say.line('on the node best able to restore it.');
-  let env: Environment | undefined;
+  let stop: (() => Promise<string>) | undefined;
+  const register = (s: () => Promise<string>): void => { stop = s; };
+  const work = (async () => {
+    const env: Environment = cfg.kubeconfig ? await useExisting(cfg.kubeconfig, say, io.signal, register) : await startLocal(say, io.signal, register);
+    io.signal.throwIfAborted();
+    await runScenario(env, { narrator: say, clock: io.clock, signal: io.signal });
+  })();
+  // On Ctrl-C the step in flight is abandoned, not awaited: with the control plane going down
+  // (a terminal signals the whole process group) its requests could hang for a long time.
+  const interrupted = new Promise<never>((_, reject) => {
+    if (io.signal.aborted) reject(new Error('interrupted'));
+    io.signal.addEventListener('abort', () => reject(new Error('interrupted')), { once: true });
+  });
+  work.catch(() => undefined);
+  interrupted.catch(() => undefined);
+
   let code = 0;
   try {
-    env = cfg.kubeconfig ? await useExisting(cfg.kubeconfig, say, io.signal) : await startLocal(say, io.signal);
-    await runScenario(env, { narrator: say, clock: io.clock, signal: io.signal });
+    await Promise.race([work, interrupted]);
     say.line();
     say.line(`${OK} done in ${formatDuration(io.clock() - t0)}: each pod came back from the newest usable checkpoint, on the best node that could restore it`);
   } catch (err) {
     code = io.signal.aborted ? 130 : 1;
-    io.err(`lazarus demo: ${io.signal.aborted ? 'interrupted' : 'failed'}: ${firstLine(err)}`);
-  } finally {
-    if (env) {
-      const t = io.clock();
-      try {
-        const summary = await env.stop();
-        say.line(`${summary} (${formatDuration(io.clock() - t)})`);
-      } catch (err) {
-        io.err(`lazarus demo: cleaning up failed: ${firstLine(err)}`);
-        code = code || 1;
-      }
+    io.err(io.signal.aborted ? `lazarus demo: interrupted by ${io.interruptedBy?.() ?? 'a signal'}; stopping everything it started` : `lazarus demo: failed: ${firstLine(err)}`);
+  }
+  if (stop) {
+    const t = io.clock();
+    try {
+      const summary = await stop();
+      io.out(`${summary} (${formatDuration(io.clock() - t)})`);
+    } catch (err) {
+      io.err(`lazarus demo: cleaning up failed: ${firstLine(err)}`);
+      code = code || 1;
     }
   }
   return code;
@@ -73,12 +89,16 @@ export const command: Subcommand = {
     const cfg = parseConfig(argv, env);
     if (cfg === 'help') { console.log(usage('demo', FLAGS)); return 0; }
     const abort = new AbortController();
-    const onSignal = (): void => abort.abort();
+    let by: string | undefined;
+    const onSignal = (sig: NodeJS.Signals): void => { by = sig; abort.abort(); };
     // A second Ctrl-C kills the process as usual; the control plane's reaper then kills its children.
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
-      return await runDemo(cfg, { out: (l) => console.log(l), err: (l) => console.error(l), clock: Date.now, signal: abort.signal });
+      const code = await runDemo(cfg, { out: (l) => console.log(l), err: (l) => console.error(l), clock: Date.now, signal: abort.signal, interruptedBy: () => by });
+      // Everything started is stopped by now; an abandoned step's sockets must not keep the process up.
+      if (abort.signal.aborted) setTimeout(() => process.exit(code), 500).unref();
+      return code;
     } finally {
       process.removeListener('SIGINT', onSignal);
       process.removeListener('SIGTERM', onSignal);

@@ -20,7 +20,7 @@ import { waitFor } from '../test/harness/wait.js';
 import {
   APP, CONTAINER, DEMO_LABEL, DEMO_TAINT, NAMESPACE, demoCheckpoints, demoDeployment, demoNodes, type DemoNode,
 } from './scenario.js';
-import type { Narrator} from './narrate.js';
+import type { Narrator } from './narrate.js';
 import { checkpointVerdicts, explainNodeLines, indent, nodeTable, originLine, scoreLegend, shortDigest, verdictLines } from './narrate.js';
 import type { Environment } from './environment.js';
 

@@ -37,8 +37,14 @@ function fileLogger(file: string, component: string): Logger {
   return pino({ level: 'info', base: { component }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: file, sync: true, mkdir: true }));
 }
 
-/** Builds (cached) and starts everything locally, narrating each step. */
-export async function startLocal(say: Narrator, signal: AbortSignal): Promise<Environment> {
+/** Takes the function that undoes what was started or created, as soon as there is one. */
+export type RegisterStop = (stop: () => Promise<string>) => void;
+
+/**
+ * Builds (cached) and starts everything locally, narrating each step. `register` gets the stop
+ * function before anything starts, so an interruption or failure at any point stops what runs.
+ */
+export async function startLocal(say: Narrator, signal: AbortSignal, register: RegisterStop): Promise<Environment> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lazarus-demo-'));
   say.line(`component logs: ${dir}/ (kube-apiserver.log, kube-scheduler.log, webhook.log, extender.log, …)`);
   say.line();
@@ -51,63 +57,57 @@ export async function startLocal(say: Narrator, signal: AbortSignal): Promise<En
 
   const extenderPort = await freePort();
   const extenderUrl = `http://127.0.0.1:${extenderPort}`;
-  let cp: ControlPlane | undefined;
-  let webhook: RunningWebhook | undefined;
-  let extender: RunningExtender | undefined;
+  // Filled in as they start; stop() stops whatever is there.
+  const parts: { cp?: ControlPlane; webhook?: RunningWebhook; extender?: RunningExtender } = {};
   let stopped: Promise<string> | undefined;
   const stop = (): Promise<string> => (stopped ??= (async () => {
-    const pids = cp?.pids().length ?? 0;
-    await webhook?.stop();
-    await extender?.stop();
-    await cp?.stop();
+    const pids = parts.cp?.pids().length ?? 0;
+    await parts.webhook?.stop();
+    await parts.extender?.stop();
+    await parts.cp?.stop();
     return `webhook, extender and control plane stopped (${pids} processes); logs kept in ${dir}`;
   })());
+  register(stop);
 
-  try {
-    cp = await say.step(() => startControlPlane({
-      dir, binDir, log: () => undefined,
-      // NodeNames mode with a node cache, as manifests/ configures it; ignorable: a Lazarus outage never blocks scheduling.
-      extenders: [{ urlPrefix: extenderUrl, nodeCacheCapable: true, weight: 5, ignorable: true }],
-      schedulerConfig: { podInitialBackoffSeconds: 1, podMaxBackoffSeconds: 2 },
-    }), (c) => ({ title: `control plane on ${c.server}`, details: [`etcd, kube-apiserver, kube-controller-manager, kube-scheduler with the Lazarus extender at ${extenderUrl}`] }));
-    signal.throwIfAborted();
-    const client = cp.client;
-    const running = cp;
+  const cp = parts.cp = await say.step(() => startControlPlane({
+    dir, binDir, log: () => undefined,
+    // NodeNames mode with a node cache, as manifests/ configures it; ignorable: a Lazarus outage never blocks scheduling.
+    extenders: [{ urlPrefix: extenderUrl, nodeCacheCapable: true, weight: 5, ignorable: true }],
+    schedulerConfig: { podInitialBackoffSeconds: 1, podMaxBackoffSeconds: 2 },
+  }), (c) => ({ title: `control plane on ${c.server}`, details: [`etcd, kube-apiserver, kube-controller-manager, kube-scheduler with the Lazarus extender at ${extenderUrl}`] }));
+  signal.throwIfAborted();
+  const client = cp.client;
 
-    await say.step(async () => {
-      await installCrds(client);
-      // The API server's first write of a new custom resource takes ~2 s (measured on v1.35.4,
-      // whatever the admission plugins); a dry-run write pays it while the servers start.
-      const warm = warmUpCheckpoints(client);
-      // The webhook serves a certificate from Lazarus' own CA (certs/); its caBundle goes into the registration.
-      const m = await generateMaterial({ service: 'lazarus-webhook', namespace: 'lazarus-system', dnsNames: ['localhost'], ips: ['127.0.0.1'] },
-        { caLifetimeMs: DEFAULT_CA_LIFETIME_MS, certLifetimeMs: DEFAULT_CERT_LIFETIME_MS }, systemEntropy);
-      extender = await startExtender(client, extenderPort, { log: fileLogger(path.join(dir, 'extender.log'), 'extender') });
-      webhook = await startWebhook(client, { tls: { ca: m.ca, cert: m.cert, key: m.key }, log: fileLogger(path.join(dir, 'webhook.log'), 'webhook') });
-      await registerWebhook(client, webhook.port, m.ca);
-      await warm;
-      return webhook.port;
-    }, (port) => ({
-      title: 'Lazarus: CRDs, webhook and extender',
-      details: [`webhook  https://127.0.0.1:${port}/mutate (MutatingWebhookConfiguration lazarus, failurePolicy Ignore)`, `extender ${extenderUrl} (filter + prioritize)`],
-    }));
-    signal.throwIfAborted();
+  await say.step(async () => {
+    await installCrds(client);
+    // The API server's first write of a new custom resource takes ~2 s (measured on v1.35.4,
+    // whatever the admission plugins); a dry-run write pays it while the servers start.
+    const warm = warmUpCheckpoints(client);
+    // The webhook serves a certificate from Lazarus' own CA (certs/); its caBundle goes into the registration.
+    const m = await generateMaterial({ service: 'lazarus-webhook', namespace: 'lazarus-system', dnsNames: ['localhost'], ips: ['127.0.0.1'] },
+      { caLifetimeMs: DEFAULT_CA_LIFETIME_MS, certLifetimeMs: DEFAULT_CERT_LIFETIME_MS }, systemEntropy);
+    parts.extender = await startExtender(client, extenderPort, { log: fileLogger(path.join(dir, 'extender.log'), 'extender') });
+    const webhook = parts.webhook = await startWebhook(client, { tls: { ca: m.ca, cert: m.cert, key: m.key }, log: fileLogger(path.join(dir, 'webhook.log'), 'webhook') });
+    await registerWebhook(client, webhook.port, m.ca);
+    await warm;
+    return webhook.port;
+  }, (port) => ({
+    title: 'Lazarus: CRDs, webhook and extender',
+    details: [`webhook  https://127.0.0.1:${port}/mutate (MutatingWebhookConfiguration lazarus, failurePolicy Ignore)`, `extender ${extenderUrl} (filter + prioritize)`],
+  }));
+  signal.throwIfAborted();
 
-    return {
-      client, nodePrefix: '',
-      async webhookSees(namespace, count, sig) {
-        const cache = webhook?.cache;
-        if (!cache) return;
-        await waitFor(() => cache.checkpoints(namespace, { kind: 'Deployment', name: APP }, CONTAINER.name).length >= count,
-          { timeoutMs: 10_000, signal: sig, description: 'the webhook to see the checkpoints' });
-      },
-      pids: () => running.pids(),
-      stop,
-    };
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  return {
+    client, nodePrefix: '',
+    async webhookSees(namespace, count, sig) {
+      const cache = parts.webhook?.cache;
+      if (!cache) return;
+      await waitFor(() => cache.checkpoints(namespace, { kind: 'Deployment', name: APP }, CONTAINER.name).length >= count,
+        { timeoutMs: 10_000, signal: sig, description: 'the webhook to see the checkpoints' });
+    },
+    pids: () => cp.pids(),
+    stop,
+  };
 }
 
 /** A server-side dry-run create of a Checkpoint: nothing is stored. */
@@ -119,8 +119,9 @@ async function warmUpCheckpoints(client: KubeClient): Promise<void> {
 }
 
 /** Targets a cluster where Lazarus is installed: checks it is, removes a previous run's leftovers. */
-export async function useExisting(kubeconfig: string, say: Narrator, signal: AbortSignal): Promise<Environment> {
-  const client = await say.step(async () => {
+export async function useExisting(kubeconfig: string, say: Narrator, signal: AbortSignal, register: RegisterStop): Promise<Environment> {
+  let stopped: Promise<string> | undefined;
+  const { c: client, stop } = await say.step(async () => {
     const c = await createKubeClient(loadKubeConfig(kubeconfig));
     try {
       await c.request('GET', `/apis/${K.API_VERSION}`);
@@ -132,20 +133,21 @@ export async function useExisting(kubeconfig: string, say: Narrator, signal: Abo
     if (!hooks.items.some((h) => h.webhooks?.some((w) => w.name === 'pods.lazarus.dev'))) {
       throw new Error('Lazarus\' webhook is not registered on this cluster (no MutatingWebhookConfiguration with webhook pods.lazarus.dev)');
     }
+    const stop = (): Promise<string> => (stopped ??= (async () => {
+      await removeDemoObjects(c, new AbortController().signal);
+      return `namespace ${NAMESPACE} and the demo nodes removed`;
+    })());
+    register(stop);
     await removeDemoObjects(c, signal);
-    return c;
+    return { c, stop };
   }, () => ({ title: `existing cluster from ${kubeconfig}: Lazarus installed`, details: [`the demo creates namespace ${NAMESPACE} and nodes named lazarus-demo-*, and removes them at the end`] }));
 
-  let stopped: Promise<string> | undefined;
   return {
     client, nodePrefix: 'lazarus-demo-',
     // The installed webhook's informers are not reachable from here; a watch event takes milliseconds.
     async webhookSees(_ns, _count, sig) { await new Promise<void>((resolve) => { const t = setTimeout(resolve, 1000); sig.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true }); }); },
     pids: () => [],
-    stop: () => (stopped ??= (async () => {
-      await removeDemoObjects(client, new AbortController().signal);
-      return `namespace ${NAMESPACE} and the demo nodes removed`;
-    })()),
+    stop,
   };
 }
 
