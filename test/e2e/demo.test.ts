@@ -15,6 +15,10 @@ import { isNotFound } from '../../kube/client.js';
 
 const MAIN = path.join(repoRoot(), 'dist', 'cli', 'main.js');
 
+/** Demo process groups still running, killed after the tests if a test gave up on one. */
+const live = new Set<number>();
+afterAll(() => { for (const pid of live) try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } });
+
 interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; descendants: number[] }
 
 /** The parent of a process, from /proc (undefined once it is gone). */
@@ -61,6 +65,7 @@ function runDemo(args: string[], options: { interrupt?: { when: RegExp; signal: 
     const child = spawn(process.execPath, [MAIN, 'demo', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBECONFIG: '' }, detached: true });
     const pid = child.pid;
     if (pid === undefined) { reject(new Error('could not start the demo')); return; }
+    live.add(pid);
     let stdout = '';
     let stderr = '';
     let interrupted = false;
@@ -79,6 +84,7 @@ function runDemo(args: string[], options: { interrupt?: { when: RegExp; signal: 
     child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
     child.once('error', reject);
     child.once('close', (code, signal) => {
+      live.delete(pid);
       clearInterval(timer);
       resolve({ code, signal, stdout, stderr, descendants: [...seen] });
     });
