@@ -81,6 +81,7 @@ export async function runScenario(env: Environment, deps: DemoDeps): Promise<voi
     'which checkpoint (the webhook took the newest Ready one with the pod\'s spec hash):',
     ...indent(verdictLines(checkpointVerdicts({ checkpoints, specHash: podHash, chosen, now: deps.clock(), maxAgeMs: policy.maxCheckpointAgeMs, maxAge: policy.spec.maxCheckpointAge })), '  '),
     `image: ${CONTAINER.image ?? ''} → ${shortDigest(first.spec.containers[0]?.image ?? '')}`,
+    `required node affinity added by the webhook: ${affinityText(first)}`,
     `$ lazarus explain pod ${NAMESPACE}/${first.metadata.name ?? ''}`,
     ...indent(formatExplanation(e1).split('\n'), '  '),
     scoreLegend(SCORE, MAX_SCORE),
@@ -112,6 +113,13 @@ export async function runScenario(env: Environment, deps: DemoDeps): Promise<voi
   expectRestored(e3, third, chosen);
   expectBest(e3, third);
   if (third.spec.nodeName === best) throw new Error(`pod ${third.metadata.name ?? ''} was bound to the cordoned node ${best}`);
+}
+
+/** `kubernetes.io/arch In amd64, lazarus.dev/criu-version Gt 40100`: what the scheduler's own filters enforce. */
+function affinityText(pod: BoundPod): string {
+  const terms = pod.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
+  const exprs = terms.flatMap((t) => t.matchExpressions ?? []);
+  return exprs.map((e) => `${e.key} ${e.operator} ${(e.values ?? []).join(',')}`).join(', ') || '(none)';
 }
 
 async function explain(client: KubeClient, pod: BoundPod, now: number): Promise<Explanation> {

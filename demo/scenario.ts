@@ -3,6 +3,7 @@
  * checkpoints, and nodes that differ in every way Lazarus cares about. Pure: the clock and the
  * node-name prefix are arguments.
  */
+import { createHash } from 'node:crypto';
 import * as K from '../api/keys.js';
 import { specHash } from '../api/spec-hash.js';
 import type { Checkpoint, Container, OriginFacts } from '../api/types.js';
@@ -92,9 +93,9 @@ export function demoCheckpoints(now: number): DemoCheckpoint[] {
   ];
 }
 
-/** A stable fake digest per checkpoint, 64 hex characters. */
-function digest(seed: number): string {
-  return seed.toString(16).padStart(16, '0').repeat(4);
+/** A stable digest per checkpoint (there is no registry here: nothing is pulled). */
+function digest(takenAt: number): string {
+  return createHash('sha256').update(`${NAMESPACE}/${APP}@${takenAt}`).digest('hex');
 }
 
 /** The Deployment, annotated on its own metadata as `kubectl annotate deploy/web lazarus.dev/restore=enabled` does. */
