@@ -62,9 +62,10 @@ export async function runScenario(env: Environment, deps: DemoDeps): Promise<voi
 
   const podHash = specHash(CONTAINER);
   const wait = (not?: string): Promise<BoundPod> => boundPod(client, not, signal, deps.podTimeoutMs ?? 30_000);
-  const restored = (p: BoundPod): { title: string } => ({
-    title: `${p.metadata.name ?? ''} restored from ${parsePairs(p.metadata.annotations?.[K.RESTORED_FROM]).get(CONTAINER.name) ?? '(nothing)'} → ${p.spec.nodeName ?? ''}`,
-  });
+  const restored = (p: BoundPod): { title: string; ok: boolean } => {
+    const from = parsePairs(p.metadata.annotations?.[K.RESTORED_FROM]).get(CONTAINER.name);
+    return { ok: from !== undefined, title: `${p.metadata.name ?? ''} ${from ? `restored from ${from}` : 'started cold'} → ${p.spec.nodeName ?? ''}` };
+  };
 
   // 1 -------------------------------------------------------------------------------------
   say.section('1. An annotated Deployment: its first pod is restored and placed');
@@ -128,11 +129,16 @@ async function explain(client: KubeClient, pod: BoundPod, now: number): Promise<
 }
 
 function expectRestored(e: Explanation, pod: BoundPod, chosen: string | undefined): void {
+  const name = pod.metadata.name ?? '';
   if (!e.restoredFrom || !chosen) {
-    throw new Error(`pod ${pod.metadata.name ?? ''} started cold: ${e.wouldRestore?.reason ?? 'the webhook did not restore it'} (is the Lazarus webhook registered?)`);
+    const w = e.wouldRestore;
+    const why = w?.outcome === 'restored'
+      ? `the webhook did not restore it, though it would now (from ${Object.values(w.checkpoints ?? {}).join(', ')}): is it running and reachable?`
+      : w?.reason ?? 'the webhook did not restore it';
+    throw new Error(`pod ${name} started cold: ${why}`);
   }
   const from = e.restoredFrom[CONTAINER.name];
-  if (from !== chosen) throw new Error(`pod ${pod.metadata.name ?? ''} was restored from ${from ?? '(nothing)'}, not ${chosen}`);
+  if (from !== chosen) throw new Error(`pod ${name} was restored from ${from ?? '(nothing)'}, not ${chosen}`);
 }
 
 /** The scheduler must have picked a compatible node with the best score among the schedulable ones. */

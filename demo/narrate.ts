@@ -116,11 +116,11 @@ export class Narrator {
    * Runs `work`, then prints its step line (title from the result) and details. A failure is
    * not printed here: the command prints one line with the reason.
    */
-  async step<T>(work: () => Promise<T>, describe: (result: T) => { title: string; details?: readonly string[] }): Promise<T> {
+  async step<T>(work: () => Promise<T>, describe: (result: T) => { title: string; ok?: boolean; details?: readonly string[] }): Promise<T> {
     const t0 = this.clock();
     const result = await work();
-    const { title, details = [] } = describe(result);
-    this.out(stepLine(true, title, this.clock() - t0));
+    const { title, ok = true, details = [] } = describe(result);
+    this.out(stepLine(ok, title, this.clock() - t0));
     this.lines(indent(details));
     return result;
   }

@@ -198,9 +198,24 @@ describe('against an existing cluster (--kubeconfig)', () => {
     expect(extender.calls()).toBeGreaterThan(0);
 
     // Nothing of the demo is left in the cluster.
+    await expectNoDemoObjects();
+  }, 120_000);
+
+  it('fails in one line when the webhook does not answer (pods start cold), and still removes what it created', async () => {
+    await webhook?.stop(); // still registered, failurePolicy Ignore: pods are created unchanged
+    webhook = undefined;
+    const run = await runDemo(['--kubeconfig', cp.kubeconfigPath]);
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^lazarus demo: failed: pod web-\S+ started cold: the webhook did not restore it, though it would now \(from web-app-\S+\): is it running and reachable\?$/)]);
+    expect(run.stdout).toMatch(/✘ web-\S+ started cold → lazarus-demo-node-/);
+    expect(run.stdout).toMatch(/namespace lazarus-demo and the demo nodes removed/);
+    await expectNoDemoObjects();
+  }, 120_000);
+
+  async function expectNoDemoObjects(): Promise<void> {
     const left = await cp.client.request<{ items: unknown[] }>('GET', '/api/v1/nodes', { query: { labelSelector: 'lazarus.dev/demo=true' } });
     expect(left.items).toEqual([]);
     const gone = await cp.client.request('GET', '/api/v1/namespaces/lazarus-demo').then(() => undefined, (err: unknown) => err);
     expect(isNotFound(gone)).toBe(true);
-  }, 120_000);
+  }
 });
