@@ -4,7 +4,7 @@
  * against an existing cluster (--kubeconfig), where it only creates and removes objects.
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { installCrds } from '../harness/apply.js';
@@ -17,7 +17,12 @@ const MAIN = path.join(repoRoot(), 'dist', 'cli', 'main.js');
 
 /** Demo process groups still running, killed after the tests if a test gave up on one. */
 const live = new Set<number>();
-afterAll(() => { for (const pid of live) try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } });
+/** The demo keeps its logs for people; the tests remove them. */
+const logDirs = new Set<string>();
+afterAll(() => {
+  for (const pid of live) try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ }
+  for (const dir of logDirs) rmSync(dir, { recursive: true, force: true });
+});
 
 interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; descendants: number[] }
 
@@ -86,6 +91,8 @@ function runDemo(args: string[], options: { interrupt?: { when: RegExp; signal: 
     child.once('close', (code, signal) => {
       live.delete(pid);
       clearInterval(timer);
+      const dir = /^component logs: (\/\S+?)\/? /m.exec(stdout)?.[1];
+      if (dir?.includes('lazarus-demo-')) logDirs.add(dir);
       resolve({ code, signal, stdout, stderr, descendants: [...seen] });
     });
   });
