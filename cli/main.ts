@@ -16,6 +16,7 @@ const commands: Record<string, () => Promise<Subcommand>> = {
   agent: async () => (await import('../agent/command.js')).command,
   extender: async () => (await import('../extender/command.js')).command,
   certs: async () => (await import('../certs/command.js')).command,
+  demo: async () => (await import('../demo/command.js')).command,
 };
 
 function help(): string {

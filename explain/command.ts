@@ -17,7 +17,7 @@ const FLAGS: Record<string, FlagSpec> = {
 const OWNER_PATHS: Record<OwnerKind, string> = { ReplicaSet: 'replicasets', Deployment: 'deployments', StatefulSet: 'statefulsets' };
 
 /** Reads everything once, up front, then answers from memory like the informer cache does. */
-async function snapshot(client: KubeClient, namespace: string, pod: Pod): Promise<{ view: ClusterView; nodes: Node[] }> {
+export async function snapshot(client: KubeClient, namespace: string, pod: Pod): Promise<{ view: ClusterView; nodes: Node[] }> {
   const list = async <T>(path: string): Promise<T[]> => (await client.request<{ items: T[] }>('GET', path)).items;
   const [policies, ns, checkpoints, nodes] = await Promise.all([
     list<RestorePolicy>('/apis/lazarus.dev/v1alpha1/restorepolicies').catch(() => []),

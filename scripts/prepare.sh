@@ -2,6 +2,7 @@
 # Everything `npm test` and `npm run demo` need, installed on first use and cached after:
 # npm packages (when node_modules is missing or older than the lockfile), the Kubernetes
 # control plane built from the Go module proxy, and — as root — the checkpoint tools.
+# `prepare.sh kube` stops after the control plane: the demo needs no CRIU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_mo
 fi
 
 bash scripts/kube-build.sh >/dev/null
+[ "${1:-}" = kube ] && exit 0
 
 if [ -x scripts/install-checkpoint-tools.sh ]; then
   if [ "$(id -u)" = 0 ]; then

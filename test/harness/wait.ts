@@ -33,8 +33,10 @@ export async function waitFor<T>(check: () => Promise<T | undefined | null | fal
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${options.description ?? 'a condition'}${why}`);
     }
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, intervalMs);
-      options.signal?.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+      // The listener goes with the timer: one per poll would pile up on a long-lived signal.
+      const onAbort = (): void => { clearTimeout(timer); resolve(); };
+      const timer = setTimeout(() => { options.signal?.removeEventListener('abort', onAbort); resolve(); }, intervalMs);
+      options.signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 }

@@ -1,0 +1,107 @@
+/**
+ * `lazarus demo [--kubeconfig K]` (`npm run demo`): Lazarus' main job on one command, narrated.
+ * Without --kubeconfig it starts its own local control plane (KUBECONFIG is deliberately not
+ * read: the demo never touches a cluster unless told to). Everything it started or created is
+ * torn down on success, failure, Ctrl-C or SIGTERM.
+ */
+import type { Subcommand } from '../cli/main.js';
+import { parseFlags, usage, UsageError, type FlagSpec } from '../cli/flags.js';
+import { runScenario } from './demo.js';
+import { startLocal, useExisting, type Environment } from './environment.js';
+import { Narrator, OK, formatDuration } from './narrate.js';
+
+const FLAGS: Record<string, FlagSpec> = {
+  kubeconfig: { type: 'string', description: 'run against this existing cluster, where Lazarus is installed, instead of a local control plane' },
+  help: { type: 'bool', default: false, description: 'print this help' },
+};
+
+export interface DemoConfig { kubeconfig: string | undefined }
+
+export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): DemoConfig | 'help' {
+  const { values, positionals, problems } = parseFlags(argv, FLAGS, env);
+  if (values.help) return 'help';
+  if (positionals.length) problems.push(`unexpected argument "${positionals.join(' ')}"`);
+  if (problems.length) throw new UsageError(problems);
+  return Object.freeze({ kubeconfig: values.kubeconfig as string | undefined });
+}
+
+export interface DemoIo {
+  out: (line: string) => void;
+  err: (line: string) => void;
+  clock: () => number;
+  signal: AbortSignal;
+  /** What ended the run early, for the message (e.g. "SIGINT"). */
+  interruptedBy?: () => string | undefined;
+}
+
+/** The whole demo; returns the exit code: 0 done, 1 Lazarus or the cluster failed, 130 interrupted. */
+export async function runDemo(cfg: DemoConfig, io: DemoIo): Promise<number> {
+  // Once interrupted, the abandoned step must not keep talking.
+  const say = new Narrator((line) => { if (!io.signal.aborted) io.out(line); }, io.clock);
+  const t0 = io.clock();
+  say.line('Lazarus demo: an annotated Deployment\'s pod comes back from its latest usable checkpoint,');
+  say.line('on the node best able to restore it.');
+  let stop: (() => Promise<string>) | undefined;
+  const register = (s: () => Promise<string>): void => { stop = s; };
+  const work = (async () => {
+    const env: Environment = cfg.kubeconfig ? await useExisting(cfg.kubeconfig, say, io.signal, register) : await startLocal(say, io.signal, register);
+    io.signal.throwIfAborted();
+    await runScenario(env, { narrator: say, clock: io.clock, signal: io.signal });
+  })();
+  // On Ctrl-C the step in flight is abandoned, not awaited: with the control plane going down
+  // (a terminal signals the whole process group) its requests could hang for a long time.
+  const interrupted = new Promise<never>((_, reject) => {
+    if (io.signal.aborted) reject(new Error('interrupted'));
+    io.signal.addEventListener('abort', () => reject(new Error('interrupted')), { once: true });
+  });
+  work.catch(() => undefined);
+  interrupted.catch(() => undefined);
+
+  let code = 0;
+  try {
+    await Promise.race([work, interrupted]);
+    say.line();
+    say.line(`${OK} done in ${formatDuration(io.clock() - t0)}: each pod came back from the newest usable checkpoint, on the best node that could restore it`);
+  } catch (err) {
+    code = io.signal.aborted ? 130 : 1;
+    io.err(io.signal.aborted ? `lazarus demo: interrupted by ${io.interruptedBy?.() ?? 'a signal'}; stopping everything it started` : `lazarus demo: failed: ${firstLine(err)}`);
+  }
+  if (stop) {
+    const t = io.clock();
+    try {
+      const summary = await stop();
+      io.out(`${summary} (${formatDuration(io.clock() - t)})`);
+    } catch (err) {
+      io.err(`lazarus demo: cleaning up failed: ${firstLine(err)}`);
+      code = code || 1;
+    }
+  }
+  return code;
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+}
+
+export const command: Subcommand = {
+  summary: 'show Lazarus restoring a pod on a local control plane (or --kubeconfig), narrated',
+  async run(argv, env) {
+    const cfg = parseConfig(argv, env);
+    if (cfg === 'help') { console.log(usage('demo', FLAGS)); return 0; }
+    const abort = new AbortController();
+    let by: string | undefined;
+    const onSignal = (sig: NodeJS.Signals): void => { by = sig; abort.abort(); };
+    // A second Ctrl-C kills the process as usual; the control plane's reaper then kills its children.
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      const code = await runDemo(cfg, { out: (l) => console.log(l), err: (l) => console.error(l), clock: Date.now, signal: abort.signal, interruptedBy: () => by });
+      // Everything started is stopped by now; an abandoned step's sockets must not keep the process up.
+      if (abort.signal.aborted) setTimeout(() => process.exit(code), 500).unref();
+      return code;
+    } finally {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+    }
+  },
+};
