@@ -71,10 +71,14 @@ export interface OptIn { enabled: boolean; because: string }
 
 /** The nearest explicit `lazarus.dev/restore` wins; otherwise the policy's mode decides. */
 export function resolveOptIn(chain: readonly ChainLink[], policy: EffectivePolicy): OptIn {
-  for (const link of chain) {
+  for (const [i, link] of chain.entries()) {
     const value = link.annotations?.[K.RESTORE];
     if (value === 'enabled' || value === 'disabled') {
-      return { enabled: value === 'enabled', because: `${K.RESTORE}=${value} on ${link.kind} ${link.name}` };
+      // The Deployment controller copies a Deployment's annotations onto its ReplicaSets: name
+      // the Deployment, where the user put it.
+      const up = chain[i + 1];
+      const source = link.kind === 'ReplicaSet' && up?.kind === 'Deployment' && up.annotations?.[K.RESTORE] === value ? up : link;
+      return { enabled: value === 'enabled', because: `${K.RESTORE}=${value} on ${source.kind} ${source.name}` };
     }
   }
   const source = policy.name ? `RestorePolicy ${policy.name}` : 'the default policy';
