@@ -102,7 +102,7 @@ describeWithTools('agent daemon against the real control plane, a real registry,
     await mkdir(checkpointDir);
     // The three slow starts overlap; whatever did start is stopped in afterAll even if another failed.
     const started = await Promise.allSettled([
-      startControlPlane({ log: () => undefined }).then((c) => { cp = c; }),
+      startControlPlane({ log: () => undefined, dir: join(work, 'control-plane') }).then((c) => { cp = c; }),
       startRegistry().then((r) => { registry = r; }),
       Podman.create().then(async (p) => { podman = p; await p.importBusybox(IMAGE); }),
     ]);
