@@ -8,7 +8,7 @@ import { createNode, setUnschedulable } from '../harness/nodes.js';
 import { createNamespace, listEvents, waitFor } from '../harness/wait.js';
 import { installCrds, applyObjects } from '../harness/apply.js';
 import { freePort } from '../harness/processes.js';
-import { registerWebhook, startExtender, startWebhook, type RunningExtender, type RunningWebhook } from '../harness/lazarus.js';
+import { registerWebhook, startExtender, startWebhook, WEBHOOK_CONFIG_NAME, type RunningExtender, type RunningWebhook } from '../harness/lazarus.js';
 import { render, OVERLAYS } from '../support/kustomize.js';
 import { specHash } from '../../api/spec-hash.js';
 import * as K from '../../api/keys.js';
@@ -247,8 +247,13 @@ describe('failure is never an outage', () => {
 });
 
 describe('manifests', () => {
-  // Dry-run creates nothing, so the namespace the namespaced objects live in must exist.
-  beforeAll(() => createNamespace(cp.client, 'lazarus-system'));
+  // Dry-run creates nothing, so the namespace the namespaced objects live in must exist. The
+  // loopback webhook registered above has the manifests' name with clientConfig.url; applied over
+  // it, the manifests' clientConfig.service would merge into "both url and service" (422).
+  beforeAll(async () => {
+    await createNamespace(cp.client, 'lazarus-system');
+    await cp.client.request('DELETE', `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${WEBHOOK_CONFIG_NAME}`);
+  });
 
   it.each(OVERLAYS)('%s applies with server-side dry-run', async (dir) => {
     const objects = render(dir).filter((o) => !String(o.apiVersion).startsWith('cert-manager.io/'));
