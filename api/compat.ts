@@ -226,7 +226,8 @@ function explain(origin: OriginFacts, node: NodeFacts, rules: Rules, cpuReasons:
   } else if (c.criu === 'Exact' && node.criuVersion !== origin.criuVersion) {
     fail('criu', `criu ${criuString(node.criuVersion)} differs from the checkpoint's ${criuString(origin.criuVersion)} (policy criu: Exact)`);
   }
-  if (c.cpu === 'Superset' && node.cpuFlags && origin.cpuFlags.length > 0) {
+  // Flags of another architecture are not comparable: that node fails on architecture alone.
+  if (c.cpu === 'Superset' && node.cpuFlags && origin.cpuFlags.length > 0 && node.architecture === origin.architecture) {
     const text = node.cpuFlags instanceof FlagText ? node.cpuFlags.text : undefined;
     let reason = text === undefined ? undefined : cpuReasons?.get(text);
     if (reason === undefined) {

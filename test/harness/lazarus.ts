@@ -73,7 +73,7 @@ export async function registerWebhook(client: KubeClient, port: number, caPem: s
 
 export interface RunningExtender {
   port: number;
-  /** Every node the extender has failed so far, with its reason (from the /filter answers it sent). */
+  /** Every node the extender has failed so far (FailedNodes and FailedAndUnresolvableNodes), with its reason. */
   filtered(): Record<string, string>;
   /** /filter and /prioritize requests served so far. */
   calls(): number;
@@ -99,18 +99,22 @@ export async function startExtender(client: KubeClient, port: number, options: {
     const isFilter = req.url?.startsWith('/filter') ?? false;
     if (isFilter || req.url?.startsWith('/prioritize')) calls++;
     if (isFilter) {
-      // Answers go out as one end(buffer) or as write()s then end(): collect both.
-      const chunks: Buffer[] = [];
-      const write = res.write.bind(res) as (chunk: unknown) => boolean;
-      const end = res.end.bind(res) as (chunk?: unknown) => typeof res;
-      res.write = ((chunk: unknown) => { chunks.push(Buffer.from(chunk as Buffer)); return write(chunk); }) as typeof res.write;
-      res.end = ((chunk?: unknown) => {
-        if (chunk !== undefined && typeof chunk !== 'function') chunks.push(Buffer.from(chunk as Buffer));
+      // The answer may come in parts (res.write … res.end()), so collect every chunk.
+      const parts: Buffer[] = [];
+      const keep = (chunk: unknown): void => {
+        if (typeof chunk === 'string') parts.push(Buffer.from(chunk));
+        else if (chunk instanceof Uint8Array) parts.push(Buffer.from(chunk));
+      };
+      const write = res.write.bind(res) as (chunk: unknown, ...rest: unknown[]) => boolean;
+      res.write = ((chunk: unknown, ...rest: unknown[]) => { keep(chunk); return write(chunk, ...rest); }) as typeof res.write;
+      const end = res.end.bind(res) as (chunk?: unknown, ...rest: unknown[]) => typeof res;
+      res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+        if (typeof chunk !== 'function') keep(chunk);
         try {
-          const answer = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { FailedNodes?: Record<string, string> | null; FailedAndUnresolvableNodes?: Record<string, string> | null };
+          const answer = JSON.parse(Buffer.concat(parts).toString('utf8')) as { FailedNodes?: Record<string, string> | null; FailedAndUnresolvableNodes?: Record<string, string> | null };
           Object.assign(failed, answer.FailedNodes ?? {}, answer.FailedAndUnresolvableNodes ?? {});
         } catch { /* not JSON: nothing to record */ }
-        return end(chunk);
+        return end(chunk, ...rest);
       }) as typeof res.end;
     }
     listener(req, res);

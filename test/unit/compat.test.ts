@@ -51,6 +51,7 @@ describe('compatibility: every hard filter of DESIGN §4', () => {
     ['cpu flags equal', { cpuFlags: new Set(['fpu', 'sse4_2', 'avx2']) }, rules(), [], undefined],
     ['cpu flags subset (no avx2)', { cpuFlags: new Set(['fpu', 'sse4_2']) }, rules(), ['cpu'], 'CPU lacks flags the checkpointed process may use: avx2'],
     ['cpu flags unknown on the node', { cpuFlags: undefined }, rules(), [], undefined],
+    ['arm64 node with its own flags: flags are not compared across architectures', { architecture: 'arm64', cpuFlags: new Set(['fp', 'asimd']) }, rules(), ['architecture'], "architecture arm64 differs from the checkpoint's amd64"],
     ['cpu flags subset, cpu: Ignore', { cpuFlags: new Set(['fpu']) }, rules({ cpu: 'Ignore' }), [], undefined],
     // runtime
     ['runtime same name, other version', { runtime: 'cri-o://1.32.0' }, rules(), [], undefined],

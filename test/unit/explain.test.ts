@@ -1,0 +1,77 @@
+import { explainPod, formatExplanation } from '../../explain/explain.js';
+import { specHash } from '../../api/spec-hash.js';
+import type { Checkpoint, Pod } from '../../api/types.js';
+import { HOUR, MINUTE, NOW, ORIGIN, ago, checkpoint, container, node, rsPod, view } from '../support/builders.js';
+
+const NODES = [node('node-good'), node('node-arm', { arch: 'arm64' }), node('node-old', { criu: 31701 })];
+const explain = (pod: Pod, checkpoints: Checkpoint[], ns = 'shop') =>
+  explainPod({ ...pod, metadata: { ...pod.metadata, name: 'web-7d9c-xyz' } }, ns, view({ checkpoints, nodes: NODES }), NODES, NOW, new Set(['kube-system', 'lazarus-system']));
+
+/** The pod as the webhook restored it from `cp`. */
+function restoredPod(cp: Checkpoint): Pod {
+  const pod = rsPod([{ ...container(), image: cp.spec.image }], 'web-7d9c', {
+    'lazarus.dev/restored-from': `app=${cp.metadata.name ?? ''}`, 'lazarus.dev/original-images': 'app=registry.example/web:1.4',
+    'lazarus.dev/origin-node': ORIGIN.node, 'lazarus.dev/origin-arch': 'amd64', 'lazarus.dev/origin-kernel': ORIGIN.kernelVersion,
+    'lazarus.dev/origin-criu': '4.1.1', 'lazarus.dev/origin-runtime': ORIGIN.runtime, 'lazarus.dev/origin-cpu-flags': ORIGIN.cpuFlags.join(' '),
+  });
+  return pod;
+}
+
+function s390xCheckpoint(): Checkpoint {
+  const cp = checkpoint('cp');
+  cp.spec.origin.architecture = 's390x';
+  return cp;
+}
+
+describe('explainPod: every checkpoint of the workload, and why it is (not) usable', () => {
+  it.each([
+    ['Ready, fresh, same spec hash', checkpoint('cp', {}), ''],
+    ['Failed, with the runtime\'s reason', { ...checkpoint('cp', { phase: 'Failed' }), status: { phase: 'Failed' as const, reason: 'criu: restore failed' } }, 'not Ready (Failed: criu: restore failed)'],
+    ['Pending', checkpoint('cp', { phase: 'Pending' }), 'not Ready (Pending)'],
+    ['older than maxCheckpointAge (24h)', checkpoint('cp', { takenAt: ago(25 * HOUR) }), 'older than maxCheckpointAge 24h'],
+    ['exactly maxCheckpointAge old', checkpoint('cp', { takenAt: ago(24 * HOUR) }), ''],
+    ['another spec hash', checkpoint('cp', { specHash: '0123456789abcdef' }), `spec hash 0123456789abcdef is not the pod's ${specHash(container())}: the container changed since`],
+  ])('%s', (_name, cp, unusable) => {
+    const e = explain(rsPod(), [cp]);
+    expect(e.checkpoints).toEqual([expect.objectContaining({ name: 'cp', unusable, chosen: unusable === '' })]);
+  });
+
+  it('newest first; the webhook picks the newest usable one, and its origin judges the nodes', () => {
+    const e = explain(rsPod(), [checkpoint('older', { takenAt: ago(2 * HOUR) }), checkpoint('newest', { takenAt: ago(MINUTE), phase: 'Failed' }), checkpoint('newer', { takenAt: ago(HOUR) })]);
+    expect(e.checkpoints.map((c) => [c.name, c.age, c.chosen])).toEqual([['newest', '1m', false], ['newer', '1h', true], ['older', '2h', false]]);
+    expect(e.wouldRestore).toMatchObject({ outcome: 'restored', checkpoints: { app: 'newer' } });
+    expect(e.nodes.map((n) => [n.node, n.compatible])).toEqual([['node-good', true], ['node-arm', false], ['node-old', false]]);
+  });
+
+  it('without a checkpoint there are no node verdicts (any node can run it cold)', () => {
+    const e = explain(rsPod(), []);
+    expect(e).toMatchObject({ origin: undefined, nodes: [], checkpoints: [], wouldRestore: { outcome: 'cold', reason: 'no checkpoint of Deployment web container app' } });
+    const text = formatExplanation(e);
+    expect(text).toContain('checkpoints of Deployment/web: none in this namespace');
+    expect(text).toContain('nodes: no checkpoint to restore, so any node can run it cold');
+  });
+
+  it('an excluded namespace is what the webhook says first', () => {
+    expect(explain(rsPod(), [checkpoint('cp', { namespace: 'kube-system' })], 'kube-system').wouldRestore).toEqual({ outcome: 'skipped', reason: 'namespace kube-system is excluded' });
+  });
+
+  it('a restored pod: its spec hash is that of the original image, its checkpoint is marked', () => {
+    const cp = checkpoint('web-app-1');
+    const e = explain(restoredPod(cp), [cp]);
+    expect(e.specHashes).toEqual({ app: specHash(container()) });
+    expect(e.checkpoints).toEqual([expect.objectContaining({ name: 'web-app-1', chosen: true, unusable: '' })]);
+    expect(formatExplanation(e).split('\n')).toContain('  ✔ app web-app-1  Ready, taken 4m ago on node-7: restored from this');
+  });
+
+  it('a restored pod whose checkpoint was deleted since says so', () => {
+    const e = explain(restoredPod(checkpoint('web-app-1')), []);
+    expect(formatExplanation(e)).toContain('restored from: app ← web-app-1 (checkpoint no longer exists)');
+  });
+
+  it.each([
+    ['restored', [checkpoint('cp')], 'started cold; created now, the webhook would restore it: restored from web-7d9c-abcde'],
+    ['cold', [s390xCheckpoint()], 'started cold; created now, the webhook would start it cold: no Ready node can restore'],
+  ])('a pod that was not restored: what the webhook would do now (%s)', (_name, cps, line) => {
+    expect(formatExplanation(explain(rsPod(), cps))).toContain(line);
+  });
+});
