@@ -14,8 +14,11 @@ import { startWebhookServer } from '../webhook/server.js';
 import { opsApp } from '../runtime/ops-app.js';
 import { silentLogger } from '../runtime/log.js';
 import { checkpoint, container, node } from '../test/support/builders.js';
+import type { Pod } from '../api/types.js';
 
 const [mode, tlsDir, answerSize] = process.argv.slice(2);
+// A clean exit on SIGTERM lets --cpu-prof write its profile.
+process.on('SIGTERM', () => process.exit(0));
 const tls = { cert: readFileSync(`${tlsDir}/tls.crt`), key: readFileSync(`${tlsDir}/tls.key`) };
 
 if (mode === 'floor') {
@@ -49,10 +52,16 @@ if (mode === 'floor') {
       ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: `app${i}`, uid: `u${i}`, controller: true }],
     },
   }));
-  replicaSets.push({ metadata: { name: 'web-7d9c5b8f6', namespace: 'shop', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', controller: true }] } });
+  // The bench pod is the recorded AdmissionReview's: its ReplicaSet, Deployment and container.
+  const review = JSON.parse(readFileSync('test/fixtures/admission-review-replicaset.json', 'utf8')) as { request: { namespace: string; object: Pod } };
+  const benchPod = review.request.object;
+  const benchNs = review.request.namespace;
+  const benchRs = benchPod.metadata.ownerReferences?.[0]?.name ?? '';
+  const benchDeployment = benchRs.replace(/-[^-]+$/, '');
+  replicaSets.push({ metadata: { name: benchRs, namespace: benchNs, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: benchDeployment, controller: true }] } });
   cache.replicaSetStore.replaceAll(replicaSets);
   cache.deploymentStore.replaceAll([
-    { metadata: { name: 'web', namespace: 'shop', annotations: { 'lazarus.dev/restore': 'enabled' } } },
+    { metadata: { name: benchDeployment, namespace: benchNs, annotations: { 'lazarus.dev/restore': 'enabled' } } },
     ...objects(5_000, (i) => ({ metadata: { name: `app${i}`, namespace: `ns-${i % 100}`, labels: { app: `app${i}` } } })),
   ]);
   cache.statefulSetStore.replaceAll([]);
@@ -60,7 +69,7 @@ if (mode === 'floor') {
   cache.namespaceStore.replaceAll(objects(101, (i) => ({ metadata: { name: i === 100 ? 'shop' : `ns-${i}`, labels: { team: `t${i % 7}` } } })));
 
   // 30,000 Checkpoints: 10 per workload+container for 2,999 other workloads, 10 for the bench pod's.
-  const app = container('app', 'registry.example/web:1.4');
+  const app = benchPod.spec.containers[0] ?? container();
   const checkpoints: object[] = [];
   for (let i = 0; i < 2_999; i++) {
     for (let k = 0; k < 10; k++) {
@@ -68,7 +77,7 @@ if (mode === 'floor') {
     }
   }
   for (let k = 0; k < 10; k++) {
-    checkpoints.push(checkpoint(`web-app-${k}`, { container: app, takenAt: new Date(Date.now() - k * 600_000).toISOString(), sourcePod: `web-p${k}` }));
+    checkpoints.push(checkpoint(`${benchDeployment}-app-${k}`, { container: app, namespace: benchNs, workload: { kind: 'Deployment', name: benchDeployment }, takenAt: new Date(Date.now() - k * 600_000).toISOString(), sourcePod: `web-p${k}` }));
   }
   cache.checkpointStore.replaceAll(checkpoints);
 

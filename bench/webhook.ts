@@ -17,7 +17,7 @@ const CONNECTIONS = 50;
 interface Result { rps: number; p50: number; p99: number; errors: number; non2xx: number }
 
 async function startChild(mode: string, dir: string, answerSize: number): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [new URL('./webhook-server.js', import.meta.url).pathname, mode, dir, String(answerSize)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), new URL('./webhook-server.js', import.meta.url).pathname, mode, dir, String(answerSize)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
     child.stdout?.on('data', (d: Buffer) => { out += d.toString(); const m = /port=(\d+)/.exec(out); if (m) resolve(Number(m[1])); });
