@@ -36,7 +36,8 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   concurrency: { type: 'int', default: 32, description: 'pod creations in flight' },
   qps: { type: 'int', default: 5000, description: 'kube-scheduler clientConnection.qps (both schedulers)' },
   burst: { type: 'int', default: 5000, description: 'kube-scheduler clientConnection.burst (both schedulers)' },
-  extender: { type: 'string', default: 'child', description: 'child: `lazarus extender` in its own process; in-process: in this one' },
+  extender: { type: 'string', default: 'child', description: 'child: `lazarus extender` in its own process; in-process: in this one; noop: a pass-all floor (bench/noop-extender.ts) in its own process' },
+  'extender-node-args': { type: 'string', default: '', description: 'extra node flags for the extender child, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"' },
   'no-write': { type: 'bool', default: false, description: 'print only, leave bench/RESULTS.md alone' },
 };
 
@@ -242,11 +243,11 @@ async function clearPhase(client: KubeClient, name: string): Promise<void> {
 
 interface Extender { port: number; pid: number | undefined; stop(): Promise<void> }
 
-async function startExtenderChild(cp: ControlPlane, port: number): Promise<Extender> {
-  const main = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-  const c: Component = startComponent('lazarus-extender', process.execPath,
-    [main, 'extender', '--port', String(port), '--bind-address', '127.0.0.1', '--kubeconfig', cp.kubeconfigPath, '--metrics-port', '0'],
-    path.join(cp.dir, 'lazarus-extender.log'));
+async function startExtenderChild(cp: ControlPlane, port: number, nodeArgs: readonly string[], noop: boolean): Promise<Extender> {
+  const script = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
+  const args = noop ? [script('./noop-extender.js'), String(port)]
+    : [script('../cli/main.js'), 'extender', '--port', String(port), '--bind-address', '127.0.0.1', '--kubeconfig', cp.kubeconfigPath, '--metrics-port', '0'];
+  const c: Component = startComponent('lazarus-extender', process.execPath, [...nodeArgs, ...args], path.join(cp.dir, 'lazarus-extender.log'));
   try {
     await waitFor(async () => {
       if (c.exitDescription() !== undefined) throw new Error(`lazarus extender ${c.exitDescription() ?? ''}:\n${tailLog(c.logPath)}`);
@@ -272,7 +273,7 @@ async function main(): Promise<void> {
   const { values, positionals, problems } = parseFlags(process.argv.slice(2), FLAGS, process.env);
   if (positionals.length > 0) problems.push(`unexpected arguments: ${positionals.join(' ')}`);
   const mode = values.extender as string;
-  if (mode !== 'child' && mode !== 'in-process') problems.push('--extender must be child or in-process');
+  if (mode !== 'child' && mode !== 'in-process' && mode !== 'noop') problems.push('--extender must be child, in-process or noop');
   if (problems.length > 0) throw new UsageError(problems);
   const pods = values.pods as number;
   const nodeCount = values.nodes as number;
@@ -308,7 +309,8 @@ async function main(): Promise<void> {
     await installCrds(client);
 
     t = Date.now();
-    extender = mode === 'child' ? await startExtenderChild(cp, extenderPort) : await startExtenderInProcess(cp, extenderPort);
+    extender = mode === 'in-process' ? await startExtenderInProcess(cp, extenderPort)
+      : await startExtenderChild(cp, extenderPort, (values['extender-node-args'] as string).split(' ').filter(Boolean), mode === 'noop');
     log(`[bench] extender (${mode}) ready in ${Date.now() - t} ms on port ${extenderPort}`);
 
     // Warm-up: a few pods per scheduler so caches, connections and JIT are not in the first phase.
@@ -321,7 +323,7 @@ async function main(): Promise<void> {
     for (let round = 1; round <= rounds; round++) {
       for (const scheduler of [PLAIN, LAZARUS]) {
         const name = `${scheduler === PLAIN ? 'without' : 'with'}-${round}`;
-        const before = scheduler === LAZARUS ? await extenderSamples(extenderPort) : undefined;
+        const before = scheduler === LAZARUS && mode !== 'noop' ? await extenderSamples(extenderPort) : undefined;
         const r = await runPhase(log, client, name, scheduler, pods, concurrency, unfit);
         if (before) r.extender = delta(before, await extenderSamples(extenderPort));
         results.push(r);
@@ -344,7 +346,7 @@ async function main(): Promise<void> {
       `${unfit.size} pass the webhook's node affinity but fail the extender on CPU flags or runtime). ${pods} webhook-shaped restored pods per phase`,
       `(origin annotations + required affinity \`kubernetes.io/arch In [amd64]\`, \`lazarus.dev/criu-version Gt 40100\`), created through the API,`,
       `${concurrency} in flight; time = first create sent → last pod seen bound on a watch. Pods deleted between phases.`,
-      `Extender: \`lazarus extender\` ${mode === 'child' ? 'in its own process' : 'in the bench process'}, NodeNames mode (\`nodeCacheCapable: true\`), weight 5, ignorable, httpTimeout 2s.`,
+      `Extender: ${mode === 'noop' ? 'the pass-all floor bench/noop-extender.ts (not Lazarus)' : `\`lazarus extender\` ${mode === 'child' ? 'in its own process' : 'in the bench process'}`}, NodeNames mode (\`nodeCacheCapable: true\`), weight 5, ignorable, httpTimeout 2s.`,
       `Load average when the run ended: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (2 cores shared by etcd, the API server, both schedulers, the extender and the driver).`,
       '',
       '| phase | scheduler | pods | creates done (ms) | last bound (ms) | pods/s | pods on nodes the extender rules out | extender filter calls × mean | prioritize calls × mean |',
@@ -356,7 +358,7 @@ async function main(): Promise<void> {
     ];
     const table = lines.join('\n');
     process.stdout.write(`${table}\n`);
-    const bad = withExt.filter((r) => r.onUnfit > 0);
+    const bad = mode === 'noop' ? [] : withExt.filter((r) => r.onUnfit > 0);
     if (bad.length > 0) throw new Error(`with the extender, pods were bound to nodes it must rule out: ${bad.map((r) => `${r.name}: ${r.onUnfit}`).join(', ')}`);
     if (values['no-write'] !== true) writeSection(table);
     ok = true;

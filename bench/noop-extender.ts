@@ -1,0 +1,29 @@
+/**
+ * The floor for any extender in Node, for bench/scheduler.ts: a bare node:http server that parses
+ * each request and passes every node (filter echoes NodeNames, prioritize answers an empty list),
+ * with no cache, policy, metrics or logging. Usage: node dist/bench/noop-extender.js PORT
+ */
+import http from 'node:http';
+
+const port = Number(process.argv[2]);
+if (!Number.isInteger(port) || port <= 0) throw new Error('usage: noop-extender.js PORT');
+
+const server = http.createServer((req, res) => {
+  if (req.method !== 'POST') {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('ok');
+    return;
+  }
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const args = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { NodeNames?: string[] | null };
+    const answer = req.url === '/filter' ? { NodeNames: args.NodeNames ?? [], FailedNodes: {}, FailedAndUnresolvableNodes: {}, Error: '' } : [];
+    const data = Buffer.from(JSON.stringify(answer));
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': data.length });
+    res.end(data);
+  });
+});
+server.keepAliveTimeout = 95_000;
+server.listen(port, '127.0.0.1');
+process.once('SIGTERM', () => { server.close(); server.closeAllConnections(); });
