@@ -11,7 +11,7 @@
  * Writes bench/RESULTS.md's "## Scheduler" section (that section only).
  *
  * Flags: --pods N (1000) --nodes N (500) --rounds N (2) --concurrency N (32) --qps N (5000)
- * --burst N (5000) --extender child|in-process (child) --no-write.
+ * --burst N (5000) --extender child|in-process (child) --floor --no-write.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -36,7 +36,8 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   concurrency: { type: 'int', default: 32, description: 'pod creations in flight' },
   qps: { type: 'int', default: 5000, description: 'kube-scheduler clientConnection.qps (both schedulers)' },
   burst: { type: 'int', default: 5000, description: 'kube-scheduler clientConnection.burst (both schedulers)' },
-  extender: { type: 'string', default: 'child', description: 'child: `lazarus extender` in its own process; in-process: in this one; noop: a pass-all floor (bench/noop-extender.ts) in its own process' },
+  extender: { type: 'string', default: 'child', description: 'child: `lazarus extender` in its own process; in-process: in this one' },
+  floor: { type: 'bool', default: false, description: 'also a third scheduler whose extender is a pass-all no-op (bench/noop-extender.ts): the floor' },
   'extender-node-args': { type: 'string', default: '', description: 'extra node flags for the extender child, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"' },
   'no-write': { type: 'bool', default: false, description: 'print only, leave bench/RESULTS.md alone' },
 };
@@ -45,6 +46,8 @@ const NAMESPACE = 'bench';
 const PHASE_LABEL = 'bench.lazarus.dev/phase';
 const PLAIN = 'bench-plain';
 const LAZARUS = 'bench-lazarus';
+const FLOOR = 'bench-floor';
+const PHASE_NAMES: Readonly<Record<string, string>> = { [PLAIN]: 'without', [LAZARUS]: 'with', [FLOOR]: 'floor' };
 const BASE_IMAGE = 'registry.example/shop/web:1.4';
 const ORIGIN_FLAGS = ['fpu', 'sse4_2', 'avx2'];
 const FULL_FLAGS = ['fpu', 'vme', 'de', 'pse', 'tsc', 'msr', 'pae', 'mce', 'cx8', 'apic', 'sep', 'mtrr', 'pge', 'mca', 'cmov', 'pat',
@@ -273,7 +276,7 @@ async function main(): Promise<void> {
   const { values, positionals, problems } = parseFlags(process.argv.slice(2), FLAGS, process.env);
   if (positionals.length > 0) problems.push(`unexpected arguments: ${positionals.join(' ')}`);
   const mode = values.extender as string;
-  if (mode !== 'child' && mode !== 'in-process' && mode !== 'noop') problems.push('--extender must be child, in-process or noop');
+  if (mode !== 'child' && mode !== 'in-process') problems.push('--extender must be child or in-process');
   if (problems.length > 0) throw new UsageError(problems);
   const pods = values.pods as number;
   const nodeCount = values.nodes as number;
@@ -281,20 +284,25 @@ async function main(): Promise<void> {
   const concurrency = values.concurrency as number;
   const qps = values.qps as number;
   const burst = values.burst as number;
+  const floor = values.floor === true;
+  const nodeArgs = (values['extender-node-args'] as string).split(' ').filter(Boolean);
 
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lazarus-schedbench-'));
-  const extenderPort = await freePort();
-  // Same clientConnection for both schedulers (the harness default is 200/400; scheduler_perf uses 5000).
+  const [extenderPort, floorPort] = await Promise.all([freePort(), freePort()]);
+  // Same clientConnection for every scheduler (the harness default is 200/400; scheduler_perf uses 5000).
   const schedulerConfig = (): Record<string, unknown> => ({ clientConnection: { kubeconfig: path.join(dir, 'scheduler.kubeconfig'), qps, burst } });
   // As manifests/overlays/default-scheduler/kube-scheduler-extender.yaml, on loopback.
-  const extenderConfig: ExtenderOptions = { urlPrefix: `http://127.0.0.1:${extenderPort}`, weight: 5, nodeCacheCapable: true, ignorable: true, httpTimeout: '2s' };
+  const extenderAt = (port: number): ExtenderOptions => ({ urlPrefix: `http://127.0.0.1:${port}`, weight: 5, nodeCacheCapable: true, ignorable: true, httpTimeout: '2s' });
   const log = (line: string): void => { process.stderr.write(`${line}\n`); };
 
   const cp = await startControlPlane({
     dir, log, profiles: [PLAIN], schedulerConfig: schedulerConfig(),
-    additionalSchedulers: [{ profiles: [LAZARUS], extenders: [extenderConfig], schedulerConfig: schedulerConfig() }],
+    additionalSchedulers: [
+      { profiles: [LAZARUS], extenders: [extenderAt(extenderPort)], schedulerConfig: schedulerConfig() },
+      ...(floor ? [{ profiles: [FLOOR], extenders: [extenderAt(floorPort)], schedulerConfig: schedulerConfig() }] : []),
+    ],
   });
-  let extender: Extender | undefined;
+  const extenders: Extender[] = [];
   let ok = false;
   try {
     const client = cp.client;
@@ -309,21 +317,22 @@ async function main(): Promise<void> {
     await installCrds(client);
 
     t = Date.now();
-    extender = mode === 'in-process' ? await startExtenderInProcess(cp, extenderPort)
-      : await startExtenderChild(cp, extenderPort, (values['extender-node-args'] as string).split(' ').filter(Boolean), mode === 'noop');
+    extenders.push(mode === 'in-process' ? await startExtenderInProcess(cp, extenderPort) : await startExtenderChild(cp, extenderPort, nodeArgs, false));
+    if (floor) extenders.push(await startExtenderChild(cp, floorPort, [], true));
     log(`[bench] extender (${mode}) ready in ${Date.now() - t} ms on port ${extenderPort}`);
 
+    const schedulers = [PLAIN, ...(floor ? [FLOOR] : []), LAZARUS];
     // Warm-up: a few pods per scheduler so caches, connections and JIT are not in the first phase.
-    for (const scheduler of [PLAIN, LAZARUS]) {
+    for (const scheduler of schedulers) {
       await runPhase(log, client, `warm-${scheduler}`, scheduler, 20, concurrency, unfit);
       await clearPhase(client, `warm-${scheduler}`);
     }
 
     const results: PhaseResult[] = [];
     for (let round = 1; round <= rounds; round++) {
-      for (const scheduler of [PLAIN, LAZARUS]) {
-        const name = `${scheduler === PLAIN ? 'without' : 'with'}-${round}`;
-        const before = scheduler === LAZARUS && mode !== 'noop' ? await extenderSamples(extenderPort) : undefined;
+      for (const scheduler of schedulers) {
+        const name = `${PHASE_NAMES[scheduler] ?? scheduler}-${round}`;
+        const before = scheduler === LAZARUS ? await extenderSamples(extenderPort) : undefined;
         const r = await runPhase(log, client, name, scheduler, pods, concurrency, unfit);
         if (before) r.extender = delta(before, await extenderSamples(extenderPort));
         results.push(r);
@@ -333,37 +342,41 @@ async function main(): Promise<void> {
       }
     }
 
-    const rate = (rs: PhaseResult[]): number => rs.reduce((n, r) => n + r.pods, 0) / (rs.reduce((s, r) => s + r.totalMs, 0) / 1000);
-    const without = results.filter((r) => r.scheduler === PLAIN);
-    const withExt = results.filter((r) => r.scheduler === LAZARUS);
-    const ratio = rate(withExt) / rate(without);
+    const rate = (scheduler: string): number => {
+      const rs = results.filter((r) => r.scheduler === scheduler);
+      return rs.reduce((n, r) => n + r.pods, 0) / (rs.reduce((s, r) => s + r.totalMs, 0) / 1000);
+    };
+    const ratio = rate(LAZARUS) / rate(PLAIN);
     const lines = [
       '## Scheduler',
       '',
       `\`npm run bench:scheduler\` on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}.`,
-      `Real kube-scheduler v1.35.4 (two processes, identical but for the extender; \`clientConnection: {qps: ${qps}, burst: ${burst}}\` in both),`,
-      `kube-apiserver + etcd on loopback, ${nodeCount} fake nodes (20 images each; ${unfitCount} cannot restore: ${nodes.filter((n) => n.unfit === 'arm64').length} arm64, ${nodes.filter((n) => n.unfit === 'no agent').length} without the agent,`,
+      `Real kube-scheduler v1.35.4, one process per schedulerName (${schedulers.map((s) => `\`${s}\``).join(', ')}), identical but for the extender,`,
+      `\`clientConnection: {qps: ${qps}, burst: ${burst}}\` in each (scheduler_perf's client limits; the harness default is 200/400);`,
+      `kube-apiserver + etcd on loopback; ${nodeCount} fake nodes (20 images each; ${unfitCount} cannot restore: ${nodes.filter((n) => n.unfit === 'arm64').length} arm64, ${nodes.filter((n) => n.unfit === 'no agent').length} without the agent,`,
       `${unfit.size} pass the webhook's node affinity but fail the extender on CPU flags or runtime). ${pods} webhook-shaped restored pods per phase`,
       `(origin annotations + required affinity \`kubernetes.io/arch In [amd64]\`, \`lazarus.dev/criu-version Gt 40100\`), created through the API,`,
-      `${concurrency} in flight; time = first create sent → last pod seen bound on a watch. Pods deleted between phases.`,
-      `Extender: ${mode === 'noop' ? 'the pass-all floor bench/noop-extender.ts (not Lazarus)' : `\`lazarus extender\` ${mode === 'child' ? 'in its own process' : 'in the bench process'}`}, NodeNames mode (\`nodeCacheCapable: true\`), weight 5, ignorable, httpTimeout 2s.`,
-      `Load average when the run ended: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (2 cores shared by etcd, the API server, both schedulers, the extender and the driver).`,
+      `${concurrency} in flight; time = first create sent → last pod seen bound on a watch. Pods deleted between phases; phases alternate.`,
+      `Extender: \`lazarus extender\` ${mode === 'child' ? 'in its own process' : 'in the bench process'}, NodeNames mode (\`nodeCacheCapable: true\`), weight 5, ignorable, httpTimeout 2s.`,
+      ...(floor ? ['`bench-floor`: the same extender configuration pointing at bench/noop-extender.ts, a bare node:http server that parses each request and passes every node (the floor for any extender).'] : []),
+      `Load average when the run ended: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (2 cores shared by etcd, the API server, the schedulers, the extender and the driver — and other jobs).`,
       '',
       '| phase | scheduler | pods | creates done (ms) | last bound (ms) | pods/s | pods on nodes the extender rules out | extender filter calls × mean | prioritize calls × mean |',
       '|---|---|---:|---:|---:|---:|---:|---:|---:|',
       ...results.map((r) => `| ${r.name} | ${r.scheduler} | ${r.pods} | ${fmt(r.createMs, 0)} | ${fmt(r.totalMs, 0)} | ${fmt(r.podsPerSecond)} | ${r.onUnfit} | ${r.extender ? `${r.extender.filter.count} × ${fmt(r.extender.filter.meanMs, 2)} ms` : '–'} | ${r.extender ? `${r.extender.prioritize.count} × ${fmt(r.extender.prioritize.meanMs, 2)} ms` : '–'} |`),
       '',
-      `**Without the extender: ${fmt(rate(without))} pods/s. With it: ${fmt(rate(withExt))} pods/s. Ratio ${ratio.toFixed(2)}** (target ≥ 0.7; the published scheduler_perf run: 111/991 = 0.11).`,
+      `**Without the extender: ${fmt(rate(PLAIN))} pods/s. With it: ${fmt(rate(LAZARUS))} pods/s. Ratio ${ratio.toFixed(2)}** (target ≥ 0.7; the published scheduler_perf run: 111/991 = 0.11).`,
+      ...(floor ? ['', `Floor (no-op extender): ${fmt(rate(FLOOR))} pods/s, ratio ${(rate(FLOOR) / rate(PLAIN)).toFixed(2)}; Lazarus / floor = ${(rate(LAZARUS) / rate(FLOOR)).toFixed(2)}.`] : []),
       '',
     ];
     const table = lines.join('\n');
     process.stdout.write(`${table}\n`);
-    const bad = mode === 'noop' ? [] : withExt.filter((r) => r.onUnfit > 0);
+    const bad = results.filter((r) => r.scheduler === LAZARUS && r.onUnfit > 0);
     if (bad.length > 0) throw new Error(`with the extender, pods were bound to nodes it must rule out: ${bad.map((r) => `${r.name}: ${r.onUnfit}`).join(', ')}`);
     if (values['no-write'] !== true) writeSection(table);
     ok = true;
   } finally {
-    await extender?.stop();
+    for (const e of extenders) await e.stop();
     await cp.stop();
     // Logs stay when something failed.
     if (ok) await rm(dir, { recursive: true, force: true });
