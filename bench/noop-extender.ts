@@ -8,10 +8,15 @@ import http from 'node:http';
 const port = Number(process.argv[2]);
 if (!Number.isInteger(port) || port <= 0) throw new Error('usage: noop-extender.js PORT');
 
+/** Seconds from request headers to response written, and calls, per verb — like lazarus_extender_request_duration_seconds. */
+const stats: Record<string, { sum: number; count: number }> = { filter: { sum: 0, count: 0 }, prioritize: { sum: 0, count: 0 } };
+
 const server = http.createServer((req, res) => {
+  const start = process.hrtime.bigint();
   if (req.method !== 'POST') {
-    res.writeHead(200, { 'content-type': 'text/plain' });
-    res.end('ok');
+    const data = req.url === '/stats' ? JSON.stringify(stats) : 'ok';
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(data);
     return;
   }
   const chunks: Buffer[] = [];
@@ -22,6 +27,8 @@ const server = http.createServer((req, res) => {
     const data = Buffer.from(JSON.stringify(answer));
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': data.length });
     res.end(data);
+    const s = stats[req.url === '/filter' ? 'filter' : 'prioritize'];
+    if (s) { s.sum += Number(process.hrtime.bigint() - start) / 1e9; s.count++; }
   });
 });
 server.keepAliveTimeout = 95_000;

@@ -167,6 +167,17 @@ async function extenderSamples(port: number): Promise<Samples> {
   return out;
 }
 
+/** The no-op extender's /stats, under the names extenderSamples uses. */
+async function floorSamples(port: number): Promise<Samples> {
+  const stats = JSON.parse((await get(port, '/stats')).body) as Record<string, { sum: number; count: number }>;
+  const out: Samples = new Map();
+  for (const [verb, s] of Object.entries(stats)) {
+    out.set(`lazarus_extender_request_duration_seconds_sum{verb="${verb}"}`, s.sum);
+    out.set(`lazarus_extender_request_duration_seconds_count{verb="${verb}"}`, s.count);
+  }
+  return out;
+}
+
 function delta(before: Samples, after: Samples): ExtenderDelta {
   const d = (key: string): number => (after.get(key) ?? 0) - (before.get(key) ?? 0);
   const verb = (v: string): { count: number; meanMs: number } => {
@@ -332,9 +343,10 @@ async function main(): Promise<void> {
     for (let round = 1; round <= rounds; round++) {
       for (const scheduler of schedulers) {
         const name = `${PHASE_NAMES[scheduler] ?? scheduler}-${round}`;
-        const before = scheduler === LAZARUS ? await extenderSamples(extenderPort) : undefined;
+        const samples = scheduler === LAZARUS ? (): Promise<Samples> => extenderSamples(extenderPort) : scheduler === FLOOR ? (): Promise<Samples> => floorSamples(floorPort) : undefined;
+        const before = await samples?.();
         const r = await runPhase(log, client, name, scheduler, pods, concurrency, unfit);
-        if (before) r.extender = delta(before, await extenderSamples(extenderPort));
+        if (before && samples) r.extender = delta(before, await samples());
         results.push(r);
         log(`[bench] ${name}: ${pods} pods in ${fmt(r.totalMs, 0)} ms (creates ${fmt(r.createMs, 0)} ms) = ${fmt(r.podsPerSecond)} pods/s; on unfit nodes: ${r.onUnfit}; rewatches ${r.rewatches}${r.extender ? `; extender filter ${r.extender.filter.count} × ${fmt(r.extender.filter.meanMs, 2)} ms, prioritize ${r.extender.prioritize.count} × ${fmt(r.extender.prioritize.meanMs, 2)} ms` : ''}`);
         await clearPhase(client, name);
