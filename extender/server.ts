@@ -13,7 +13,7 @@ import type { Registry } from 'prom-client';
 import { opsApp } from '../runtime/ops-app.js';
 import type { NodeFacts } from '../api/compat.js';
 import type { EffectivePolicy } from '../api/types.js';
-import { errorFilterResult, filter, prioritize, validateArgs, type Lookups, type Tally } from './decide.js';
+import { createJudgeCache, errorFilterResult, filter, prioritize, validateArgs, type Lookups, type Tally } from './decide.js';
 import { extenderMetrics, type Outcome } from './metrics.js';
 import type { ExtenderFilterResult, Verb, WirePod } from './protocol.js';
 import { encodeNodeList, locateItems } from './raw-json.js';
@@ -133,7 +133,7 @@ export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
   const now = deps.now ?? monotonicSeconds;
   const metrics = extenderMetrics(deps.registry);
   const log = deps.logger;
-  const lookups: Lookups = { policyFor: (pod) => deps.policyFor(pod), nodeByName: deps.nodeByName, nodeCacheProblem: deps.nodeCacheProblem };
+  const lookups: Lookups = { policyFor: (pod) => deps.policyFor(pod), nodeByName: deps.nodeByName, nodeCacheProblem: deps.nodeCacheProblem, judges: createJudgeCache() };
   const app = opsApp({ registry: deps.registry, notReadyReason: deps.notReadyReason ?? (() => undefined) });
   const ops: RequestListener = (req, res) => { app(req, res); };
 
