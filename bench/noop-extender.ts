@@ -1,7 +1,7 @@
 /**
  * The floor for any extender in Node, for bench/scheduler.ts: a bare node:http server that parses
- * each request and passes every node (filter echoes NodeNames, prioritize answers an empty list),
- * with no cache, policy, metrics or logging. Usage: node dist/bench/noop-extender.js PORT
+ * each request and passes every node (filter echoes NodeNames),
+ * with no cache, policy, metrics or logging; prioritize lists every node with score 0. Usage: node dist/bench/noop-extender.js PORT
  */
 import http from 'node:http';
 
@@ -23,7 +23,9 @@ const server = http.createServer((req, res) => {
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
     const args = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { NodeNames?: string[] | null };
-    const answer = req.url === '/filter' ? { NodeNames: args.NodeNames ?? [], FailedNodes: {}, FailedAndUnresolvableNodes: {}, Error: '' } : [];
+    // Prioritize answers every node (score 0), so the scheduler decodes a list as long as ours.
+    const names = args.NodeNames ?? [];
+    const answer = req.url === '/filter' ? { NodeNames: names, FailedNodes: {}, FailedAndUnresolvableNodes: {}, Error: '' } : names.map((Host) => ({ Host, Score: 0 }));
     const data = Buffer.from(JSON.stringify(answer));
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': data.length });
     res.end(data);
