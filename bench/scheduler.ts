@@ -3,15 +3,19 @@
  * restored pods on realistic fake nodes, with the Lazarus extender (NodeNames mode,
  * nodeCacheCapable: true, as in manifests/) and without it, in the same run, on the same nodes.
  *
- * Two kube-scheduler processes with identical configurations but for the extender (extenders apply
- * to every profile of one process): `bench-plain` and `bench-lazarus`. Each phase creates the same
- * pods (webhook-shaped: restored-from, origin-*, original-images annotations and the required node
- * affinity the webhook adds) for one schedulerName, and times first create → last pod bound (seen
- * on a watch). Phases alternate (plain, lazarus, plain, lazarus…); pods are deleted between phases.
- * Writes bench/RESULTS.md's "## Scheduler" section (that section only).
+ * One kube-scheduler process per schedulerName, identical but for the extender (extenders apply
+ * to every profile of one process): `bench-plain` (none), `bench-lazarus` (`lazarus extender` in
+ * its own process, as deployed) and `bench-floor` (bench/noop-extender.ts: parses and passes all,
+ * the floor for any extender). Each phase creates the same pods (webhook-shaped: restored-from,
+ * origin-*, original-images annotations and the required node affinity the webhook adds) for one
+ * schedulerName, and times first create → last pod bound (seen on a watch). Phases alternate
+ * (plain, floor, lazarus, plain…); pods are deleted between phases. Writes bench/RESULTS.md's
+ * "## Scheduler" section (that section only). The scheduler's client limits are the same for all
+ * (`clientConnection: {qps, burst}`, default 5000/5000 as scheduler_perf).
  *
- * Flags: --pods N (1000) --nodes N (500) --rounds N (2) --concurrency N (32) --qps N (5000)
- * --burst N (5000) --extender child|in-process (child) --floor --no-write.
+ * Flags: --pods N (1000) --nodes N (500) --rounds N (3) --concurrency N (32) --qps N (5000)
+ * --burst N (5000) --extender child|in-process (child) --floor=false --no-write
+ * --extender-node-args "--cpu-prof --cpu-prof-dir=D" (profile the extender child).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -32,12 +36,12 @@ import { installCrds } from '../test/harness/apply.js';
 const FLAGS: Readonly<Record<string, FlagSpec>> = {
   pods: { type: 'int', default: 1000, description: 'pods per phase' },
   nodes: { type: 'int', default: 500, description: 'fake nodes' },
-  rounds: { type: 'int', default: 2, description: 'rounds of (without, with) phases' },
+  rounds: { type: 'int', default: 3, description: 'rounds of (without, floor, with) phases' },
   concurrency: { type: 'int', default: 32, description: 'pod creations in flight' },
   qps: { type: 'int', default: 5000, description: 'kube-scheduler clientConnection.qps (both schedulers)' },
   burst: { type: 'int', default: 5000, description: 'kube-scheduler clientConnection.burst (both schedulers)' },
   extender: { type: 'string', default: 'child', description: 'child: `lazarus extender` in its own process; in-process: in this one' },
-  floor: { type: 'bool', default: false, description: 'also a third scheduler whose extender is a pass-all no-op (bench/noop-extender.ts): the floor' },
+  floor: { type: 'bool', default: true, description: 'also a third scheduler whose extender is a pass-all no-op (bench/noop-extender.ts): the floor; --floor=false to skip' },
   'extender-node-args': { type: 'string', default: '', description: 'extra node flags for the extender child, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"' },
   'no-write': { type: 'bool', default: false, description: 'print only, leave bench/RESULTS.md alone' },
 };
