@@ -377,7 +377,7 @@ async function main(): Promise<void> {
       ...(floor ? ['`bench-floor`: the same extender configuration pointing at bench/noop-extender.ts, a bare node:http server that parses each request and passes every node (the floor for any extender).'] : []),
       `Load average when the run ended: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (2 cores shared by etcd, the API server, the schedulers, the extender and the driver — and other jobs).`,
       '',
-      '| phase | scheduler | pods | creates done (ms) | last bound (ms) | pods/s | pods on nodes the extender rules out | extender filter calls × mean | prioritize calls × mean |',
+      '| phase | scheduler | pods | creates done (ms) | last bound (ms) | pods/s | pods on nodes the extender rules out | filter calls × mean server time | prioritize calls × mean server time |',
       '|---|---|---:|---:|---:|---:|---:|---:|---:|',
       ...results.map((r) => `| ${r.name} | ${r.scheduler} | ${r.pods} | ${fmt(r.createMs, 0)} | ${fmt(r.totalMs, 0)} | ${fmt(r.podsPerSecond)} | ${r.onUnfit} | ${r.extender ? `${r.extender.filter.count} × ${fmt(r.extender.filter.meanMs, 2)} ms` : '–'} | ${r.extender ? `${r.extender.prioritize.count} × ${fmt(r.extender.prioritize.meanMs, 2)} ms` : '–'} |`),
       '',
@@ -400,6 +400,7 @@ async function main(): Promise<void> {
   }
 }
 
+/** Replaces the "## Scheduler" section, keeping its hand-written "### Notes" if it has one. */
 function writeSection(section: string): void {
   const file = new URL('../../bench/RESULTS.md', import.meta.url);
   const before = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmark results\n\n';
@@ -408,7 +409,10 @@ function writeSection(section: string): void {
   if (start === -1) after = `${before.trimEnd()}\n\n${section}`;
   else {
     const next = before.indexOf('\n## ', start + 1);
-    after = before.slice(0, start) + section + (next === -1 ? '' : `\n${before.slice(next + 1)}`);
+    const old = before.slice(start, next === -1 ? undefined : next + 1);
+    const notes = old.indexOf('### Notes');
+    const kept = notes === -1 ? '' : `\n${old.slice(notes).trimEnd()}\n`;
+    after = before.slice(0, start) + section + kept + (next === -1 ? '' : `\n${before.slice(next + 1)}`);
   }
   writeFileSync(file, after.endsWith('\n') ? after : `${after}\n`);
 }
