@@ -1,7 +1,8 @@
 /**
  * The --kubeconfig mode's caches, fed by a fake KubeClient (lists, then a watch stream the test
  * drives): NodeNames requests judged from the node cache, the pod's RestorePolicy chosen by
- * namespace labels and pod labels, readiness until every cache has synced.
+ * namespace labels and the workload's labels (through the pod's owner chain), readiness until
+ * every cache has synced.
  */
 import http from 'node:http';
 import * as K from '../../api/keys.js';
@@ -36,6 +37,7 @@ function fakeClient(lists: Record<string, unknown[]>): { client: KubeClient; emi
 }
 
 const POLICIES = '/apis/lazarus.dev/v1alpha1/restorepolicies';
+const OWNERS = ['/apis/apps/v1/deployments', '/apis/apps/v1/replicasets', '/apis/apps/v1/statefulsets'];
 
 async function until(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 5));
@@ -47,6 +49,8 @@ describe('extender with a cluster (informer caches)', () => {
   const fake = fakeClient({
     '/api/v1/nodes': [goodNode('good'), goodNode('newer', { criu: '40200' }), goodNode('arm', { arch: 'arm64' })],
     '/api/v1/namespaces': [{ metadata: { name: 'shop', labels: { tier: 'prod' } } }, { metadata: { name: 'dev' } }],
+    // wirePod's owner is ReplicaSet web-7d9c (pod-template-hash 7d9c): Deployment "web".
+    '/apis/apps/v1/deployments': [{ metadata: { name: 'web', namespace: 'dev', labels: { app: 'web' } } }],
     [POLICIES]: [
       { metadata: { name: 'strict-prod' }, spec: { priority: 10, namespaceSelector: { matchLabels: { tier: 'prod' } }, compatibility: { criu: 'Exact' } } },
       { metadata: { name: 'web-only' }, spec: { priority: 5, workloadSelector: { matchLabels: { app: 'web' } } } },
@@ -56,31 +60,33 @@ describe('extender with a cluster (informer caches)', () => {
   let running: Promise<void> | undefined;
 
   beforeAll(async () => {
-    expect(lookups.notReadyReason()).toBe('caches not synced: nodes, restorepolicies, namespaces');
+    expect(lookups.notReadyReason()).toBe('caches not synced: policies, namespaces, replicasets, deployments, statefulsets, nodes');
     expect(lookups.nodeCacheProblem()).toBe('lazarus extender: node cache not synced yet');
     running = lookups.run(stop.signal);
     await until(() => lookups.notReadyReason() === undefined);
   });
   afterAll(async () => { stop.abort(); await running; });
 
-  it('lists the three collections', () => {
-    expect([...fake.listed].sort()).toEqual(['/api/v1/namespaces', '/api/v1/nodes', POLICIES]);
+  it('lists the collections policy selection and NodeNames requests need', () => {
+    expect([...fake.listed].sort()).toEqual(['/api/v1/namespaces', '/api/v1/nodes', ...OWNERS, POLICIES]);
   });
 
   it('chooses the policy by namespace labels and priority', () => {
     expect(lookups.policyFor(wirePod(true) as never).name).toBe('strict-prod');
   });
 
-  it('chooses by the pod\'s labels where the namespace does not match', () => {
+  it('chooses by the workload\'s labels (owner chain) where the namespace does not match', () => {
     const pod = wirePod(true) as { metadata: { namespace: string } };
     pod.metadata.namespace = 'dev';
     expect(lookups.policyFor(pod as never).name).toBe('web-only');
   });
 
   it('falls back to the built-in defaults when nothing matches', () => {
-    const pod = wirePod(true) as { metadata: { namespace: string; labels: Record<string, string> } };
+    // A bare pod: its own labels are the workload's.
+    const pod = wirePod(true) as { metadata: { namespace: string; labels: Record<string, string>; ownerReferences?: unknown } };
     pod.metadata.namespace = 'dev';
     pod.metadata.labels = { app: 'other' };
+    delete pod.metadata.ownerReferences;
     expect(lookups.policyFor(pod as never).name).toBe('');
   });
 
