@@ -13,6 +13,11 @@ export interface Lookups {
   nodeByName: ((name: string) => NodeFacts | undefined) | undefined;
   /** Why the node cache cannot answer yet (e.g. not synced); undefined when it can. */
   nodeCacheProblem?: (() => string | undefined) | undefined;
+  /**
+   * Remembers verdicts and scores per cached node across requests (NodeNames mode); without
+   * it every request judges every node afresh.
+   */
+  judges?: JudgeCache | undefined;
 }
 
 /** A request that passed validation: exactly one mode. */
@@ -121,7 +126,8 @@ export function filter(request: Request, lookups: Lookups): FilterOutcome {
     const { list, items } = request;
     // Fast path: the input list object itself goes back, no per-node work.
     if (!restore) return { result: filterResult({ Nodes: list }), tally: newTally(false, items.length), kept: allIndexes(items.length) };
-    const judge = judgeFor(restore, rulesOf(lookups.policyFor(request.pod)));
+    // Wire nodes are new objects in every request: nothing to remember them by.
+    const judge = judgeOf(restore, rulesOf(lookups.policyFor(request.pod)), undefined);
     const tally = newTally(true, items.length);
     const kept: unknown[] = [];
     const keptIndexes: number[] = [];
@@ -130,9 +136,12 @@ export function filter(request: Request, lookups: Lookups): FilterOutcome {
       const item = items[i];
       const name = nodeName(item);
       // A nameless item cannot be reported as failed, and is not ours to drop.
-      const verdict = name === undefined ? undefined : judge(nodeFacts(item as Node), tally);
+      const verdict = name === undefined ? undefined : judge.verdict(nodeFacts(item as Node));
       if (verdict === undefined || name === undefined) { kept.push(item); keptIndexes.push(i); }
-      else failed[name] = verdict;
+      else {
+        failed[name] = verdict.message;
+        count(tally, verdict);
+      }
     }
     const nodes = kept.length === items.length ? list : { ...list, items: kept };
     return { result: filterResult({ Nodes: nodes, FailedAndUnresolvableNodes: failed }), tally, kept: keptIndexes };
@@ -146,7 +155,7 @@ export function filter(request: Request, lookups: Lookups): FilterOutcome {
   if (cacheProblem !== undefined || !lookups.nodeByName) {
     return { result: errorFilterResult(cacheProblem ?? NO_CACHE_ERROR), tally: newTally(true, names.length), noCache: true };
   }
-  const judge = judgeFor(restore, rulesOf(lookups.policyFor(request.pod)));
+  const judge = judgeOf(restore, rulesOf(lookups.policyFor(request.pod)), lookups.judges);
   const tally = newTally(true, names.length);
   const kept: string[] = [];
   const failed = failedMap();
@@ -157,26 +166,106 @@ export function filter(request: Request, lookups: Lookups): FilterOutcome {
       kept.push(name);
       continue;
     }
-    const verdict = judge(facts, tally);
+    const verdict = judge.verdict(facts);
     if (verdict === undefined) kept.push(name);
-    else failed[name] = verdict;
+    else {
+      failed[name] = verdict.message;
+      count(tally, verdict);
+    }
   }
   return { result: filterResult({ NodeNames: kept, FailedAndUnresolvableNodes: failed }), tally };
 }
 
-/**
- * Undefined when the node passes; else the failure message. The compiled check decides; the
- * explaining compatibility() runs only for nodes that fail. Counts into the tally.
- */
-function judgeFor(restore: PodRestoreFacts, rules: Rules): (facts: NodeFacts, tally: Tally) => string | undefined {
+/** Why a node cannot restore the pod: one message for the scheduler, the rules for metrics. */
+export interface Verdict { message: string; rules: readonly CompatRule[] }
+
+/** One origin and policy, compiled: a node's verdict (undefined: it passes) and score. */
+export interface Judge {
+  verdict(facts: NodeFacts): Verdict | undefined;
+  /** verdict(facts) === undefined, without explaining a failure when nothing remembers it. */
+  passes(facts: NodeFacts): boolean;
+  /** DESIGN §4 score of a node that passes. */
+  score(facts: NodeFacts): number;
+}
+
+/** The compiled check decides; the explaining compatibility() runs only for nodes that fail. */
+function compileJudge(restore: PodRestoreFacts, rules: Rules): Judge {
   const check = compileCompatibility(restore.origin, rules);
   const explain = compileExplain(restore.origin, rules);
-  return (facts, tally) => {
-    if (check(facts)) return undefined;
-    const c = explain(facts);
-    tally.passed--;
-    for (const rule of c.rules) tally.byRule[rule] = (tally.byRule[rule] ?? 0) + 1;
-    return message(c.reasons);
+  return {
+    verdict(facts) {
+      if (check(facts)) return undefined;
+      const c = explain(facts);
+      return { message: message(c.reasons), rules: c.rules };
+    },
+    passes: check,
+    score: compileScore(restore.origin, restore.baseImages),
+  };
+}
+
+function count(tally: Tally, verdict: Verdict): void {
+  tally.passed--;
+  for (const rule of verdict.rules) tally.byRule[rule] = (tally.byRule[rule] ?? 0) + 1;
+}
+
+function judgeOf(restore: PodRestoreFacts, rules: Rules, cache: JudgeCache | undefined): Judge {
+  return cache ? cache.judge(restore, rules) : compileJudge(restore, rules);
+}
+
+export interface JudgeCache {
+  judge(restore: PodRestoreFacts, rules: Rules): Judge;
+}
+
+const PASS = Symbol('pass');
+
+/**
+ * Judges by (origin, base images, policy rules), each remembering its verdicts and scores per
+ * NodeFacts object. The node cache replaces a node's facts object when the Node changes, so a
+ * remembered answer is never stale; a new origin or policy is a new key. The replicas of one
+ * workload restore from the same origin, and the scheduler asks filter and then prioritize
+ * about the same nodes: after the first request, a node costs two WeakMap lookups.
+ * At most `limit` judges are kept (least recently used goes first).
+ */
+export function createJudgeCache(limit = 256): JudgeCache {
+  const judges = new Map<string, Judge>();
+  return {
+    judge(restore, rules) {
+      const key = JSON.stringify([restore.origin, restore.baseImages, rules]);
+      let judge = judges.get(key);
+      if (judge) {
+        judges.delete(key);
+      } else {
+        const fresh = compileJudge(restore, rules);
+        const verdicts = new WeakMap<NodeFacts, Verdict | typeof PASS>();
+        const scores = new WeakMap<NodeFacts, number>();
+        const verdict = (facts: NodeFacts): Verdict | undefined => {
+          let v = verdicts.get(facts);
+          if (v === undefined) {
+            v = fresh.verdict(facts) ?? PASS;
+            verdicts.set(facts, v);
+          }
+          return v === PASS ? undefined : v;
+        };
+        judge = {
+          verdict,
+          passes: (facts) => verdict(facts) === undefined,
+          score(facts) {
+            let s = scores.get(facts);
+            if (s === undefined) {
+              s = fresh.score(facts);
+              scores.set(facts, s);
+            }
+            return s;
+          },
+        };
+        if (judges.size >= limit) {
+          const oldest = judges.keys().next();
+          if (!oldest.done) judges.delete(oldest.value);
+        }
+      }
+      judges.set(key, judge);
+      return judge;
+    },
   };
 }
 
@@ -191,9 +280,8 @@ export function prioritize(request: Request, lookups: Lookups): PrioritizeOutcom
   const result: HostPriorityList = [];
   const count = request.mode === 'nodes' ? request.items.length : request.names.length;
   const tally = newTally(restore !== undefined, count);
-  const check = restore ? compileCompatibility(restore.origin, rulesOf(lookups.policyFor(request.pod))) : undefined;
-  const scoreOf = restore ? compileScore(restore.origin, restore.baseImages) : undefined;
-  const rate = (facts: NodeFacts | undefined): number => (facts && check && scoreOf && check(facts) ? scoreOf(facts) : 0);
+  const judge = restore ? judgeOf(restore, rulesOf(lookups.policyFor(request.pod)), request.mode === 'names' ? lookups.judges : undefined) : undefined;
+  const rate = (facts: NodeFacts | undefined): number => (facts && judge && judge.passes(facts) ? judge.score(facts) : 0);
   if (request.mode === 'nodes') {
     for (const item of request.items) {
       const name = nodeName(item);

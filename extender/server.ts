@@ -13,7 +13,7 @@ import type { Registry } from 'prom-client';
 import { opsApp } from '../runtime/ops-app.js';
 import type { NodeFacts } from '../api/compat.js';
 import type { EffectivePolicy } from '../api/types.js';
-import { errorFilterResult, filter, prioritize, validateArgs, type Lookups, type Tally } from './decide.js';
+import { createJudgeCache, errorFilterResult, filter, prioritize, validateArgs, type Lookups, type Tally } from './decide.js';
 import { extenderMetrics, type Outcome } from './metrics.js';
 import type { ExtenderFilterResult, Verb, WirePod } from './protocol.js';
 import { encodeNodeList, locateItems } from './raw-json.js';
@@ -133,7 +133,7 @@ export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
   const now = deps.now ?? monotonicSeconds;
   const metrics = extenderMetrics(deps.registry);
   const log = deps.logger;
-  const lookups: Lookups = { policyFor: (pod) => deps.policyFor(pod), nodeByName: deps.nodeByName, nodeCacheProblem: deps.nodeCacheProblem };
+  const lookups: Lookups = { policyFor: (pod) => deps.policyFor(pod), nodeByName: deps.nodeByName, nodeCacheProblem: deps.nodeCacheProblem, judges: createJudgeCache() };
   const app = opsApp({ registry: deps.registry, notReadyReason: deps.notReadyReason ?? (() => undefined) });
   const ops: RequestListener = (req, res) => { app(req, res); };
 
@@ -191,9 +191,13 @@ export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
       }
       done(noCache ? 'no-cache' : tally.restored ? 'restored' : 'not-restored', tally);
       if (noCache) log.warn({ verb, pod: podKey(request.pod) }, 'NodeNames filter request answered with an Error: no usable node cache');
-      else if (tally.restored) {
-        log.info({ verb, pod: podKey(request.pod), mode: request.mode, nodes: tally.nodes, passed: tally.passed, unknown: tally.unknown, failedByRule: tally.byRule }, `${verb} for a restored pod`);
-      } else log.debug({ verb, pod: podKey(request.pod), nodes: tally.nodes }, `${verb}: not restored, all nodes pass`);
+      else if (log.isLevelEnabled('debug')) {
+        // Debug, not info: two lines per scheduled pod cost the scheduling cycle a synchronous
+        // write each (bench/RESULTS.md "Scheduler"); the outcome stays in the metrics (requests
+        // by outcome, nodes filtered by rule) and the reasons in the scheduler's pod events.
+        if (tally.restored) log.debug({ verb, pod: podKey(request.pod), mode: request.mode, nodes: tally.nodes, passed: tally.passed, unknown: tally.unknown, failedByRule: tally.byRule }, `${verb} for a restored pod`);
+        else log.debug({ verb, pod: podKey(request.pod), nodes: tally.nodes }, `${verb}: not restored, all nodes pass`);
+      }
     } catch (err) {
       // Should not happen (inputs are read defensively); still never crash, always answer.
       const error = `internal error: ${err instanceof Error ? err.message : String(err)}`;
