@@ -153,10 +153,15 @@ export function chooseCheckpoints(containers: readonly Container[], namespace: s
   return { ok: false, reason: 'no single source pod has usable checkpoints of every container' };
 }
 
-/** The parts of a pod a restore may change, sharing structure with it (never mutated). */
+/**
+ * The parts of a pod a restore may change, sharing structure with it (never mutated). Of each
+ * container only its name and image: a restore changes nothing else there, and the containers
+ * keep their order, so the diff's paths (/spec/containers/0/image) are the full pod's.
+ */
 function mutableSubset(pod: Pod): Pod {
   const { annotations } = pod.metadata;
-  const { containers, affinity, schedulerName, imagePullSecrets } = pod.spec;
+  const { affinity, schedulerName, imagePullSecrets } = pod.spec;
+  const containers = pod.spec.containers.map(({ name, image }) => (image === undefined ? { name } : { name, image }));
   const spec: Pod['spec'] = { containers };
   if (affinity !== undefined) spec.affinity = affinity;
   if (schedulerName !== undefined) spec.schedulerName = schedulerName;
