@@ -5,7 +5,7 @@
  */
 import https from 'node:https';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type tls from 'node:tls';
 import type { Express } from 'express';
 import { serveAdmission } from './admission.js';
@@ -41,10 +41,23 @@ export interface WebhookServerOptions {
 export interface RunningServer {
   server: https.Server | http.Server;
   port: number;
-  close(): Promise<void>;
+  /** Stops accepting, lets requests in flight finish for up to `graceMs`, then drops what is left. */
+  close(graceMs?: number): Promise<void>;
 }
 
+/**
+ * The API server gives up on a webhook call after its timeoutSeconds (3 s in manifests/), so
+ * waiting longer than that for a request in flight helps nobody.
+ */
+export const CLOSE_GRACE_MS = 3_000;
+
 export function listen(server: https.Server | http.Server, port: number, host: string, onClose: () => void = () => undefined): Promise<RunningServer> {
+  // Raw sockets, including ones still in the TLS handshake, which closeIdleConnections does not see.
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -52,9 +65,10 @@ export function listen(server: https.Server | http.Server, port: number, host: s
       resolve({
         server,
         port: (server.address() as AddressInfo).port,
-        close: () => new Promise<void>((done) => {
+        close: (graceMs = CLOSE_GRACE_MS) => new Promise<void>((done) => {
           onClose();
-          server.close(() => done());
+          const timer = setTimeout(() => { for (const s of sockets) s.destroy(); }, graceMs);
+          server.close(() => { clearTimeout(timer); done(); });
           server.closeIdleConnections();
         }),
       });

@@ -129,8 +129,9 @@ export async function startExtender(client: KubeClient, port: number, options: {
       const end = res.end.bind(res) as (chunk?: unknown) => typeof res;
       res.end = ((chunk?: unknown) => {
         try {
-          const answer = JSON.parse(String(chunk)) as { FailedNodes?: Record<string, string> | null };
-          Object.assign(failed, answer.FailedNodes ?? {});
+          // Hard-filter failures go to FailedAndUnresolvableNodes (no preemption can fix them).
+          const answer = JSON.parse(String(chunk)) as { FailedNodes?: Record<string, string> | null; FailedAndUnresolvableNodes?: Record<string, string> | null };
+          Object.assign(failed, answer.FailedNodes ?? {}, answer.FailedAndUnresolvableNodes ?? {});
         } catch { /* not JSON: nothing to record */ }
         return end(chunk);
       }) as typeof res.end;
