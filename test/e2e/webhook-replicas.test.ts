@@ -10,16 +10,20 @@
  * certificates live seconds, so serving certificates and the CA rotate while a Deployment
  * scales up and bare pods are created; every pod must arrive restored.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { createNode } from '../harness/nodes.js';
 import { createNamespace, waitFor } from '../harness/wait.js';
 import { applyObjects, installCrds, parseObjects } from '../harness/apply.js';
 import { repoRoot } from '../harness/kube-bin.js';
+import { freePort } from '../harness/processes.js';
 import { registerWebhook, startWebhook, WEBHOOK_CONFIG_NAME, type RunningWebhook } from '../harness/lazarus.js';
 import { testTls } from '../support/tls.js';
 import { createCertSource, createKubeStore, type CertSource } from '../../certs/index.js';
@@ -139,7 +143,7 @@ async function scale(replicas: number): Promise<void> {
 }
 
 /** The shipped RBAC, and a client that authenticates as the webhook's ServiceAccount. */
-async function webhookServiceAccountClient(): Promise<KubeClient> {
+async function webhookServiceAccount(): Promise<{ client: KubeClient; kubeconfig: string }> {
   const rbac = parseObjects(await readFile(path.join(repoRoot(), 'manifests', 'base', 'rbac.yaml'), 'utf8'), 'rbac.yaml');
   await applyObjects(cp.client, rbac, { namespace: LAZARUS_NS });
   const token = await cp.client.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${LAZARUS_NS}/serviceaccounts/lazarus-webhook/token`, {
@@ -153,7 +157,7 @@ async function webhookServiceAccountClient(): Promise<KubeClient> {
     contexts: [{ name: 'lazarus', context: { cluster: 'lazarus', user: 'lazarus-webhook' } }],
     'current-context': 'lazarus',
   }), { mode: 0o600 });
-  return createKubeClient(loadKubeConfig(file));
+  return { client: await createKubeClient(loadKubeConfig(file)), kubeconfig: file };
 }
 
 // ------------------------------------------------------------------ two replicas
@@ -178,6 +182,8 @@ async function startReplica(client: KubeClient): Promise<Replica> {
 
 let replicas: Replica[] = [];
 let proxy: Proxy | undefined;
+let serviceAccountKubeconfig = '';
+let executable: ChildProcess | undefined;
 
 async function caBundleInConfig(): Promise<string> {
   const mwc = await cp.client.request<WebhookConfiguration>('GET', MWC);
@@ -190,7 +196,9 @@ beforeAll(async () => {
   await createNamespace(cp.client, LAZARUS_NS);
   await createNamespace(cp.client, NS);
   await createNode(cp.client, { name: 'node-a', kernel: '6.8.0-45-generic', criu: '4.1.1', runtime: 'cri-o://1.33.2', cpuFlags: ['fpu', 'sse4_2', 'avx2'], pods: '1000' });
-  const saClient = await webhookServiceAccountClient();
+  const sa = await webhookServiceAccount();
+  const saClient = sa.client;
+  serviceAccountKubeconfig = sa.kubeconfig;
 
   // The configuration exists first, without a caBundle; the replicas inject it.
   proxy = await startProxy();
@@ -222,6 +230,11 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
+  if (executable && executable.exitCode === null) {
+    const exited = new Promise((resolve) => executable?.once('exit', resolve));
+    executable.kill('SIGKILL');
+    await exited;
+  }
   await proxy?.close();
   for (const r of replicas) {
     await r.webhook.stop();
@@ -322,3 +335,52 @@ it('restores the caBundle after someone overwrites it, and pods are restored aga
   }, { timeoutMs: 10_000, description: 'a pod mutated after the caBundle was restored' });
   expect(pod.metadata.annotations?.[K.RESTORED_FROM]).toBe('app=after-overwrite-app-1');
 }, 60_000);
+
+it('the lazarus webhook executable in secret mode (manifests/base args) joins: same Secret, rotating, admitting through the caBundle', async () => {
+  if (!proxy) throw new Error('no proxy');
+  const main = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../cli/main.js');
+  const metricsPort = await freePort();
+  const proc = spawn(process.execPath, [main, 'webhook', `--kubeconfig=${serviceAccountKubeconfig}`, '--port=0', `--metrics-port=${metricsPort}`, '--bind-address=127.0.0.1',
+    '--cert-secret=lazarus-webhook-tls', '--webhook-config=lazarus', '--service=lazarus-webhook',
+    '--cert-ip=127.0.0.1', '--cert-lifetime=6s', '--ca-lifetime=20s', '--cert-check-interval=500ms'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, POD_NAMESPACE: LAZARUS_NS } });
+  executable = proc;
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: proc.stdout }).on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; port?: number; certificates?: string };
+        if (entry.msg === 'webhook serving' && entry.port && entry.certificates === 'secret') resolve(entry.port);
+      } catch { /* not JSON */ }
+    });
+    proc.once('exit', (code) => reject(new Error(`lazarus webhook exited early with ${String(code)}`)));
+  });
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status === 200, { timeoutMs: 20_000, description: 'the executable ready' });
+
+  // Its certificate is trusted through the injected caBundle and changes as the Secret rotates.
+  const first = await presented(port, await caBundleInConfig());
+  const later = await waitFor(async () => {
+    const now = await presented(port, await caBundleInConfig());
+    return now.fingerprint !== first.fingerprint ? now : undefined;
+  }, { timeoutMs: 15_000, intervalMs: 200, description: 'the executable to serve a renewed certificate' });
+  expect(later.fingerprint).not.toBe(first.fingerprint);
+
+  // The API server admits through it alone.
+  proxy.setBackends([port]);
+  try {
+    await readyCheckpoint('via-executable-app-1', { kind: 'Pod', name: 'via-executable' });
+    const pod = await waitFor(async () => {
+      const p = await cp.client.request<LivePod>('POST', `/api/v1/namespaces/${NS}/pods`, { body: barePod('via-executable'), query: { dryRun: 'All' } });
+      return p.metadata.annotations?.[K.RESTORED_FROM] ? p : undefined;
+    }, { timeoutMs: 15_000, description: 'a pod mutated by the executable' });
+    expect(pod.metadata.annotations?.[K.RESTORED_FROM]).toBe('app=via-executable-app-1');
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metrics).toMatch(/lazarus_webhook_admissions_total\{outcome="restored"[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/lazarus_webhook_certificate_rotations_total\{[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/lazarus_webhook_certificate_expiry_timestamp_seconds\{[^}]*\} \d/);
+  } finally {
+    proxy.setBackends(replicas.map((r) => r.webhook.port));
+  }
+
+  const exit = new Promise<number | null>((resolve) => proc.once('exit', resolve));
+  proc.kill('SIGTERM');
+  expect(await exit).toBe(0);
+}, 90_000);
