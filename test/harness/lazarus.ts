@@ -7,7 +7,8 @@ import { ClusterCache } from '../../kube/cluster-cache.js';
 import type { KubeClient } from '../../kube/client.js';
 import { isNotFound } from '../../kube/client.js';
 import { createAdmissionHandler } from '../../webhook/handler.js';
-import { startWebhookServer, type RunningServer } from '../../webhook/server.js';
+import { startWebhookServer, type RunningServer, type TlsSource } from '../../webhook/server.js';
+import type { CertSource } from '../../certs/index.js';
 import { opsApp } from '../../runtime/ops-app.js';
 import { createRegistry } from '../../runtime/metrics.js';
 import { silentLogger, type Logger } from '../../runtime/log.js';
@@ -20,23 +21,45 @@ export const WEBHOOK_CONFIG_NAME = 'lazarus';
 
 export interface RunningWebhook {
   port: number;
+  /** The fixed test certificate, when no cert source was given. */
   tls: TestTls;
   cache: ClusterCache;
+  /** AdmissionReviews this replica answered. */
+  admissions(): number;
   stop(): Promise<void>;
 }
 
-/** Starts the webhook in this process and waits for its caches to sync. */
-export async function startWebhook(client: KubeClient, options: { port?: number; tls?: TestTls; log?: Logger; clock?: () => number } = {}): Promise<RunningWebhook> {
+export interface StartWebhookOptions {
+  port?: number;
+  /** A fixed certificate (default: a fresh testTls()). */
+  tls?: TestTls;
+  log?: Logger;
+  clock?: () => number;
+}
+
+/**
+ * Starts the webhook in this process and waits for its caches to sync. With `certs`, it serves
+ * what the cert source serves (secret mode: rotated and hot-reloaded) instead of a fixed
+ * test certificate; the source stays the caller's to stop.
+ */
+export async function startWebhook(client: KubeClient, options?: StartWebhookOptions): Promise<RunningWebhook>;
+export async function startWebhook(client: KubeClient, options: Omit<StartWebhookOptions, 'tls'> & { certs: CertSource }): Promise<Omit<RunningWebhook, 'tls'>>;
+export async function startWebhook(client: KubeClient, options: StartWebhookOptions & { certs?: CertSource } = {}): Promise<Omit<RunningWebhook, 'tls'> & { tls?: TestTls }> {
   const log = options.log ?? silentLogger();
-  const tls = options.tls ?? testTls();
+  let fixed: TestTls | undefined;
+  let tls: TestTls | TlsSource;
+  if (options.certs) tls = options.certs;
+  else { fixed = options.tls ?? testTls(); tls = fixed; }
   const stop = new AbortController();
   const cache = new ClusterCache(client, log);
   void cache.start(stop.signal);
   const registry = createRegistry('webhook', false);
-  const handle = createAdmissionHandler({
+  const decideAdmission = createAdmissionHandler({
     view: cache, notReady: () => cache.notSynced(), excludedNamespaces: new Set(['kube-system', 'lazarus-system']),
     clock: options.clock ?? Date.now, log, registry,
   });
+  let admissions = 0;
+  const handle: typeof decideAdmission = (body) => { admissions++; return decideAdmission(body); };
   let server: RunningServer;
   try {
     server = await startWebhookServer({ port: options.port ?? 0, host: '127.0.0.1', tls, handle, ops: opsApp({ registry, notReadyReason: () => cache.notSynced() }) });
@@ -46,19 +69,23 @@ export async function startWebhook(client: KubeClient, options: { port?: number;
     throw err;
   }
   return {
-    port: server.port, tls, cache,
+    port: server.port, cache, ...(fixed ? { tls: fixed } : {}),
+    admissions: () => admissions,
     async stop() { stop.abort(); await server.close(); },
   };
 }
 
-/** The MutatingWebhookConfiguration of manifests/base, pointed at a loopback URL. */
-export async function registerWebhook(client: KubeClient, port: number, caPem: string): Promise<void> {
+/**
+ * The MutatingWebhookConfiguration of manifests/base, pointed at a loopback URL. Without
+ * `caPem` it has no caBundle: a cert source in secret mode injects it.
+ */
+export async function registerWebhook(client: KubeClient, port: number, caPem?: string): Promise<void> {
   const body = {
     apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration',
     metadata: { name: WEBHOOK_CONFIG_NAME },
     webhooks: [{
       name: 'pods.lazarus.dev', admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Ignore', timeoutSeconds: 5,
-      clientConfig: { url: `https://127.0.0.1:${port}/mutate`, caBundle: Buffer.from(caPem).toString('base64') },
+      clientConfig: { url: `https://127.0.0.1:${port}/mutate`, ...(caPem === undefined ? {} : { caBundle: Buffer.from(caPem).toString('base64') }) },
       rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
       namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'lazarus-system'] }] },
     }],
