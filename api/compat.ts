@@ -217,10 +217,10 @@ function explain(origin: OriginFacts, node: NodeFacts, rules: Rules, cpuReasons:
     fail('architecture', `architecture ${node.architecture ?? 'unknown'} differs from the checkpoint's ${origin.architecture || 'unknown'}`);
   }
   if (!node.restoreCapable) {
-    fail('restoreCapable', `node is not restore-capable (label ${K.NODE_RESTORE_CAPABLE} is not "true": no working CRIU or the runtime cannot restore from an image)`);
+    fail('restoreCapable', `node is not restore-capable (${K.NODE_RESTORE_CAPABLE} is not "true": no working CRIU, or the runtime cannot restore)`);
   }
   if (node.criuVersion === undefined) {
-    fail('criu', `criu version unknown (no ${K.NODE_CRIU_VERSION} label; is the Lazarus agent running on this node?)`);
+    fail('criu', `criu version unknown (no ${K.NODE_CRIU_VERSION} label: is the Lazarus agent running?)`);
   } else if (c.criu === 'AtLeastOrigin' && node.criuVersion < origin.criuVersion) {
     fail('criu', `criu ${criuString(node.criuVersion)} is older than the checkpoint's ${criuString(origin.criuVersion)}`);
   } else if (c.criu === 'Exact' && node.criuVersion !== origin.criuVersion) {
