@@ -77,7 +77,9 @@ describeWithTools('agent daemon against the real control plane, a real registry,
     expect(objects.filter((o) => o.kind === 'DaemonSet').map((o) => o.metadata.name)).toEqual(['lazarus-agent']);
     await applyObjects(admin(), objects, { namespace: SYSTEM_NS });
     // The real DaemonSet controller places the agent's pod on the node; its token carries that node's name.
-    const [agentPod] = await waitForBoundPods<Pod>(admin(), SYSTEM_NS, 'app.kubernetes.io/name=lazarus-agent', 1, 30_000);
+    // A DaemonSet also covers cordoned nodes: there is one agent pod per node; take this node's.
+    const agentPods = await waitForBoundPods<Pod>(admin(), SYSTEM_NS, 'app.kubernetes.io/name=lazarus-agent', 2, 30_000);
+    const agentPod = agentPods.find((p) => (p.spec as { nodeName?: string }).nodeName === NODE);
     if (!agentPod?.metadata.name || !agentPod.metadata.uid) throw new Error('no agent pod');
     const request = await admin().request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${SYSTEM_NS}/serviceaccounts/lazarus-agent/token`, {
       body: {
@@ -164,6 +166,12 @@ describeWithTools('agent daemon against the real control plane, a real registry,
     expect(other.metadata.labels?.[K.NODE_CRIU_VERSION]).toBeUndefined();
 
     // The shipped admission policy holds for the agent's own token: another node is off limits.
+    // The API server starts enforcing a new policy a moment after it is created: wait for that
+    // with dry-run patches (admission runs for them too, nothing is stored).
+    const patchOther = (query: Record<string, string>): Promise<unknown> => agentClient.request('PATCH', `/api/v1/nodes/${OTHER_NODE}`, {
+      body: { metadata: { labels: { [K.NODE_CRIU_VERSION]: '40101' } } }, contentType: 'application/merge-patch+json', query,
+    }).then(() => undefined, (err: unknown) => err);
+    await waitWithLog(async () => ((await patchOther({ dryRun: 'All' })) as KubeError | undefined)?.status === 403, 15_000, 'the admission policy to be enforced');
     const denied = await agentClient.request('PATCH', `/api/v1/nodes/${OTHER_NODE}`, {
       body: { metadata: { labels: { [K.NODE_CRIU_VERSION]: '40101' } } }, contentType: 'application/merge-patch+json',
     }).then(() => undefined, (err: unknown) => err);

@@ -82,7 +82,13 @@ async function startProxy(): Promise<Proxy> {
   const port = (server.address() as net.AddressInfo).port;
   return {
     port, connections,
-    setBackends(ports) { backends = [...ports]; connections.splice(0, connections.length, ...ports.map(() => 0)); },
+    // Like an endpoints change: open connections (the API server keeps them alive) are dropped,
+    // so the next requests reach the new backends.
+    setBackends(ports) {
+      backends = [...ports];
+      connections.splice(0, connections.length, ...ports.map(() => 0));
+      for (const s of sockets) s.destroy();
+    },
     close: () => new Promise<void>((resolve) => {
       for (const s of sockets) s.destroy();
       server.close(() => resolve());
