@@ -104,7 +104,7 @@ describe('extender with a cluster (informer caches)', () => {
       fake.emit(POLICIES, 'DELETED', { metadata: { name: 'strict-prod' } });
       const second = await ask();
       expect(second.NodeNames).toEqual(['good', 'newer']);
-      expect(second.FailedAndUnresolvableNodes.late).toContain(`label ${K.NODE_RESTORE_CAPABLE} is not "true"`);
+      expect(second.FailedAndUnresolvableNodes.late).toContain(`${K.NODE_RESTORE_CAPABLE} is not "true"`);
       const ready = await new Promise<number>((resolve) => http.get({ host: '127.0.0.1', port: ext.port, path: '/readyz', agent }, (res) => { res.resume(); resolve(res.statusCode ?? 0); }));
       expect(ready).toBe(200);
     } finally {
