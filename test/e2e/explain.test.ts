@@ -7,23 +7,19 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { createNode } from '../harness/nodes.js';
-import { createNamespace, waitFor } from '../harness/wait.js';
+import { createNamespace } from '../harness/wait.js';
 import { installCrds } from '../harness/apply.js';
 import { freePort } from '../harness/processes.js';
 import { repoRoot } from '../harness/kube-bin.js';
 import { registerWebhook, startExtender, startWebhook, type RunningExtender, type RunningWebhook } from '../harness/lazarus.js';
 import { specHash } from '../../api/spec-hash.js';
 import * as K from '../../api/keys.js';
-import type { Checkpoint, Container, OriginFacts, Pod } from '../../api/types.js';
+import type { Container, OriginFacts } from '../../api/types.js';
+import { CONTAINER, IMAGE, boundPod as bound, createDeployment as createDeploymentIn, createReadyCheckpoint, type LivePod } from '../harness/scenario.js';
 import type { Explanation } from '../../explain/explain.js';
 
 const NS = 'shop';
-const ORIGIN: OriginFacts = { node: 'node-lost', architecture: 'amd64', kernelVersion: '6.8.0-45-generic', criuVersion: 40101, runtime: 'cri-o://1.33.2', cgroup: 'v2', cpuFlags: ['fpu', 'sse4_2', 'avx2'] };
-const IMAGE = 'registry.example/web:1.4';
-const CONTAINER: Container = { name: 'app', image: IMAGE, args: ['--serve'] };
 const MAIN = path.join(repoRoot(), 'dist', 'cli', 'main.js');
-
-type LivePod = Pod & { spec: Pod['spec'] & { nodeName?: string }; metadata: Pod['metadata'] & { deletionTimestamp?: string } };
 
 let cp: ControlPlane;
 let webhook: RunningWebhook;
@@ -53,41 +49,12 @@ async function explainJson(pod: string): Promise<Explanation> {
   return JSON.parse(r.stdout) as Explanation;
 }
 
-async function createCheckpoint(name: string, workload: string, origin: Partial<OriginFacts> = {}): Promise<void> {
-  const body: Checkpoint = {
-    apiVersion: 'lazarus.dev/v1alpha1', kind: 'Checkpoint',
-    metadata: { name, namespace: NS, labels: { [K.CHECKPOINT_WORKLOAD]: workload, [K.CHECKPOINT_CONTAINER]: CONTAINER.name } },
-    spec: {
-      workload: { kind: 'Deployment', name: workload }, container: CONTAINER.name, sourcePod: `${workload}-old-abcde`,
-      image: `registry.example/lazarus/${NS}/${workload}-app@sha256:${'c'.repeat(64)}`,
-      baseImage: IMAGE, specHash: specHash(CONTAINER), takenAt: new Date(Date.now() - 120_000).toISOString(),
-      origin: { ...ORIGIN, ...origin },
-    },
-  };
-  await cp.client.request('POST', `/apis/lazarus.dev/v1alpha1/namespaces/${NS}/checkpoints`, { body });
-  await cp.client.request('PATCH', `/apis/lazarus.dev/v1alpha1/namespaces/${NS}/checkpoints/${name}/status`, {
-    body: { status: { phase: 'Ready', restores: 0 } }, contentType: 'application/merge-patch+json',
-  });
-}
-
-async function createDeployment(name: string): Promise<void> {
-  await cp.client.request('POST', `/apis/apps/v1/namespaces/${NS}/deployments`, {
-    body: {
-      apiVersion: 'apps/v1', kind: 'Deployment',
-      metadata: { name, annotations: { [K.RESTORE]: 'enabled' } },
-      spec: { replicas: 1, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [CONTAINER] } } },
-    },
-  });
-}
-
+const createCheckpoint = async (name: string, workload: string, origin: Partial<OriginFacts> = {}): Promise<void> => {
+  await createReadyCheckpoint(cp.client, NS, name, { workload, origin });
+};
+const createDeployment = (name: string): Promise<void> => createDeploymentIn(cp.client, NS, name, { annotations: { [K.RESTORE]: 'enabled' } });
 /** The one live, bound pod of `app` for which `pick` holds. */
-function boundPod(app: string, pick: (p: LivePod) => boolean = () => true): Promise<LivePod> {
-  return waitFor(async () => {
-    const list = await cp.client.request<{ items: LivePod[] }>('GET', `/api/v1/namespaces/${NS}/pods`, { query: { labelSelector: `app=${app}` } });
-    const live = list.items.filter((p) => !p.metadata.deletionTimestamp && p.spec.nodeName && pick(p));
-    return live.length === 1 ? live[0] : undefined;
-  }, { timeoutMs: 30_000, description: `a bound pod of ${NS}/${app}` });
-}
+const boundPod = (app: string, pick: (p: LivePod) => boolean = () => true): Promise<LivePod> => bound(cp.client, NS, app, pick);
 
 const podRef = (p: LivePod): string => `${NS}/${p.metadata.name ?? ''}`;
 

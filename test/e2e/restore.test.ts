@@ -10,61 +10,20 @@ import { installCrds, applyObjects } from '../harness/apply.js';
 import { freePort } from '../harness/processes.js';
 import { registerWebhook, startExtender, startWebhook, WEBHOOK_CONFIG_NAME, type RunningExtender, type RunningWebhook } from '../harness/lazarus.js';
 import { render, OVERLAYS } from '../support/kustomize.js';
-import { specHash } from '../../api/spec-hash.js';
 import * as K from '../../api/keys.js';
-import type { Checkpoint, Container, Pod } from '../../api/types.js';
+import type { Checkpoint } from '../../api/types.js';
+import { CONTAINER, IMAGE, boundPod as bound, createDeployment as createDeploymentIn, createReadyCheckpoint, livePods, type CheckpointOptions, type DeploymentOptions, type LivePod } from '../harness/scenario.js';
 import { explainPod } from '../../explain/explain.js';
-
-const ORIGIN = { node: 'node-lost', architecture: 'amd64', kernelVersion: '6.8.0-45-generic', criuVersion: 40101, runtime: 'cri-o://1.33.2', cgroup: 'v2', cpuFlags: ['fpu', 'sse4_2', 'avx2'] };
-const IMAGE = 'registry.example/web:1.4';
-const CONTAINER: Container = { name: 'app', image: IMAGE, args: ['--serve'] };
 
 let cp: ControlPlane;
 let webhook: RunningWebhook;
 let extender: RunningExtender;
 
-async function createCheckpoint(ns: string, name: string, opts: { workload?: string; container?: Container; takenAt?: Date; origin?: Partial<typeof ORIGIN>; sourcePod?: string } = {}): Promise<Checkpoint> {
-  const c = opts.container ?? CONTAINER;
-  const body: Checkpoint = {
-    apiVersion: 'lazarus.dev/v1alpha1', kind: 'Checkpoint',
-    metadata: { name, namespace: ns, labels: { [K.CHECKPOINT_WORKLOAD]: opts.workload ?? 'web', [K.CHECKPOINT_CONTAINER]: c.name } },
-    spec: {
-      workload: { kind: 'Deployment', name: opts.workload ?? 'web' }, container: c.name, sourcePod: opts.sourcePod ?? 'web-old-abcde',
-      image: `registry.example/lazarus/${ns}/${opts.workload ?? 'web'}-${c.name}@sha256:${'b'.repeat(64)}`,
-      baseImage: c.image ?? '', specHash: specHash(c), takenAt: (opts.takenAt ?? new Date(Date.now() - 120_000)).toISOString(),
-      origin: { ...ORIGIN, ...opts.origin },
-    },
-  };
-  await cp.client.request('POST', `/apis/lazarus.dev/v1alpha1/namespaces/${ns}/checkpoints`, { body });
-  return cp.client.request<Checkpoint>('PATCH', `/apis/lazarus.dev/v1alpha1/namespaces/${ns}/checkpoints/${name}/status`, {
-    body: { status: { phase: 'Ready', restores: 0 } }, contentType: 'application/merge-patch+json',
-  });
-}
-
-async function createDeployment(ns: string, name: string, opts: { annotations?: Record<string, string>; container?: Container; labels?: Record<string, string> } = {}): Promise<void> {
-  await cp.client.request('POST', `/apis/apps/v1/namespaces/${ns}/deployments`, {
-    body: {
-      apiVersion: 'apps/v1', kind: 'Deployment',
-      metadata: { name, namespace: ns, ...(opts.annotations ? { annotations: opts.annotations } : {}), labels: { app: name, ...opts.labels } },
-      spec: { replicas: 1, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [opts.container ?? CONTAINER] } } },
-    },
-  });
-}
-
-type PodWithNode = Pod & { spec: Pod['spec'] & { nodeName?: string }; metadata: Pod['metadata'] & { deletionTimestamp?: string } };
-
-async function pods(ns: string, app: string): Promise<PodWithNode[]> {
-  const list = await cp.client.request<{ items: PodWithNode[] }>('GET', `/api/v1/namespaces/${ns}/pods`, { query: { labelSelector: `app=${app}` } });
-  return list.items.filter((p) => !p.metadata.deletionTimestamp);
-}
-
+const createCheckpoint = (ns: string, name: string, opts: CheckpointOptions = {}): Promise<Checkpoint> => createReadyCheckpoint(cp.client, ns, name, opts);
+const createDeployment = (ns: string, name: string, opts: DeploymentOptions = {}): Promise<void> => createDeploymentIn(cp.client, ns, name, opts);
+const pods = (ns: string, app: string): Promise<LivePod[]> => livePods(cp.client, ns, app);
 /** Waits for exactly one live, bound pod of `app` other than `not`. */
-async function boundPod(ns: string, app: string, not?: string): Promise<PodWithNode> {
-  return waitFor(async () => {
-    const live = (await pods(ns, app)).filter((p) => p.metadata.name !== not);
-    return live.length === 1 && live[0]?.spec.nodeName ? live[0] : undefined;
-  }, { timeoutMs: 30_000, description: `a bound pod of ${ns}/${app}` });
-}
+const boundPod = (ns: string, app: string, not?: string): Promise<LivePod> => bound(cp.client, ns, app, (p) => p.metadata.name !== not);
 
 async function deletePod(ns: string, name: string): Promise<void> {
   await cp.client.request('DELETE', `/api/v1/namespaces/${ns}/pods/${name}`, { query: { gracePeriodSeconds: 0 } });
@@ -103,7 +62,7 @@ afterAll(async () => {
 
 describe('an annotated Deployment', () => {
   const ns = 'shop';
-  let first: PodWithNode;
+  let first: LivePod;
 
   beforeAll(async () => {
     await createNamespace(cp.client, ns);
