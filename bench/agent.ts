@@ -6,10 +6,11 @@
  * versus podman restoring it from the image Lazarus pushed (pull included).
  * Every ratio is against a baseline measured in the same run. Results go to bench/RESULTS.md.
  */
+import { recordSection } from './results.js';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { createReadStream, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -20,7 +21,6 @@ import { Podman, lazarus, missingPreconditions, must, run, startRegistry, tempDi
 import { dumps, writeArchive } from '../test/unit/agent-fixtures.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const RESULTS = join(REPO, 'bench/RESULTS.md');
 const MiB = 1 << 20;
 
 function secs(ms: number): string { return (ms / 1000).toFixed(2); }
@@ -40,20 +40,6 @@ function preconditions(tools: string[], criu: boolean): void {
   process.exit(0);
 }
 
-/** Replaces (or appends) `## <title>` and its body in bench/RESULTS.md. */
-async function recordSection(title: string, body: string): Promise<void> {
-  const text = existsSync(RESULTS) ? await readFile(RESULTS, 'utf8') : '# Benchmark results\n';
-  const heading = `## ${title}`;
-  const start = text.indexOf(`${heading}\n`);
-  const section = `${heading}\n\n${body.trim()}\n\n`;
-  let next: string;
-  if (start === -1) next = `${text.trimEnd()}\n\n${section}`;
-  else {
-    const after = text.indexOf('\n## ', start + heading.length);
-    next = text.slice(0, start) + section + (after === -1 ? '' : text.slice(after + 1));
-  }
-  await writeFile(RESULTS, `${next.trimEnd()}\n`);
-}
 
 // ---- agent: build + push ---------------------------------------------------------------------
 
@@ -155,7 +141,7 @@ async function benchAgent(): Promise<void> {
     ];
     const report = lines.join('\n');
     console.log(`\n${report}\n`);
-    await recordSection('Agent', report);
+    recordSection('Agent', report);
     console.log(`lazarus ${secs(laz.ms)} s, buildah ${secs(buildahMs)} s, ratio ${ratio.toFixed(3)}, peak RSS ${laz.rssMb.toFixed(0)} MB`);
   } finally {
     await run('buildah', [...buildahBase, 'rm', '-a']);
@@ -221,7 +207,7 @@ async function benchRestore(): Promise<void> {
       `**Ratio restore / cold = ${ratio.toFixed(3)}** (${(coldMs / restoreMs).toFixed(1)}× faster to ready).`,
     ].join('\n');
     console.log(`\n${report}\n`);
-    await recordSection('Restore', report);
+    recordSection('Restore', report);
   } finally {
     await p.destroy();
     await registry?.stop();

@@ -6,8 +6,8 @@
  * bodies; the ratio is what the extender costs on top of merely decoding and encoding.
  * Writes its table to bench/RESULTS.md under "## Extender" (replacing that section only).
  */
+import { recordSection } from './results.js';
 import http from 'node:http';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -180,16 +180,7 @@ async function main(): Promise<void> {
   const table = lines.join('\n');
   process.stdout.write(`${table}\n`);
 
-  const path = new URL('../../bench/RESULTS.md', import.meta.url);
-  const before = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmark results\n\n';
-  const start = before.indexOf('## Extender');
-  let after: string;
-  if (start === -1) after = `${before.trimEnd()}\n\n${table}`;
-  else {
-    const next = before.indexOf('\n## ', start + 1);
-    after = before.slice(0, start) + table + (next === -1 ? '' : `\n${before.slice(next + 1)}`);
-  }
-  writeFileSync(path, after.endsWith('\n') ? after : `${after}\n`);
+  recordSection('Extender', lines.slice(1).join('\n'));
 }
 
 const serve = process.argv.indexOf('--serve');

@@ -17,8 +17,8 @@
  * --burst N (5000) --extender child|in-process (child) --floor=false --no-write
  * --extender-node-args "--cpu-prof --cpu-prof-dir=D" (profile the extender child).
  */
+import { recordSection } from './results.js';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -389,7 +389,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${table}\n`);
     const bad = results.filter((r) => r.scheduler === LAZARUS && r.onUnfit > 0);
     if (bad.length > 0) throw new Error(`with the extender, pods were bound to nodes it must rule out: ${bad.map((r) => `${r.name}: ${r.onUnfit}`).join(', ')}`);
-    if (values['no-write'] !== true) writeSection(table);
+    if (values['no-write'] !== true) recordSection('Scheduler', lines.slice(1).join('\n'));
     ok = true;
   } finally {
     for (const e of extenders) await e.stop();
@@ -400,21 +400,5 @@ async function main(): Promise<void> {
   }
 }
 
-/** Replaces the "## Scheduler" section, keeping its hand-written "### Notes" if it has one. */
-function writeSection(section: string): void {
-  const file = new URL('../../bench/RESULTS.md', import.meta.url);
-  const before = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmark results\n\n';
-  const start = before.indexOf('## Scheduler');
-  let after: string;
-  if (start === -1) after = `${before.trimEnd()}\n\n${section}`;
-  else {
-    const next = before.indexOf('\n## ', start + 1);
-    const old = before.slice(start, next === -1 ? undefined : next + 1);
-    const notes = old.indexOf('### Notes');
-    const kept = notes === -1 ? '' : `\n${old.slice(notes).trimEnd()}\n`;
-    after = before.slice(0, start) + section + kept + (next === -1 ? '' : `\n${before.slice(next + 1)}`);
-  }
-  writeFileSync(file, after.endsWith('\n') ? after : `${after}\n`);
-}
 
 await main();

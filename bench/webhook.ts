@@ -6,10 +6,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { testTls } from '../test/support/tls.js';
+import { recordSection } from './results.js';
 
 const DURATION_S = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = 50;
@@ -71,6 +72,13 @@ async function main(): Promise<void> {
         `webhook RSS: ${mem.rss} MB now, ${mem.peak} MB peak (target ≤ 400 MB)`,
       ];
       console.log(lines.join('\n'));
+      recordSection('Webhook', [
+        '`npm run bench:webhook`: autocannon over HTTPS on loopback against the real webhook (server and load generator in',
+        'separate processes), then against the floor: a bare node:https server that reads and JSON.parses the same body and',
+        'answers a constant AdmissionReview of the same size. The pod is the recorded AdmissionReview of a ReplicaSet pod.',
+        `Load average when the run ended: ${loadavg().map((l) => l.toFixed(1)).join(' ')} (2 shared cores).`,
+        '', '```', ...lines, '```',
+      ].join('\n'));
     } finally {
       floor.child.kill();
     }
