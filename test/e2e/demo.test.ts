@@ -10,7 +10,7 @@ import { startControlPlane, type ControlPlane } from '../harness/control-plane.j
 import { installCrds } from '../harness/apply.js';
 import { kubeBinDir, repoRoot } from '../harness/kube-bin.js';
 import { freePort } from '../harness/processes.js';
-import { registerWebhook, startExtender, startWebhook, type RunningExtender, type RunningWebhook } from '../harness/lazarus.js';
+import { startLazarus, type RunningExtender, type RunningWebhook } from '../harness/lazarus.js';
 import { isNotFound } from '../../kube/client.js';
 
 const MAIN = path.join(repoRoot(), 'dist', 'cli', 'main.js');
@@ -193,9 +193,7 @@ describe('against an existing cluster (--kubeconfig)', () => {
 
   it('runs the scenario with the installed webhook and extender, then removes its namespace and nodes', async () => {
     await installCrds(cp.client);
-    extender = await startExtender(cp.client, extenderPort);
-    webhook = await startWebhook(cp.client);
-    await registerWebhook(cp.client, webhook.port, webhook.tls.ca);
+    ({ webhook, extender } = await startLazarus(cp.client, extenderPort));
 
     const run = await runDemo(['--kubeconfig', cp.kubeconfigPath]);
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });

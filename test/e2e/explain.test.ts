@@ -11,7 +11,7 @@ import { createNamespace } from '../harness/wait.js';
 import { installCrds } from '../harness/apply.js';
 import { freePort } from '../harness/processes.js';
 import { repoRoot } from '../harness/kube-bin.js';
-import { registerWebhook, startExtender, startWebhook, type RunningExtender, type RunningWebhook } from '../harness/lazarus.js';
+import { startLazarus, type RunningExtender, type RunningWebhook } from '../harness/lazarus.js';
 import { specHash } from '../../api/spec-hash.js';
 import * as K from '../../api/keys.js';
 import type { Container, OriginFacts } from '../../api/types.js';
@@ -75,9 +75,7 @@ beforeAll(async () => {
     // Passes the webhook's node affinity (amd64, criu ≥ 4.1.1): only the extender can turn it down.
     createNode(cp.client, { name: 'node-containerd', kernel: '6.8.0-45-generic', criu: '4.1.1', runtime: 'containerd://2.1.4', cpuFlags: flags }),
   ]);
-  extender = await startExtender(cp.client, extenderPort);
-  webhook = await startWebhook(cp.client);
-  await registerWebhook(cp.client, webhook.port, webhook.tls.ca);
+  ({ webhook, extender } = await startLazarus(cp.client, extenderPort));
   await createNamespace(cp.client, NS);
 }, 120_000);
 

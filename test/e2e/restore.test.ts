@@ -8,7 +8,7 @@ import { createNode, setUnschedulable } from '../harness/nodes.js';
 import { createNamespace, listEvents, waitFor } from '../harness/wait.js';
 import { installCrds, applyObjects } from '../harness/apply.js';
 import { freePort } from '../harness/processes.js';
-import { registerWebhook, startExtender, startWebhook, WEBHOOK_CONFIG_NAME, type RunningExtender, type RunningWebhook } from '../harness/lazarus.js';
+import { startLazarus, startWebhook, WEBHOOK_CONFIG_NAME, type RunningExtender, type RunningWebhook } from '../harness/lazarus.js';
 import { render, OVERLAYS } from '../support/kustomize.js';
 import * as K from '../../api/keys.js';
 import type { Checkpoint } from '../../api/types.js';
@@ -49,9 +49,7 @@ beforeAll(async () => {
     createNode(cp.client, { name: 'node-noavx2', kernel: '6.8.0-45-generic', criu: '4.1.1', runtime: 'cri-o://1.33.2', cpuFlags: ['fpu', 'sse4_2'] }),
     createNode(cp.client, { name: 'node-incapable', kernel: '6.8.0-45-generic', criu: '4.1.1', runtime: 'cri-o://1.33.2', cpuFlags: flags, restoreCapable: false }),
   ]);
-  extender = await startExtender(cp.client, extenderPort);
-  webhook = await startWebhook(cp.client);
-  await registerWebhook(cp.client, webhook.port, webhook.tls.ca);
+  ({ webhook, extender } = await startLazarus(cp.client, extenderPort));
 }, 120_000);
 
 afterAll(async () => {

@@ -155,3 +155,19 @@ export async function startExtender(client: KubeClient, port: number, options: {
     async stop() { stop.abort(); await server.close(); },
   };
 }
+
+/**
+ * Lazarus as a cluster runs it: the extender on the port the scheduler was configured with,
+ * and the webhook, registered with the caBundle it serves with. Stop each when done.
+ */
+export async function startLazarus(client: KubeClient, extenderPort: number): Promise<{ webhook: RunningWebhook; extender: RunningExtender }> {
+  const extender = await startExtender(client, extenderPort);
+  try {
+    const webhook = await startWebhook(client);
+    await registerWebhook(client, webhook.port, webhook.tls.ca);
+    return { webhook, extender };
+  } catch (err) {
+    await extender.stop();
+    throw err;
+  }
+}
