@@ -62,6 +62,7 @@ export class ClusterCache implements OwnerLookup {
 
   private readonly byWorkload = new Map<string, Checkpoint[]>();
   private policyList: EffectivePolicy[] = [];
+  private allSynced = false;
   readonly owners: OwnerLookup = this;
 
   /** Only the informers of `kinds` run (the extender needs no Checkpoints, for one). */
@@ -81,12 +82,16 @@ export class ClusterCache implements OwnerLookup {
     this.nodeStore = new Informer(client, { path: PATHS.nodes, transform: (o) => nodeFacts(o as Node, { index: true }) }, log);
   }
 
-  private informer(kind: CacheKind): Informer<unknown> {
-    const byKind: Record<CacheKind, Informer<unknown>> = {
-      checkpoints: this.checkpointStore, policies: this.policyStore, namespaces: this.namespaceStore,
-      replicasets: this.replicaSetStore, deployments: this.deploymentStore, statefulsets: this.statefulSetStore, nodes: this.nodeStore,
-    } as Record<CacheKind, Informer<unknown>>;
-    return byKind[kind];
+  private informer(kind: CacheKind): Pick<Informer<unknown>, 'run' | 'hasSynced'> {
+    switch (kind) {
+      case 'checkpoints': return this.checkpointStore;
+      case 'policies': return this.policyStore;
+      case 'namespaces': return this.namespaceStore;
+      case 'replicasets': return this.replicaSetStore;
+      case 'deployments': return this.deploymentStore;
+      case 'statefulsets': return this.statefulSetStore;
+      case 'nodes': return this.nodeStore;
+    }
   }
 
   /** Starts the informers; they stop when `signal` aborts. Resolves when all have stopped. */
@@ -94,10 +99,16 @@ export class ClusterCache implements OwnerLookup {
     await Promise.all(this.kinds.map((kind) => this.informer(kind).run(signal)));
   }
 
-  /** Undefined when every cache has synced; otherwise which have not. */
+  /**
+   * Undefined when every cache has synced; otherwise which have not. Asked on every admission:
+   * an informer never un-syncs (a relist keeps serving the old items), so once all have, the
+   * answer is remembered.
+   */
   notSynced(): string | undefined {
+    if (this.allSynced) return undefined;
     const pending = this.kinds.filter((kind) => !this.informer(kind).hasSynced);
-    return pending.length ? `caches not synced: ${pending.join(', ')}` : undefined;
+    if (pending.length === 0) { this.allSynced = true; return undefined; }
+    return `caches not synced: ${pending.join(', ')}`;
   }
 
   hasSynced(kind: CacheKind): boolean { return this.informer(kind).hasSynced; }
