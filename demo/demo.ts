@@ -8,7 +8,7 @@
  * here, or an existing cluster where Lazarus is installed.
  */
 import * as K from '../api/keys.js';
-import { isNotFound, type KubeClient } from '../kube/client.js';
+import type { KubeClient } from '../kube/client.js';
 import { selectPolicy } from '../api/policy.js';
 import { specHash } from '../api/spec-hash.js';
 import type { Checkpoint, Node, Pod } from '../api/types.js';
@@ -16,7 +16,7 @@ import { MAX_SCORE, SCORE, parsePairs } from '../api/compat.js';
 import { explainPod, formatExplanation, type Explanation } from '../explain/explain.js';
 import { snapshot } from '../explain/command.js';
 import { fakeNode } from '../test/harness/nodes.js';
-import { waitFor } from '../test/harness/wait.js';
+import { createNamespace, waitFor } from '../test/harness/wait.js';
 import {
   APP, CONTAINER, DEMO_LABEL, DEMO_TAINT, NAMESPACE, demoCheckpoints, demoDeployment, demoNodes, type DemoNode,
 } from './scenario.js';
@@ -42,7 +42,8 @@ export async function runScenario(env: Environment, deps: DemoDeps): Promise<voi
   const nodeName = (short: string): string => `${env.nodePrefix}${short}`;
 
   await say.step(async () => {
-    await createNamespace(client, signal);
+    // Pods are refused until the namespace's default ServiceAccount exists: createNamespace waits for it.
+    await createNamespace(client, NAMESPACE, { [DEMO_LABEL]: 'true' }, { signal });
     for (const n of nodes) await createDemoNode(client, n);
   }, () => ({
     title: `${nodes.length} nodes that differ in architecture, kernel, CRIU, CPU and runtime`,
@@ -151,20 +152,6 @@ function expectBest(e: Explanation, pod: BoundPod): void {
     const want = candidates.filter((n) => n.score === top).map((n) => n.node).join(' or ');
     throw new Error(`pod ${pod.metadata.name ?? ''} was bound to ${bound.node} (score ${bound.score}), but ${want} scores ${top}: is kube-scheduler configured with the Lazarus extender?`);
   }
-}
-
-async function createNamespace(client: KubeClient, signal: AbortSignal): Promise<void> {
-  await client.request('POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE, labels: { [DEMO_LABEL]: 'true' } } } });
-  // Pods are refused until the namespace's default ServiceAccount exists.
-  await waitFor(async () => {
-    try {
-      await client.request('GET', `/api/v1/namespaces/${NAMESPACE}/serviceaccounts/default`);
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
-  }, { timeoutMs: 30_000, signal, description: `the default ServiceAccount of namespace ${NAMESPACE}` });
 }
 
 /** A fake Node as a kubelet and the Lazarus agent would publish it, tainted for the demo only. */

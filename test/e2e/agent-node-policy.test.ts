@@ -4,9 +4,8 @@
  * a pod on node-a — may set Lazarus' labels and annotations on node-a and nothing else: not on
  * node-b, not the spec, not anybody else's labels or annotations.
  */
-import { writeFile } from 'node:fs/promises';
+import { serviceAccountToken, writeTokenKubeconfig } from '../harness/identity.js';
 import path from 'node:path';
-import { stringify } from 'yaml';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { createNode } from '../harness/nodes.js';
 import { applyObjects, type KubeObject } from '../harness/apply.js';
@@ -40,26 +39,13 @@ function agentObjects(objects: readonly KubeObject[]): KubeObject[] {
 
 /** A kubeconfig that authenticates with `token` only, as a pod's projected token does. */
 async function tokenClient(name: string, token: string): Promise<KubeClient> {
-  const file = path.join(cp.dir, `${name}.kubeconfig`);
-  await writeFile(file, stringify({
-    apiVersion: 'v1', kind: 'Config',
-    clusters: [{ name: 'lazarus', cluster: { server: cp.server, 'certificate-authority-data': Buffer.from(cp.ca.certPem).toString('base64') } }],
-    users: [{ name, user: { token } }],
-    contexts: [{ name: 'lazarus', context: { cluster: 'lazarus', user: name } }],
-    'current-context': 'lazarus',
-  }), { mode: 0o600 });
+  const file = await writeTokenKubeconfig(path.join(cp.dir, `${name}.kubeconfig`), cp.server, cp.ca.certPem, name, token);
   return createKubeClient(loadKubeConfig(file));
 }
 
 /** TokenRequest for the agent's ServiceAccount, bound to `pod` when given (the kubelet asks for exactly this). */
 async function agentToken(pod?: { name: string; uid: string }): Promise<string> {
-  const review = await cp.client.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${NS}/serviceaccounts/${SA}/token`, {
-    body: {
-      apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest',
-      spec: { expirationSeconds: 3600, ...(pod ? { boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.name, uid: pod.uid } } : {}) },
-    },
-  });
-  return review.status.token;
+  return serviceAccountToken(cp.client, NS, SA, pod);
 }
 
 async function whoAmI(client: KubeClient): Promise<{ username: string; extra?: Record<string, string[]> }> {

@@ -6,12 +6,12 @@
  * container that carries CRI-O's annotations for a pod the real ReplicaSet controller created and
  * the real scheduler bound to the agent's node.
  */
+import { serviceAccountToken, writeTokenKubeconfig } from '../harness/identity.js';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import * as K from '../../api/keys.js';
 import { specHash } from '../../api/spec-hash.js';
 import type { Checkpoint, Container, Node, Pod } from '../../api/types.js';
@@ -81,21 +81,9 @@ describeWithTools('agent daemon against the real control plane, a real registry,
     const agentPods = await waitForBoundPods<Pod>(admin(), SYSTEM_NS, 'app.kubernetes.io/name=lazarus-agent', 2, 30_000);
     const agentPod = agentPods.find((p) => (p.spec as { nodeName?: string }).nodeName === NODE);
     if (!agentPod?.metadata.name || !agentPod.metadata.uid) throw new Error('no agent pod');
-    const request = await admin().request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${SYSTEM_NS}/serviceaccounts/lazarus-agent/token`, {
-      body: {
-        apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest',
-        spec: { expirationSeconds: 3600, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: agentPod.metadata.name, uid: agentPod.metadata.uid } },
-      },
-    });
-    const kubeconfig = join(work, 'agent.kubeconfig');
-    await writeFile(kubeconfig, stringify({
-      apiVersion: 'v1', kind: 'Config',
-      clusters: [{ name: 'lazarus', cluster: { server, 'certificate-authority-data': Buffer.from(caPem).toString('base64') } }],
-      users: [{ name: 'lazarus-agent', user: { token: request.status.token } }],
-      contexts: [{ name: 'lazarus', context: { cluster: 'lazarus', user: 'lazarus-agent' } }],
-      'current-context': 'lazarus',
-    }), { mode: 0o600 });
-    return { token: request.status.token, kubeconfig, agentPod };
+    const token = await serviceAccountToken(admin(), SYSTEM_NS, 'lazarus-agent', { name: agentPod.metadata.name, uid: agentPod.metadata.uid });
+    const kubeconfig = await writeTokenKubeconfig(join(work, 'agent.kubeconfig'), server, caPem, 'lazarus-agent', token);
+    return { token, kubeconfig, agentPod };
   }
 
   beforeAll(async () => {

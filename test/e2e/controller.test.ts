@@ -4,13 +4,13 @@
  * failure → fallback with the real ReplicaSet controller, retention, and two leader-elected
  * controllers.
  */
+import { serviceAccountToken, writeTokenKubeconfig } from '../harness/identity.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { applyObjects, installCrds, parseObjects } from '../harness/apply.js';
 import { createNode, setUnschedulable } from '../harness/nodes.js';
 import { createNamespace, listEvents, listPods, waitFor, waitForBoundPods } from '../harness/wait.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { stringify } from 'yaml';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { FAKE_NODE_ADDRESS, startConnectProxy, type ConnectProxy } from '../support/connect-proxy.js';
@@ -150,17 +150,8 @@ async function startWebhook(label: string): Promise<{ admissions(): number; stop
 async function serviceAccountKubeconfig(file: string): Promise<string> {
   const rbac = parseObjects(await readFile(path.join(repoRoot(), 'manifests', 'base', 'rbac.yaml'), 'utf8'), 'rbac.yaml');
   await applyObjects(client, rbac, { namespace: 'lazarus-system' });
-  const request = await client.request<{ status: { token: string } }>('POST', '/api/v1/namespaces/lazarus-system/serviceaccounts/lazarus-controller/token', {
-    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
-  });
-  await writeFile(file, stringify({
-    apiVersion: 'v1', kind: 'Config',
-    clusters: [{ name: 'lazarus', cluster: { server: cp.server, 'certificate-authority-data': Buffer.from(cp.ca.certPem).toString('base64') } }],
-    users: [{ name: 'lazarus-controller', user: { token: request.status.token } }],
-    contexts: [{ name: 'lazarus', context: { cluster: 'lazarus', user: 'lazarus-controller' } }],
-    'current-context': 'lazarus',
-  }), { mode: 0o600 });
-  return file;
+  const token = await serviceAccountToken(client, 'lazarus-system', 'lazarus-controller');
+  return writeTokenKubeconfig(file, cp.server, cp.ca.certPem, 'lazarus-controller', token);
 }
 
 const hitsFor = (namespace: string, pod: string): CheckpointHit[] => kubelet.hits.filter((h) => h.namespace === namespace && h.pod === pod);

@@ -10,14 +10,14 @@
  * certificates live seconds, so serving certificates and the CA rotate while a Deployment
  * scales up and bare pods are created; every pod must arrive restored.
  */
+import { serviceAccountToken, writeTokenKubeconfig } from '../harness/identity.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { stringify } from 'yaml';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { createNode } from '../harness/nodes.js';
 import { createNamespace, waitFor } from '../harness/wait.js';
@@ -152,17 +152,8 @@ async function scale(replicas: number): Promise<void> {
 async function webhookServiceAccount(): Promise<{ client: KubeClient; kubeconfig: string }> {
   const rbac = parseObjects(await readFile(path.join(repoRoot(), 'manifests', 'base', 'rbac.yaml'), 'utf8'), 'rbac.yaml');
   await applyObjects(cp.client, rbac, { namespace: LAZARUS_NS });
-  const token = await cp.client.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${LAZARUS_NS}/serviceaccounts/lazarus-webhook/token`, {
-    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
-  });
-  const file = path.join(cp.dir, 'webhook-sa.kubeconfig');
-  await writeFile(file, stringify({
-    apiVersion: 'v1', kind: 'Config',
-    clusters: [{ name: 'lazarus', cluster: { server: cp.server, 'certificate-authority-data': Buffer.from(cp.ca.certPem).toString('base64') } }],
-    users: [{ name: 'lazarus-webhook', user: { token: token.status.token } }],
-    contexts: [{ name: 'lazarus', context: { cluster: 'lazarus', user: 'lazarus-webhook' } }],
-    'current-context': 'lazarus',
-  }), { mode: 0o600 });
+  const token = await serviceAccountToken(cp.client, LAZARUS_NS, 'lazarus-webhook');
+  const file = await writeTokenKubeconfig(path.join(cp.dir, 'webhook-sa.kubeconfig'), cp.server, cp.ca.certPem, 'lazarus-webhook', token);
   return { client: await createKubeClient(loadKubeConfig(file)), kubeconfig: file };
 }
 

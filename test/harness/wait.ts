@@ -65,7 +65,7 @@ export async function listEvents(client: KubeClient, namespace: string, filter: 
 }
 
 /** Creates a namespace and waits for its default ServiceAccount (pods are rejected before it exists). */
-export async function createNamespace(client: KubeClient, name: string, labels: Record<string, string> = {}, timeoutMs = 30_000): Promise<void> {
+export async function createNamespace(client: KubeClient, name: string, labels: Record<string, string> = {}, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
   await client.request('POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } } });
   await waitFor(async () => {
     try {
@@ -75,7 +75,7 @@ export async function createNamespace(client: KubeClient, name: string, labels: 
       if (isNotFound(err)) return false;
       throw err;
     }
-  }, { timeoutMs, description: `the default ServiceAccount of namespace ${name}` });
+  }, { timeoutMs: options.timeoutMs ?? 30_000, ...(options.signal ? { signal: options.signal } : {}), description: `the default ServiceAccount of namespace ${name}` });
 }
 
 export interface PodLike { metadata?: { name?: string; labels?: Record<string, string> }; spec?: { nodeName?: string; schedulerName?: string } }
