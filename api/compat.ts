@@ -119,6 +119,29 @@ export function nodeFacts(node: Node, options: NodeFactsOptions = {}): NodeFacts
   };
 }
 
+/**
+ * Whether two facts say the same about a node: what a cache compares to skip a Node update
+ * that changed nothing Lazarus reads (a kubelet status update, a heartbeat).
+ */
+export function sameNodeFacts(a: NodeFacts, b: NodeFacts): boolean {
+  return a.name === b.name && a.architecture === b.architecture && a.kernelVersion === b.kernelVersion
+    && a.criuVersion === b.criuVersion && a.runtime === b.runtime && a.restoreCapable === b.restoreCapable
+    && a.ready === b.ready && a.unschedulable === b.unschedulable
+    && sameFlags(a.cpuFlags, b.cpuFlags) && sameImages(a.images, b.images);
+}
+
+function sameFlags(a: FlagSet | undefined, b: FlagSet | undefined): boolean {
+  if (a === b) return true;
+  return a instanceof FlagText && b instanceof FlagText && a.text === b.text;
+}
+
+function sameImages(a: ImageIndex, b: ImageIndex): boolean {
+  if (a === b) return true;
+  if (!(a instanceof Set) || !(b instanceof Set) || a.size !== b.size) return false;
+  for (const name of a as Set<unknown>) if (!b.has(name as string)) return false;
+  return true;
+}
+
 function isReady(conditions: unknown): boolean {
   if (!Array.isArray(conditions)) return false;
   for (const c of conditions) {

@@ -31,16 +31,25 @@ function isInjectedTokenMount(mount: unknown): boolean {
 }
 
 /**
- * DESIGN §3: first 16 hex chars of SHA-256 over the canonical JSON of the container's image
- * (the original, pre-restore one — pass it as `originalImage` for a restored pod), command,
- * args, workingDir, env, envFrom and volumeMounts, each present only when non-empty.
+ * The container fields specHash covers, each present only when non-empty, with the injected
+ * token mount left out: "the same program" as data. A restored pod's original image goes in
+ * `originalImage`.
  */
-export function specHash(container: Container, originalImage?: string): string {
+export function hashedFields(container: Container, originalImage?: string): Partial<Container> {
   const subject: Record<string, unknown> = {};
   for (const field of HASHED_FIELDS) {
     let value = field === 'image' ? (originalImage ?? container.image) : container[field];
     if (field === 'volumeMounts' && Array.isArray(value)) value = value.filter((m) => !isInjectedTokenMount(m));
     if (!isEmpty(value)) subject[field] = value;
   }
-  return createHash('sha256').update(canonicalJson(subject)).digest('hex').slice(0, 16);
+  return subject as Partial<Container>;
+}
+
+/**
+ * DESIGN §3: first 16 hex chars of SHA-256 over the canonical JSON of the container's image
+ * (the original, pre-restore one — pass it as `originalImage` for a restored pod), command,
+ * args, workingDir, env, envFrom and volumeMounts, each present only when non-empty.
+ */
+export function specHash(container: Container, originalImage?: string): string {
+  return createHash('sha256').update(canonicalJson(hashedFields(container, originalImage))).digest('hex').slice(0, 16);
 }

@@ -3,8 +3,9 @@
  * RestorePolicies, Namespaces, ReplicaSets, Deployments, StatefulSets and Nodes — each
  * trimmed to the fields decisions use before it is stored.
  */
+import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import { nodeFacts, type NodeFacts } from '../api/compat.js';
+import { nodeFacts, sameNodeFacts, type NodeFacts } from '../api/compat.js';
 import { effectivePolicy } from '../api/policy.js';
 import type { Checkpoint, EffectivePolicy, Node, ObjectMeta, RestorePolicy, WorkloadRef } from '../api/types.js';
 import type { OwnerKind, OwnerLookup, OwnerView } from '../api/workload.js';
@@ -63,24 +64,33 @@ export class ClusterCache implements OwnerLookup {
   private readonly byWorkload = new Map<string, Checkpoint[]>();
   private policyList: EffectivePolicy[] = [];
   private allSynced = false;
+  private changes = 0;
   readonly owners: OwnerLookup = this;
 
   /** Only the informers of `kinds` run (the extender needs no Checkpoints, for one). */
   constructor(client: KubeClient, log: Logger, private readonly kinds: readonly CacheKind[] = Object.keys(PATHS) as CacheKind[]) {
+    // Updates that change nothing a decision reads are not changes: they keep generation() still.
+    const changed = (): void => { this.changes++; };
+    const equal = isDeepStrictEqual;
     this.checkpointStore = new Informer(client, {
-      path: PATHS.checkpoints, transform: trimCheckpoint,
-      onChange: (_key, now, before) => this.reindex(now, before),
+      path: PATHS.checkpoints, transform: trimCheckpoint, equal,
+      onChange: (_key, now, before) => { changed(); this.reindex(now, before); },
     }, log);
     this.policyStore = new Informer(client, {
-      path: PATHS.policies, transform: (o) => effectivePolicy(o as RestorePolicy),
-      onChange: () => { this.policyList = [...this.policyStore.values()]; },
+      path: PATHS.policies, transform: (o) => effectivePolicy(o as RestorePolicy), equal,
+      onChange: () => { changed(); this.policyList = [...this.policyStore.values()]; },
     }, log);
-    this.namespaceStore = new Informer(client, { path: PATHS.namespaces, transform: (o) => (o.metadata as ObjectMeta | undefined)?.labels }, log);
-    this.replicaSetStore = new Informer(client, { path: PATHS.replicasets, transform: ownerView }, log);
-    this.deploymentStore = new Informer(client, { path: PATHS.deployments, transform: ownerView }, log);
-    this.statefulSetStore = new Informer(client, { path: PATHS.statefulsets, transform: ownerView }, log);
-    this.nodeStore = new Informer(client, { path: PATHS.nodes, transform: (o) => nodeFacts(o as Node, { index: true }) }, log);
+    this.namespaceStore = new Informer(client, { path: PATHS.namespaces, transform: (o) => (o.metadata as ObjectMeta | undefined)?.labels, equal, onChange: changed }, log);
+    this.replicaSetStore = new Informer(client, { path: PATHS.replicasets, transform: ownerView, equal, onChange: changed }, log);
+    this.deploymentStore = new Informer(client, { path: PATHS.deployments, transform: ownerView, equal, onChange: changed }, log);
+    this.statefulSetStore = new Informer(client, { path: PATHS.statefulsets, transform: ownerView, equal, onChange: changed }, log);
+    this.nodeStore = new Informer(client, {
+      path: PATHS.nodes, transform: (o) => nodeFacts(o as Node, { index: true }), equal: sameNodeFacts, onChange: changed,
+    }, log);
   }
+
+  /** Changes whenever anything a decision reads does; equal numbers mean an equal view. */
+  generation(): number { return this.changes; }
 
   private informer(kind: CacheKind): Pick<Informer<unknown>, 'run' | 'hasSynced'> {
     switch (kind) {

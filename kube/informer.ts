@@ -19,6 +19,12 @@ export interface InformerOptions<T> {
   transform: (object: KubeObject) => T;
   /** Called after every change, with the key `namespace/name` (or `name`). */
   onChange?: (key: string, now: T | undefined, before: T | undefined) => void;
+  /**
+   * Whether two transformed values are the same. An update whose value is the same as the
+   * stored one (a ReplicaSet's status, a Node's heartbeat) then changes nothing: the stored
+   * value stays and onChange is not called. Default: every update is a change.
+   */
+  equal?: (a: T, b: T) => boolean;
   labelSelector?: string;
   pageSize?: number;
 }
@@ -89,10 +95,17 @@ export class Informer<T> {
   /** Replaces the whole cache, as a relist does. Public so benchmarks can load a cache without a server. */
   replaceAll(objects: readonly object[], resourceVersion = ''): void {
     const before = new Map(this.items);
+    const changed: string[] = [];
     this.items.clear();
-    for (const item of objects as readonly KubeObject[]) this.items.set(objectKey(item.metadata), this.options.transform(item));
+    for (const item of objects as readonly KubeObject[]) {
+      const key = objectKey(item.metadata);
+      const now = this.options.transform(item);
+      const old = before.get(key);
+      if (old !== undefined && this.options.equal?.(old, now)) this.items.set(key, old);
+      else { this.items.set(key, now); changed.push(key); }
+    }
     if (this.options.onChange) {
-      for (const [k, v] of this.items) this.options.onChange(k, v, before.get(k));
+      for (const k of changed) this.options.onChange(k, this.items.get(k), before.get(k));
       for (const [k, v] of before) if (!this.items.has(k)) this.options.onChange(k, undefined, v);
     }
     this.resourceVersion = resourceVersion;
@@ -113,6 +126,7 @@ export class Informer<T> {
       this.options.onChange?.(key, undefined, before);
     } else {
       const now = this.options.transform(object);
+      if (before !== undefined && this.options.equal?.(before, now)) return;
       this.items.set(key, now);
       this.options.onChange?.(key, now, before);
     }

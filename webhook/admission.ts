@@ -50,9 +50,20 @@ export function patched(patch: readonly Operation[], warnings: readonly string[]
 
 export const rejected = (code: number, message: string): Answer => ({ allowed: false, status: { code, message } });
 
-/** The only place a UID goes into a response. */
+const REVIEW_HEAD = `{"apiVersion":"${ADMISSION_API_VERSION}","kind":"AdmissionReview","response":{"uid":`;
+
+/**
+ * The only place a UID goes into a response: the answer is serialised once, and each request's
+ * UID goes in front of it (an answer reused for sibling pods is not serialised again).
+ */
+export function reviewTemplate(answer: Answer): (uid: string) => string {
+  const fields = JSON.stringify(answer);
+  const tail = fields === '{}' ? '}}' : `,${fields.slice(1)}}`;
+  return (uid) => REVIEW_HEAD + JSON.stringify(uid) + tail;
+}
+
 export function review(uid: string, answer: Answer): string {
-  return JSON.stringify({ apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response: { uid, ...answer } });
+  return reviewTemplate(answer)(uid);
 }
 
 export type ParsedReview = { ok: true; request: AdmissionRequest } | { ok: false; code: number; message: string; uid: string };

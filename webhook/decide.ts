@@ -8,7 +8,7 @@ import * as K from '../api/keys.js';
 import { canRestoreOn, formatPairs, type NodeFacts } from '../api/compat.js';
 import { formatAge } from '../api/duration.js';
 import { selectPolicy } from '../api/policy.js';
-import { specHash } from '../api/spec-hash.js';
+import { hashedFields, specHash } from '../api/spec-hash.js';
 import { criuString } from '../api/versions.js';
 import { resolveOptIn, resolveWorkload, type OwnerLookup } from '../api/workload.js';
 import type { Checkpoint, Container, EffectivePolicy, NodeSelectorRequirement, Pod, WorkloadRef } from '../api/types.js';
@@ -40,13 +40,44 @@ export interface Decision {
   warnings: string[];
   /** One line for logs and metrics labels' neighbours. */
   reason: string;
+  /**
+   * Until when (ms since the epoch, exclusive) the same input gets the same decision, if the
+   * cluster view does not change: a checkpoint ageing past maxCheckpointAge, or the age in a
+   * warning, can change it before then.
+   */
+  validUntil: number;
   policy?: string;
   checkpoints?: Record<string, string>;
 }
 
-const skip = (reason: string): Decision => ({ outcome: 'skipped', patch: [], warnings: [], reason });
-const cold = (reason: string, policy: EffectivePolicy): Decision =>
-  ({ outcome: 'cold', patch: [], warnings: [`lazarus: ${reason}; starting cold`], reason, policy: policy.name });
+/** Warnings give checkpoint ages to the second. */
+const AGE_RESOLUTION_MS = 1_000;
+
+const skip = (reason: string): Decision => ({ outcome: 'skipped', patch: [], warnings: [], reason, validUntil: Infinity });
+const cold = (reason: string, policy: EffectivePolicy, validUntil: number): Decision =>
+  ({ outcome: 'cold', patch: [], warnings: [`lazarus: ${reason}; starting cold`], reason, policy: policy.name, validUntil });
+
+/**
+ * The pod reduced to what decide() reads: its identity and owners, annotations and labels, each
+ * container's name and spec-hash fields, and the scheduling fields a restore patches. Sibling
+ * pods of one ReplicaSet reduce to the same value (the injected token mount, whose name differs
+ * per pod, is left out as specHash leaves it out), so it can key a cache of decisions.
+ */
+export function decisionInputs(pod: Pod): Pod {
+  const { name, generateName, annotations, labels, ownerReferences } = pod.metadata;
+  const { affinity, schedulerName, imagePullSecrets } = pod.spec;
+  const metadata: Pod['metadata'] = {};
+  if (name !== undefined) metadata.name = name;
+  if (generateName !== undefined) metadata.generateName = generateName;
+  if (annotations !== undefined) metadata.annotations = annotations;
+  if (labels !== undefined) metadata.labels = labels;
+  if (ownerReferences !== undefined) metadata.ownerReferences = ownerReferences;
+  const spec: Pod['spec'] = { containers: pod.spec.containers.map((c) => ({ name: c.name, ...hashedFields(c) })) };
+  if (affinity !== undefined) spec.affinity = affinity;
+  if (schedulerName !== undefined) spec.schedulerName = schedulerName;
+  if (imagePullSecrets !== undefined) spec.imagePullSecrets = imagePullSecrets;
+  return { metadata, spec };
+}
 
 export function decide(input: AdmissionInput, view: ClusterView): Decision {
   const { pod, namespace } = input;
@@ -64,7 +95,7 @@ export function decide(input: AdmissionInput, view: ClusterView): Decision {
   if (!optIn.enabled) return { ...skip(optIn.because), policy: policy.name };
 
   const choice = chooseCheckpoints(pod.spec.containers, namespace, resolved.workload, view, policy, input.now);
-  if (!choice.ok) return cold(choice.reason, policy);
+  if (!choice.ok) return cold(choice.reason, policy, choice.freshUntil);
 
   const origin = choice.origin;
   const rules = { compatibility: policy.spec.compatibility, placement: policy.spec.placement };
@@ -73,7 +104,7 @@ export function decide(input: AdmissionInput, view: ClusterView): Decision {
     if (canRestoreOn(origin.spec.origin, node, rules)) { restorable = true; break; }
   }
   if (!restorable) {
-    return cold(`no Ready node can restore checkpoints from ${origin.spec.origin.node} (${origin.spec.origin.architecture}, criu ${criuString(origin.spec.origin.criuVersion)})`, policy);
+    return cold(`no Ready node can restore checkpoints from ${origin.spec.origin.node} (${origin.spec.origin.architecture}, criu ${criuString(origin.spec.origin.criuVersion)})`, policy, choice.freshUntil);
   }
 
   // Only the fields a restore changes are copied and diffed: the same patch as diffing the whole
@@ -89,12 +120,14 @@ export function decide(input: AdmissionInput, view: ClusterView): Decision {
     reason: `restored from ${choice.sourcePod}`,
     policy: policy.name,
     checkpoints: Object.fromEntries([...choice.byContainer].map(([c, cp]) => [c, cp.metadata.name ?? ''])),
+    validUntil: Math.min(choice.freshUntil, input.now + AGE_RESOLUTION_MS),
   };
 }
 
+/** `freshUntil`: when the first checkpoint that counted as fresh stops being fresh. */
 type Choice =
-  | { ok: true; byContainer: Map<string, Checkpoint>; sourcePod: string; origin: Checkpoint }
-  | { ok: false; reason: string };
+  | { ok: true; byContainer: Map<string, Checkpoint>; sourcePod: string; origin: Checkpoint; freshUntil: number }
+  | { ok: false; reason: string; freshUntil: number };
 
 /** Parsed once per checkpoint object: the cache hands out the same objects on every request. */
 const takenAtMs = new WeakMap<Checkpoint, number>();
@@ -121,18 +154,21 @@ function newerFirst(a: Checkpoint, b: Checkpoint): number {
 export function chooseCheckpoints(containers: readonly Container[], namespace: string, workload: WorkloadRef,
   view: Pick<ClusterView, 'checkpoints'>, policy: EffectivePolicy, now: number): Choice {
   const usable = new Map<string, Checkpoint[]>();
+  let freshUntil = Infinity;
   for (const container of containers) {
     const all = view.checkpoints(namespace, workload, container.name);
     const hash = specHash(container);
     const ready = all.filter((cp) => cp.status?.phase === 'Ready');
     const fresh = ready.filter((cp) => now - takenAt(cp) <= policy.maxCheckpointAgeMs);
+    for (const cp of fresh) freshUntil = Math.min(freshUntil, takenAt(cp) + policy.maxCheckpointAgeMs + 1);
     const matching = fresh.filter((cp) => cp.spec.specHash === hash);
     if (matching.length === 0) {
       const what = `${workload.kind} ${workload.name} container ${container.name}`;
-      if (all.length === 0) return { ok: false, reason: `no checkpoint of ${what}` };
-      if (ready.length === 0) return { ok: false, reason: `no Ready checkpoint of ${what}` };
-      if (fresh.length === 0) return { ok: false, reason: `every Ready checkpoint of ${what} is older than maxCheckpointAge ${policy.spec.maxCheckpointAge}` };
-      return { ok: false, reason: `no Ready checkpoint of ${what} has the pod's spec hash ${hash} (the container changed since)` };
+      const no = (reason: string): Choice => ({ ok: false, reason, freshUntil });
+      if (all.length === 0) return no(`no checkpoint of ${what}`);
+      if (ready.length === 0) return no(`no Ready checkpoint of ${what}`);
+      if (fresh.length === 0) return no(`every Ready checkpoint of ${what} is older than maxCheckpointAge ${policy.spec.maxCheckpointAge}`);
+      return no(`no Ready checkpoint of ${what} has the pod's spec hash ${hash} (the container changed since)`);
     }
     usable.set(container.name, matching.sort(newerFirst));
   }
@@ -147,10 +183,10 @@ export function chooseCheckpoints(containers: readonly Container[], namespace: s
       byContainer.set(container.name, cp);
     }
     if (byContainer.size === containers.length) {
-      return { ok: true, byContainer, sourcePod: candidate.spec.sourcePod, origin: candidate };
+      return { ok: true, byContainer, sourcePod: candidate.spec.sourcePod, origin: candidate, freshUntil };
     }
   }
-  return { ok: false, reason: 'no single source pod has usable checkpoints of every container' };
+  return { ok: false, reason: 'no single source pod has usable checkpoints of every container', freshUntil };
 }
 
 /**

@@ -4,11 +4,17 @@
  */
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { allowed, parseReview, patched, podOf, rejected, review } from './admission.js';
-import { decide, type ClusterView, type Decision } from './decide.js';
+import { allowed, parseReview, patched, podOf, rejected, review, reviewTemplate } from './admission.js';
+import { DecisionCache } from './decision-cache.js';
+import { decide, decisionInputs, type ClusterView, type Decision } from './decide.js';
 
 export interface HandlerDeps {
   view: ClusterView;
+  /**
+   * Changes whenever anything in the view does. With it, sibling pods reuse an answer while it
+   * holds (DecisionCache); without it, every admission is decided afresh.
+   */
+  generation?: () => number;
   /** Undefined when ready; otherwise why decisions cannot be trusted yet. */
   notReady: () => string | undefined;
   excludedNamespaces: ReadonlySet<string>;
@@ -21,56 +27,80 @@ export interface HandlerDeps {
 
 export interface HttpAnswer { status: number; body: string }
 
+const OUTCOMES = ['restored', 'cold', 'skipped', 'unready', 'error', 'invalid'] as const;
+
+/** A decision with its answer serialised but for the UID. */
+interface Answered { decision: Decision; answer: (uid: string) => string }
+
 export function createAdmissionHandler(deps: HandlerDeps): (body: string) => HttpAnswer {
   const decisions = new Counter({
-    name: 'lazarus_webhook_admissions_total', help: 'Pod admissions by outcome (restored, cold, skipped, unready, error, invalid).',
+    name: 'lazarus_webhook_admissions_total', help: `Pod admissions by outcome (${OUTCOMES.join(', ')}).`,
     labelNames: ['outcome'], registers: [deps.registry],
+  });
+  // Bound once: a label lookup per admission is measurable on this path.
+  const counted = Object.fromEntries(OUTCOMES.map((o) => [o, decisions.labels(o)])) as Record<typeof OUTCOMES[number], { inc(): void }>;
+  const reused = new Counter({
+    name: 'lazarus_webhook_decisions_reused_total', help: 'Admissions answered with the decision made for an identical sibling pod.',
+    registers: [deps.registry],
   });
   const latency = new Histogram({
     name: 'lazarus_webhook_decision_seconds', help: 'Time to decide one admission (excluding transport).',
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05], registers: [deps.registry],
+    buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05], registers: [deps.registry],
   });
   const decideFn = deps.decideFn ?? decide;
+  const generation = deps.generation;
+  const cache = generation ? new DecisionCache<Answered>() : undefined;
   const ok = (uid: string, answer: ReturnType<typeof allowed>): HttpAnswer => ({ status: 200, body: review(uid, answer) });
 
   return (body) => {
     const parsed = parseReview(body);
     if (!parsed.ok) {
-      decisions.inc({ outcome: 'invalid' });
+      counted.invalid.inc();
       return { status: parsed.code, body: review(parsed.uid, rejected(parsed.code, parsed.message)) };
     }
     const request = parsed.request;
     if (request.kind.kind !== 'Pod' || request.operation !== 'CREATE') return ok(request.uid, allowed());
     const pod = podOf(request);
     if (!pod) {
-      decisions.inc({ outcome: 'invalid' });
+      counted.invalid.inc();
       return { status: 400, body: review(request.uid, rejected(400, 'request.object is not a Pod with metadata, spec and named containers')) };
     }
     const notReady = deps.notReady();
     if (notReady !== undefined) {
-      decisions.inc({ outcome: 'unready' });
+      counted.unready.inc();
       return ok(request.uid, allowed([`lazarus: webhook not ready (${notReady}); pod admitted unchanged`]));
     }
     const started = performance.now();
-    let decision: Decision;
-    try {
-      decision = decideFn({
-        pod, namespace: request.namespace || pod.metadata.namespace || '',
-        excludedNamespaces: deps.excludedNamespaces, now: deps.clock(),
-      }, deps.view);
-    } catch (err) {
-      decisions.inc({ outcome: 'error' });
-      deps.log.error({ uid: request.uid, err }, 'admission decision failed; admitting unchanged');
-      return ok(request.uid, allowed([`lazarus: internal error, pod admitted unchanged (request ${request.uid})`]));
+    const now = deps.clock();
+    const namespace = request.namespace || pod.metadata.namespace || '';
+    // decide() sees only the inputs, so the key covers everything the decision depends on.
+    const inputs = decisionInputs(pod);
+    const version = generation?.() ?? 0;
+    const key = cache && `${namespace}\u0000${JSON.stringify(inputs)}`;
+    let answered = key === undefined ? undefined : cache?.get(key, version, now);
+    if (answered) {
+      reused.inc();
+    } else {
+      let decision: Decision;
+      try {
+        decision = decideFn({ pod: inputs, namespace, excludedNamespaces: deps.excludedNamespaces, now }, deps.view);
+      } catch (err) {
+        counted.error.inc();
+        deps.log.error({ uid: request.uid, err }, 'admission decision failed; admitting unchanged');
+        return ok(request.uid, allowed([`lazarus: internal error, pod admitted unchanged (request ${request.uid})`]));
+      }
+      answered = { decision, answer: reviewTemplate(patched(decision.patch, decision.warnings)) };
+      if (key !== undefined) cache?.set(key, version, answered, decision.validUntil);
     }
     latency.observe((performance.now() - started) / 1000);
-    decisions.inc({ outcome: decision.outcome });
+    const { decision } = answered;
+    counted[decision.outcome].inc();
     if (decision.outcome !== 'skipped') {
       deps.log.info({
         uid: request.uid, namespace: request.namespace, pod: pod.metadata.name || pod.metadata.generateName,
         outcome: decision.outcome, reason: decision.reason, policy: decision.policy, checkpoints: decision.checkpoints, dryRun: request.dryRun,
       }, 'admission');
     }
-    return ok(request.uid, patched(decision.patch, decision.warnings));
+    return { status: 200, body: answered.answer(request.uid) };
   };
 }

@@ -1,11 +1,18 @@
 import jsonPatch from 'fast-json-patch';
-import { decide, type ClusterView } from '../../webhook/decide.js';
+import { decide, decisionInputs, type ClusterView } from '../../webhook/decide.js';
 import type { Pod } from '../../api/types.js';
 import type { ViewData } from '../support/builders.js';
 import { HOUR, MINUTE, NOW, ago, checkpoint, container, node, policy, rsPod, view } from '../support/builders.js';
 
 const EXCLUDED = new Set(['kube-system', 'lazarus-system']);
-const run = (pod: Pod, v: ClusterView, namespace = 'shop') => decide({ pod, namespace, excludedNamespaces: EXCLUDED, now: NOW }, v);
+const run = (pod: Pod, v: ClusterView, namespace = 'shop') => {
+  const input = { pod, namespace, excludedNamespaces: EXCLUDED, now: NOW };
+  const decision = decide(input, v);
+  // Every row also proves that the pod's decisionInputs (the handler's cache key) carry
+  // everything the decision reads.
+  expect(decide({ ...input, pod: decisionInputs(pod) }, v)).toEqual(decision);
+  return decision;
+};
 const apply = (pod: Pod, patch: jsonPatch.Operation[]): Pod => jsonPatch.applyPatch(structuredClone(pod), patch, true, false).newDocument;
 
 describe('decide: opt-in', () => {

@@ -39,13 +39,15 @@ describe('webhook over HTTPS', () => {
   let server: RunningServer;
   let ready: string | undefined;
   let explode = false;
+  let generation = 0;
   const agent = new https.Agent({ keepAlive: true, maxSockets: 16 });
 
   beforeAll(async () => {
     const registry = new Registry();
     const log = silentLogger();
     const handle = createAdmissionHandler({
-      view: clusterFor(review), notReady: () => ready, excludedNamespaces: new Set(['kube-system']),
+      // As in production: sibling pods reuse answers while the generation stands.
+      view: clusterFor(review), generation: () => generation, notReady: () => ready, excludedNamespaces: new Set(['kube-system']),
       clock: () => NOW, log, registry,
       decideFn: (input, v) => {
         if (explode) throw new Error('boom');
@@ -122,6 +124,7 @@ describe('webhook over HTTPS', () => {
 
   it('an internal error admits unchanged, with the request UID in the warning', async () => {
     explode = true;
+    generation++; // the view changed: no reusing the answer decided before
     try {
       const out = JSON.parse((await send(JSON.stringify(review))).body);
       expect(out.response).toEqual({ uid: review.request.uid, allowed: true, warnings: [`lazarus: internal error, pod admitted unchanged (request ${review.request.uid})`] });
