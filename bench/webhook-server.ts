@@ -1,6 +1,7 @@
 /**
  * Child process for bench/webhook.ts: `lazarus` serves the real webhook with its caches loaded
- * with 30,000 Checkpoints, 50,000 ReplicaSets and 5,000 Nodes; `floor` is a bare node:https
+ * with 30,000 Checkpoints, 50,000 ReplicaSets and 5,000 Nodes (`lazarus-fresh`: the same with
+ * decision reuse off, so every admission is decided afresh); `floor` is a bare node:https
  * server that reads and JSON.parses the body and answers a constant AdmissionReview of the
  * same size. Prints `port=N` when listening.
  */
@@ -89,7 +90,7 @@ if (mode === 'floor') {
   }));
 
   const registry = new Registry();
-  const handle = createAdmissionHandler({ view: cache, generation: () => cache.generation(), notReady: () => cache.notSynced(), excludedNamespaces: new Set(['kube-system']), clock: Date.now, log, registry });
+  const handle = createAdmissionHandler({ view: cache, ...(mode === 'lazarus-fresh' ? {} : { generation: () => cache.generation() }), notReady: () => cache.notSynced(), excludedNamespaces: new Set(['kube-system']), clock: Date.now, log, registry });
   const running = await startWebhookServer({ port: 0, host: '127.0.0.1', tls, handle, ops: opsApp({ registry, notReadyReason: () => undefined }) });
   console.log(`port=${running.port}`);
 }
