@@ -10,11 +10,14 @@ import { resolveWorkload } from '../api/workload.js';
 import type { EffectivePolicy, ObjectMeta } from '../api/types.js';
 import type { KubeClient } from '../kube/client.js';
 import { ClusterCache } from '../kube/cluster-cache.js';
+import { NameIndex } from './name-index.js';
 import type { WirePod } from './protocol.js';
 
 export interface ClusterLookups {
   policyFor(pod: WirePod): EffectivePolicy;
   nodeByName(name: string): NodeFacts | undefined;
+  /** The same nodes for NodeNames requests read in place; rebuilt when the nodes change. */
+  nameIndex(): NameIndex;
   nodeCacheProblem(): string | undefined;
   notReadyReason(): string | undefined;
   /** Runs the informers until `signal` aborts. */
@@ -37,7 +40,17 @@ export function policyForPod(cache: Pick<ClusterCache, 'policies' | 'namespaceLa
 
 export function clusterLookups(client: KubeClient, log: Logger): ClusterLookups {
   const cache = new ClusterCache(client, log, ['policies', 'namespaces', 'replicasets', 'deployments', 'statefulsets', 'nodes']);
+  let index: NameIndex | undefined;
+  let indexedVersion = -1;
   return {
+    nameIndex: () => {
+      // Node updates that change no facts do not count (ClusterCache), so rebuilds are rare.
+      if (!index || indexedVersion !== cache.nodeStore.version) {
+        index = new NameIndex(cache.nodes());
+        indexedVersion = cache.nodeStore.version;
+      }
+      return index;
+    },
     policyFor: (pod) => policyForPod(cache, pod),
     nodeByName: (name) => cache.node(name),
     nodeCacheProblem: () => (cache.hasSynced('nodes') ? undefined : 'lazarus extender: node cache not synced yet'),

@@ -92,7 +92,7 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     const client = await createKubeClient(loadKubeConfig(config.kubeconfig));
     const cluster = clusterLookups(client, log);
     Object.assign(deps, {
-      policyFor: cluster.policyFor, nodeByName: cluster.nodeByName,
+      policyFor: cluster.policyFor, nodeByName: cluster.nodeByName, nameIndex: cluster.nameIndex,
       nodeCacheProblem: cluster.nodeCacheProblem, notReadyReason: cluster.notReadyReason,
     });
     informers = cluster.run(stop.signal);

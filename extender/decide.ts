@@ -4,6 +4,7 @@
  */
 import { compileCompatibility, compileExplain, compileScore, nodeFacts, podRestoreFacts, type CompatRule, type NodeFacts, type PodRestoreFacts, type Rules } from '../api/compat.js';
 import type { EffectivePolicy, Node } from '../api/types.js';
+import type { NameIndex } from './name-index.js';
 import type { ExtenderArgs, ExtenderFilterResult, HostPriorityList, WireNodeList, WirePod } from './protocol.js';
 
 export interface Lookups {
@@ -18,6 +19,8 @@ export interface Lookups {
    * it every request judges every node afresh.
    */
   judges?: JudgeCache | undefined;
+  /** The node cache by name-in-a-body (names-wire.ts); absent, NodeNames requests are decoded. */
+  nameIndex?: (() => NameIndex) | undefined;
 }
 
 /** A request that passed validation: exactly one mode. */
@@ -31,15 +34,20 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** Undefined when `pod` can be an ExtenderArgs.Pod; otherwise what is wrong with it. */
+export function podProblem(pod: unknown): string | undefined {
+  if (!isRecord(pod)) return 'ExtenderArgs.Pod is missing or not an object';
+  if (pod.metadata !== undefined && pod.metadata !== null && !isRecord(pod.metadata)) return 'ExtenderArgs.Pod.metadata is not an object';
+  return undefined;
+}
+
 /** Checks the envelope only; node objects are read defensively by nodeFacts. */
 export function validateArgs(body: unknown): Validation {
   if (!isRecord(body)) return { ok: false, error: 'request body is not a JSON object (want ExtenderArgs{Pod, Nodes, NodeNames})' };
   const args = body as Partial<ExtenderArgs>;
   const pod = args.Pod;
-  if (!isRecord(pod)) return { ok: false, error: 'ExtenderArgs.Pod is missing or not an object' };
-  if (pod.metadata !== undefined && pod.metadata !== null && !isRecord(pod.metadata)) {
-    return { ok: false, error: 'ExtenderArgs.Pod.metadata is not an object' };
-  }
+  const problem = podProblem(pod);
+  if (problem !== undefined || !isRecord(pod)) return { ok: false, error: problem ?? 'ExtenderArgs.Pod is not an object' };
   const nodes = args.Nodes;
   if (nodes !== undefined && nodes !== null) {
     if (!isRecord(nodes)) return { ok: false, error: 'ExtenderArgs.Nodes is not a NodeList object' };
@@ -176,6 +184,90 @@ export function filter(request: Request, lookups: Lookups): FilterOutcome {
   return { result: filterResult({ NodeNames: kept, FailedAndUnresolvableNodes: failed }), tally };
 }
 
+/**
+ * NodeNames requests whose names stay in the request text (names-wire.ts): `spans` holds each
+ * name's [start, end) in `text`, two entries per name. The same verdicts and scores as filter()
+ * and prioritize(), reported per name index to the encoder rather than collected in objects.
+ */
+export interface NameSpans { text: string; spans: Int32Array; count: number }
+
+export interface FilterSink { pass(i: number): void; fail(i: number, verdict: Verdict): void }
+
+/**
+ * filter() over name spans. Undefined when this path cannot answer (no name index, or no
+ * usable node cache: filter() explains that); `restored: false` means every node passes and
+ * the sink was not called.
+ */
+export function filterSpans(pod: WirePod, names: NameSpans, lookups: Lookups, sink: FilterSink): Tally | undefined {
+  const restore = podRestoreFacts({ metadata: pod.metadata ?? {} } as Node);
+  if (!restore) return newTally(false, names.count);
+  const index = usableIndex(lookups);
+  if (!index) return undefined;
+  const judge = judgeOf(restore, rulesOf(lookups.policyFor(pod)), lookups.judges);
+  const memo = index.memo(judge, spanMemo);
+  const tally = newTally(true, names.count);
+  const { text, spans } = names;
+  for (let i = 0; i < names.count; i++) {
+    const p = index.position(text, spans[2 * i] ?? 0, spans[2 * i + 1] ?? 0);
+    if (p === -1) { tally.unknown++; sink.pass(i); continue; }
+    let verdict = memo.verdicts[p];
+    if (verdict === undefined) {
+      const facts = index.factsAt(p);
+      verdict = (facts && judge.verdict(facts)) ?? PASS;
+      memo.verdicts[p] = verdict;
+    }
+    if (verdict === PASS) sink.pass(i);
+    else {
+      sink.fail(i, verdict);
+      count(tally, verdict);
+    }
+  }
+  return tally;
+}
+
+/** prioritize() over name spans: `score(i, s)` for every name, in order. Undefined as for filterSpans. */
+export function prioritizeSpans(pod: WirePod, names: NameSpans, lookups: Lookups, score: (i: number, s: number) => void): Tally | undefined {
+  const restore = podRestoreFacts({ metadata: pod.metadata ?? {} } as Node);
+  const tally = newTally(restore !== undefined, names.count);
+  if (!restore) {
+    for (let i = 0; i < names.count; i++) score(i, 0);
+    return tally;
+  }
+  const index = usableIndex(lookups);
+  if (!index) return undefined;
+  const judge = judgeOf(restore, rulesOf(lookups.policyFor(pod)), lookups.judges);
+  const memo = index.memo(judge, spanMemo);
+  const { text, spans } = names;
+  for (let i = 0; i < names.count; i++) {
+    const p = index.position(text, spans[2 * i] ?? 0, spans[2 * i + 1] ?? 0);
+    if (p === -1) { tally.unknown++; score(i, 0); continue; }
+    let s = memo.scores[p] ?? UNSCORED;
+    if (s === UNSCORED) {
+      const facts = index.factsAt(p);
+      s = facts && judge.passes(facts) ? judge.score(facts) : 0;
+      memo.scores[p] = s;
+    }
+    score(i, s);
+  }
+  return tally;
+}
+
+const UNSCORED = -1;
+
+/** What one judge remembers about the nodes of one NameIndex, by position. */
+interface SpanMemo { verdicts: (Verdict | typeof PASS | undefined)[]; scores: Float64Array }
+function spanMemo(size: number): SpanMemo {
+  return { verdicts: new Array<Verdict | typeof PASS | undefined>(size), scores: new Float64Array(size).fill(UNSCORED) };
+}
+
+function usableIndex(lookups: Lookups): NameIndex | undefined {
+  if (!lookups.nameIndex || !lookups.nodeByName || lookups.nodeCacheProblem?.() !== undefined) return undefined;
+  return lookups.nameIndex();
+}
+
+/** A remembered verdict that a node passes. */
+const PASS = Symbol('pass');
+
 /** Why a node cannot restore the pod: one message for the scheduler, the rules for metrics. */
 export interface Verdict { message: string; rules: readonly CompatRule[] }
 
@@ -216,7 +308,6 @@ export interface JudgeCache {
   judge(restore: PodRestoreFacts, rules: Rules): Judge;
 }
 
-const PASS = Symbol('pass');
 
 /**
  * Judges by (origin, base images, policy rules), each remembering its verdicts and scores per

@@ -11,10 +11,11 @@
 
 export interface Span { start: number; end: number }
 
-const QUOTE = 0x22, BACKSLASH = 0x5c, COMMA = 0x2c, COLON = 0x3a;
-const OPEN_OBJ = 0x7b, CLOSE_OBJ = 0x7d, OPEN_ARR = 0x5b, CLOSE_ARR = 0x5d;
+export const QUOTE = 0x22, BACKSLASH = 0x5c, COMMA = 0x2c, COLON = 0x3a;
+export const OPEN_OBJ = 0x7b, CLOSE_OBJ = 0x7d, OPEN_ARR = 0x5b, CLOSE_ARR = 0x5d;
 
-class GiveUp extends Error {}
+/** Thrown by the scanner on anything it does not expect; callers fall back to JSON.parse. */
+export class GiveUp extends Error {}
 
 // The scanner reads the body as a latin1 string: one character per byte, so string indexes
 // are byte offsets, and String.prototype.indexOf (a V8 builtin) jumps over string contents.
@@ -23,7 +24,7 @@ function isWs(c: number): boolean {
   return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 }
 
-function skipWs(t: string, i: number): number {
+export function skipWs(t: string, i: number): number {
   while (i < t.length && isWs(t.charCodeAt(i))) i++;
   return i;
 }
@@ -42,7 +43,7 @@ function skipString(t: string, i: number): number {
 }
 
 /** Returns the index after the value starting at `i` (no leading whitespace). */
-function skipValue(t: string, i: number): number {
+export function skipValue(t: string, i: number): number {
   const c = t.charCodeAt(i);
   if (c === QUOTE) return skipString(t, i);
   if (c === OPEN_OBJ || c === OPEN_ARR) {
@@ -69,12 +70,12 @@ function skipValue(t: string, i: number): number {
 }
 
 /** The key at `start..end` (quotes included) is exactly `name`. Escaped keys never match. */
-function keyIs(t: string, start: number, end: number, name: string): boolean {
+export function keyIs(t: string, start: number, end: number, name: string): boolean {
   return end - start - 2 === name.length && t.startsWith(name, start + 1);
 }
 
 /** Calls `onMember(keyStart, keyEnd, valueStart)` for each member; returns the index after `}`. */
-function eachMember(t: string, i: number, onMember: (keyStart: number, keyEnd: number, valueStart: number) => number): number {
+export function eachMember(t: string, i: number, onMember: (keyStart: number, keyEnd: number, valueStart: number) => number): number {
   if (t.charCodeAt(i) !== OPEN_OBJ) throw new GiveUp();
   i = skipWs(t, i + 1);
   if (t.charCodeAt(i) === CLOSE_OBJ) return i + 1;

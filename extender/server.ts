@@ -13,8 +13,10 @@ import type { Registry } from 'prom-client';
 import { opsApp } from '../runtime/ops-app.js';
 import type { NodeFacts } from '../api/compat.js';
 import type { EffectivePolicy } from '../api/types.js';
-import { createJudgeCache, errorFilterResult, filter, prioritize, validateArgs, type Lookups, type Tally } from './decide.js';
+import { createJudgeCache, errorFilterResult, filter, filterSpans, prioritize, prioritizeSpans, validateArgs, type Lookups, type Tally } from './decide.js';
 import { extenderMetrics, type Outcome } from './metrics.js';
+import type { NameIndex } from './name-index.js';
+import { NamesEncoder, SpanScratch, readNamesArgs, type NamesArgs, type Reply } from './names-wire.js';
 import type { ExtenderFilterResult, Verb, WirePod } from './protocol.js';
 import { encodeNodeList, locateItems } from './raw-json.js';
 
@@ -27,6 +29,11 @@ export interface ExtenderDeps {
   nodeByName?: ((name: string) => NodeFacts | undefined) | undefined;
   /** Why the node cache cannot answer NodeNames requests yet; undefined when it can. */
   nodeCacheProblem?: (() => string | undefined) | undefined;
+  /**
+   * The same nodes as nodeByName, indexed for NodeNames requests read in place (names-wire.ts);
+   * without it they are decoded, which costs a string per name.
+   */
+  nameIndex?: (() => NameIndex) | undefined;
   /** Undefined when ready; else why not (e.g. caches not synced). */
   notReadyReason?: () => string | undefined;
   logger: Logger;
@@ -88,7 +95,10 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Body> {
 
 function send(res: http.ServerResponse, status: number, payload: unknown, headers: Record<string, string> = {}): void {
   // Encode once: byteLength + a string write would walk a 30 MB answer twice.
-  const data = Buffer.from(JSON.stringify(payload), 'utf8');
+  sendBytes(res, status, Buffer.from(JSON.stringify(payload), 'utf8'), headers);
+}
+
+function sendBytes(res: http.ServerResponse, status: number, data: Buffer, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': data.length, ...headers });
   res.end(data);
 }
@@ -133,9 +143,44 @@ export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
   const now = deps.now ?? monotonicSeconds;
   const metrics = extenderMetrics(deps.registry);
   const log = deps.logger;
-  const lookups: Lookups = { policyFor: (pod) => deps.policyFor(pod), nodeByName: deps.nodeByName, nodeCacheProblem: deps.nodeCacheProblem, judges: createJudgeCache() };
+  const lookups: Lookups = {
+    policyFor: (pod) => deps.policyFor(pod), nodeByName: deps.nodeByName, nodeCacheProblem: deps.nodeCacheProblem,
+    judges: createJudgeCache(), nameIndex: deps.nameIndex,
+  };
+  // Reused by every request: each is answered synchronously once its body is in.
+  const scratch = new SpanScratch();
+  const encoder = new NamesEncoder();
   const app = opsApp({ registry: deps.registry, notReadyReason: deps.notReadyReason ?? (() => undefined) });
   const ops: RequestListener = (req, res) => { app(req, res); };
+
+  function logOutcome(verb: Verb, pod: WirePod, mode: 'nodes' | 'names', tally: Tally): void {
+    if (!log.isLevelEnabled('debug')) return;
+    // Debug, not info: two lines per scheduled pod cost the scheduling cycle a synchronous
+    // write each (bench/RESULTS.md "Scheduler"); the outcome stays in the metrics (requests
+    // by outcome, nodes filtered by rule) and the reasons in the scheduler's pod events.
+    if (tally.restored) log.debug({ verb, pod: podKey(pod), mode, nodes: tally.nodes, passed: tally.passed, unknown: tally.unknown, failedByRule: tally.byRule }, `${verb} for a restored pod`);
+    else log.debug({ verb, pod: podKey(pod), nodes: tally.nodes }, `${verb}: not restored, all nodes pass`);
+  }
+
+  /** A NodeNames request answered in place (names-wire.ts); undefined: the ordinary path must. */
+  function answerInPlace(verb: Verb, args: NamesArgs, res: http.ServerResponse): Tally | undefined {
+    let tally: Tally | undefined;
+    let reply: Reply | undefined;
+    if (verb === 'filter') {
+      tally = filterSpans(args.pod, args.names, lookups, encoder.filterSink(args));
+      if (tally) reply = encoder.filterAnswer(args, !tally.restored);
+    } else {
+      tally = prioritizeSpans(args.pod, args.names, lookups, encoder.scoreWriter(args));
+      if (tally) reply = encoder.prioritizeAnswer();
+    }
+    if (reply) {
+      // 'close' follows 'finish' (the socket has written the bytes) or an aborted response.
+      res.once('close', reply.release);
+      sendBytes(res, 200, reply.data);
+    }
+    if (tally) logOutcome(verb, args.pod, 'names', tally);
+    return tally;
+  }
 
   async function serve(verb: Verb, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const start = now();
@@ -157,6 +202,19 @@ export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
     const ascii = isAscii(body.data);
     const text = body.data.toString(ascii ? 'latin1' : 'utf8');
     const latin1 = (): string => (ascii ? text : body.data.toString('latin1'));
+    const names = ascii ? readNamesArgs(text, scratch) : undefined;
+    let inPlace: Tally | undefined;
+    try {
+      inPlace = names && answerInPlace(verb, names, res);
+    } catch (err) {
+      // Should not happen; the ordinary path still answers.
+      log.error({ verb, err: String(err) }, 'extender in-place answer failed; decoding the request instead');
+      if (res.headersSent) return;
+    }
+    if (inPlace) {
+      done(inPlace.restored ? 'restored' : 'not-restored', inPlace);
+      return;
+    }
     try {
       parsed = JSON.parse(text);
     } catch (err) {
@@ -191,13 +249,7 @@ export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
       }
       done(noCache ? 'no-cache' : tally.restored ? 'restored' : 'not-restored', tally);
       if (noCache) log.warn({ verb, pod: podKey(request.pod) }, 'NodeNames filter request answered with an Error: no usable node cache');
-      else if (log.isLevelEnabled('debug')) {
-        // Debug, not info: two lines per scheduled pod cost the scheduling cycle a synchronous
-        // write each (bench/RESULTS.md "Scheduler"); the outcome stays in the metrics (requests
-        // by outcome, nodes filtered by rule) and the reasons in the scheduler's pod events.
-        if (tally.restored) log.debug({ verb, pod: podKey(request.pod), mode: request.mode, nodes: tally.nodes, passed: tally.passed, unknown: tally.unknown, failedByRule: tally.byRule }, `${verb} for a restored pod`);
-        else log.debug({ verb, pod: podKey(request.pod), nodes: tally.nodes }, `${verb}: not restored, all nodes pass`);
-      }
+      else logOutcome(verb, request.pod, request.mode, tally);
     } catch (err) {
       // Should not happen (inputs are read defensively); still never crash, always answer.
       const error = `internal error: ${err instanceof Error ? err.message : String(err)}`;

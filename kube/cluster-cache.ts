@@ -64,35 +64,37 @@ export class ClusterCache implements OwnerLookup {
   private readonly byWorkload = new Map<string, Checkpoint[]>();
   private policyList: EffectivePolicy[] = [];
   private allSynced = false;
-  private changes = 0;
   readonly owners: OwnerLookup = this;
 
   /** Only the informers of `kinds` run (the extender needs no Checkpoints, for one). */
   constructor(client: KubeClient, log: Logger, private readonly kinds: readonly CacheKind[] = Object.keys(PATHS) as CacheKind[]) {
     // Updates that change nothing a decision reads are not changes: they keep generation() still.
-    const changed = (): void => { this.changes++; };
     const equal = isDeepStrictEqual;
     this.checkpointStore = new Informer(client, {
       path: PATHS.checkpoints, transform: trimCheckpoint, equal,
-      onChange: (_key, now, before) => { changed(); this.reindex(now, before); },
+      onChange: (_key, now, before) => this.reindex(now, before),
     }, log);
     this.policyStore = new Informer(client, {
       path: PATHS.policies, transform: (o) => effectivePolicy(o as RestorePolicy), equal,
-      onChange: () => { changed(); this.policyList = [...this.policyStore.values()]; },
+      onChange: () => { this.policyList = [...this.policyStore.values()]; },
     }, log);
-    this.namespaceStore = new Informer(client, { path: PATHS.namespaces, transform: (o) => (o.metadata as ObjectMeta | undefined)?.labels, equal, onChange: changed }, log);
-    this.replicaSetStore = new Informer(client, { path: PATHS.replicasets, transform: ownerView, equal, onChange: changed }, log);
-    this.deploymentStore = new Informer(client, { path: PATHS.deployments, transform: ownerView, equal, onChange: changed }, log);
-    this.statefulSetStore = new Informer(client, { path: PATHS.statefulsets, transform: ownerView, equal, onChange: changed }, log);
+    this.namespaceStore = new Informer(client, { path: PATHS.namespaces, transform: (o) => (o.metadata as ObjectMeta | undefined)?.labels, equal }, log);
+    this.replicaSetStore = new Informer(client, { path: PATHS.replicasets, transform: ownerView, equal }, log);
+    this.deploymentStore = new Informer(client, { path: PATHS.deployments, transform: ownerView, equal }, log);
+    this.statefulSetStore = new Informer(client, { path: PATHS.statefulsets, transform: ownerView, equal }, log);
     this.nodeStore = new Informer(client, {
-      path: PATHS.nodes, transform: (o) => nodeFacts(o as Node, { index: true }), equal: sameNodeFacts, onChange: changed,
+      path: PATHS.nodes, transform: (o) => nodeFacts(o as Node, { index: true }), equal: sameNodeFacts,
     }, log);
   }
 
   /** Changes whenever anything a decision reads does; equal numbers mean an equal view. */
-  generation(): number { return this.changes; }
+  generation(): number {
+    let sum = 0;
+    for (const kind of this.kinds) sum += this.informer(kind).version;
+    return sum;
+  }
 
-  private informer(kind: CacheKind): Pick<Informer<unknown>, 'run' | 'hasSynced'> {
+  private informer(kind: CacheKind): Pick<Informer<unknown>, 'run' | 'hasSynced' | 'version'> {
     switch (kind) {
       case 'checkpoints': return this.checkpointStore;
       case 'policies': return this.policyStore;

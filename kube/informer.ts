@@ -37,6 +37,7 @@ export class Informer<T> {
   private readonly items = new Map<string, T>();
   private synced = false;
   private resourceVersion = '';
+  private changes = 0;
 
   constructor(
     private readonly client: KubeClient,
@@ -45,6 +46,8 @@ export class Informer<T> {
   ) {}
 
   get hasSynced(): boolean { return this.synced; }
+  /** Counts changes (adds, real updates, deletes): an unchanged number means unchanged contents. */
+  get version(): number { return this.changes; }
   get size(): number { return this.items.size; }
   get(key: string): T | undefined { return this.items.get(key); }
   values(): IterableIterator<T> { return this.items.values(); }
@@ -104,9 +107,11 @@ export class Informer<T> {
       if (old !== undefined && this.options.equal?.(old, now)) this.items.set(key, old);
       else { this.items.set(key, now); changed.push(key); }
     }
+    const removed = [...before.keys()].filter((k) => !this.items.has(k));
+    this.changes += changed.length + removed.length;
     if (this.options.onChange) {
       for (const k of changed) this.options.onChange(k, this.items.get(k), before.get(k));
-      for (const [k, v] of before) if (!this.items.has(k)) this.options.onChange(k, undefined, v);
+      for (const k of removed) this.options.onChange(k, undefined, before.get(k));
     }
     this.resourceVersion = resourceVersion;
     this.synced = true;
@@ -122,12 +127,14 @@ export class Informer<T> {
     const key = objectKey(object.metadata);
     const before = this.items.get(key);
     if (type === 'DELETED') {
-      this.items.delete(key);
+      if (!this.items.delete(key)) return;
+      this.changes++;
       this.options.onChange?.(key, undefined, before);
     } else {
       const now = this.options.transform(object);
       if (before !== undefined && this.options.equal?.(before, now)) return;
       this.items.set(key, now);
+      this.changes++;
       this.options.onChange?.(key, now, before);
     }
   }
