@@ -10,6 +10,7 @@ import { DEFAULT_POLICY } from '../../api/policy.js';
 import type { Node } from '../../api/types.js';
 import { silentLogger } from '../../runtime/log.js';
 import { createRegistry } from '../../runtime/metrics.js';
+import { NameIndex } from '../../extender/name-index.js';
 import { startExtender, type RunningExtender } from '../../extender/server.js';
 import { fullArgs, goodNode, namesArgs, wireNode, wirePod } from './extender-fixtures.js';
 import { request, type Reply } from './extender-http.js';
@@ -141,7 +142,9 @@ describe('fuzz', () => {
   const cacheNodes = [goodNode('good'), goodNode('arm', { arch: 'arm64' }), wireNode({ name: 'no-agent' })];
   const cache = new Map<string, NodeFacts>(cacheNodes.map((n) => [nodeFacts(n as unknown as Node).name, nodeFacts(n as unknown as Node)]));
   beforeAll(async () => {
-    ext = await startExtender({ policyFor: () => DEFAULT_POLICY, nodeByName: (n) => cache.get(n), logger: silentLogger(), registry: createRegistry('fuzz', false), maxBodyBytes: LIMIT });
+    // As in production with a node cache: NodeNames requests take the in-place path.
+    const index = new NameIndex(cache.values());
+    ext = await startExtender({ policyFor: () => DEFAULT_POLICY, nodeByName: (n) => cache.get(n), nameIndex: () => index, logger: silentLogger(), registry: createRegistry('fuzz', false), maxBodyBytes: LIMIT });
   });
   afterAll(async () => { await ext?.close(); });
 
