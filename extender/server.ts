@@ -1,6 +1,7 @@
 /**
  * The extender's HTTP(S) server. POST /filter and /prioritize are served by plain node:http
- * with a hand-rolled body reader (the hot path: one Buffer, one JSON.parse, and for full-Nodes
+ * with a hand-rolled body reader (the hot path: one Buffer; NodeNames requests answered in place
+ * without decoding their names, names-wire.ts; otherwise one JSON.parse, and for full-Nodes
  * filter answers the request's own bytes spliced back rather than re-encoded); everything else
  * (/healthz, /readyz, /metrics) goes to the shared express ops app.
  */
