@@ -117,7 +117,7 @@ export async function startExtender(client: KubeClient, port: number, options: {
   const cluster = clusterLookups(client, log);
   void cluster.run(stop.signal);
   const { listener } = createExtenderServer({
-    policyFor: cluster.policyFor, nodeByName: cluster.nodeByName, nodeCacheProblem: cluster.nodeCacheProblem,
+    policyFor: cluster.policyFor, nodeByName: cluster.nodeByName, nameIndex: cluster.nameIndex, nodeCacheProblem: cluster.nodeCacheProblem,
     notReadyReason: cluster.notReadyReason, logger: log, registry: createRegistry('extender', false),
   });
   const failed: Record<string, string> = {};

@@ -11,6 +11,8 @@ import { DEFAULT_POLICY } from '../../api/policy.js';
 import type { Node } from '../../api/types.js';
 import { silentLogger } from '../../runtime/log.js';
 import { createRegistry } from '../../runtime/metrics.js';
+import { NameIndex } from '../../extender/name-index.js';
+import { SpanScratch, readNamesArgs } from '../../extender/names-wire.js';
 import { startExtender, type RunningExtender } from '../../extender/server.js';
 import type { ExtenderFilterResult, HostPriorityList } from '../../extender/protocol.js';
 import { request } from './extender-http.js';
@@ -28,11 +30,20 @@ describe('requests recorded from kube-scheduler', () => {
   const cache = new Map<string, NodeFacts>(full.Nodes.items.map((n) => [n.metadata.name ?? '', nodeFacts(n, { index: true })]));
 
   beforeAll(async () => {
-    ext = await startExtender({ policyFor: () => DEFAULT_POLICY, nodeByName: (n) => cache.get(n), logger: silentLogger(), registry: createRegistry('r', false) });
+    const index = new NameIndex(cache.values());
+    ext = await startExtender({ policyFor: () => DEFAULT_POLICY, nodeByName: (n) => cache.get(n), nameIndex: () => index, logger: silentLogger(), registry: createRegistry('r', false) });
   });
   afterAll(async () => { agent.destroy(); await ext?.close(); });
 
   const post = async (path: string, fixture: string): Promise<string> => (await request(agent, ext?.port ?? 0, path, recorded(fixture))).text;
+
+  it.each(['filter-names', 'prioritize-names'])('%s: what kube-scheduler sends is read in place, every name', (fixture) => {
+    const body = recorded(fixture);
+    const sent = (JSON.parse(body) as { NodeNames: string[] }).NodeNames;
+    const args = readNamesArgs(body, new SpanScratch());
+    expect(args?.names.count).toBe(sent.length);
+    expect(sent.map((_n, i) => body.slice(args?.names.spans[2 * i], args?.names.spans[2 * i + 1]))).toEqual(sent);
+  });
 
   it('full Nodes: passing nodes come back as sent, in order, the rest with reasons', async () => {
     const body = JSON.parse(await post('/filter', 'filter-full')) as ExtenderFilterResult;
