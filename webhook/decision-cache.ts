@@ -15,8 +15,11 @@ export class DecisionCache<T> {
   private readonly entries = new Map<string, CachedAnswer<T>>();
   private generation: number | undefined;
 
-  /** `capacity` bounds memory: keys are a pod's decision inputs, about 1–2 kB each. */
-  constructor(private readonly capacity = 1024) {
+  /**
+   * Memory is bounded by `capacity` keys of at most `maxKeyLength` characters: a pod's decision
+   * inputs are about 1–2 kB; a pod with a huge env is simply decided afresh each time.
+   */
+  constructor(private readonly capacity = 1024, private readonly maxKeyLength = 16 * 1024) {
     if (!(capacity >= 1)) throw new RangeError(`decision cache capacity must be at least 1, got ${capacity}`);
   }
 
@@ -41,6 +44,7 @@ export class DecisionCache<T> {
 
   /** Remembers an answer computed against the view at `generation`. */
   set(key: string, generation: number, value: T, validUntil: number): void {
+    if (key.length > this.maxKeyLength) return;
     if (generation !== this.generation) {
       this.entries.clear();
       this.generation = generation;

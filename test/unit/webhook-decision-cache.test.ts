@@ -107,6 +107,13 @@ describe('DecisionCache', () => {
     expect([cache.size, cache.get('a', 1, 0), cache.get('b', 1, 0), cache.get('c', 1, 0)]).toEqual([2, undefined, 2, 3]);
   });
 
+  it('does not keep answers for oversized keys (memory stays bounded)', () => {
+    const cache = new DecisionCache<number>(8, 100);
+    cache.set('k'.repeat(101), 1, 1, Infinity);
+    cache.set('k'.repeat(100), 1, 2, Infinity);
+    expect([cache.size, cache.get('k'.repeat(101), 1, 0), cache.get('k'.repeat(100), 1, 0)]).toEqual([1, undefined, 2]);
+  });
+
   it.each([0, -1, NaN])('refuses capacity %s', (capacity) => {
     expect(() => new DecisionCache(capacity)).toThrow(/capacity/);
   });
