@@ -167,7 +167,8 @@ async function main(): Promise<void> {
   const pod = wirePod(true);
 
   for (const size of sizes) {
-    const child = fork(fileURLToPath(import.meta.url), ['--serve', String(size)], { stdio: 'inherit' });
+    // The server gets no extra flags: its own GC behaviour is part of what is measured.
+    const child = fork(fileURLToPath(import.meta.url), ['--serve', String(size)], { stdio: 'inherit', execArgv: [] });
     const port = await new Promise<number>((resolve) => child.once('message', (m) => resolve(m as number)));
     const nodes = cluster(size);
     const client = await LeanClient.connect(port);
@@ -186,6 +187,9 @@ async function main(): Promise<void> {
           // parses to, i.e. merely decoding and re-encoding the payload. Measured in the server
           // process, alternating with the requests, so both see the same heap and machine load.
           const floorSamples: number[] = [];
+          // The client's heap settles first (it has just built thousands of node objects), so
+          // its own GC stays out of the e2e times; needs --expose-gc, as `npm run bench:extender` gives.
+          (globalThis as { gc?: () => void }).gc?.();
           for (let i = 0; i < warmup + iterations; i++) {
             const t0 = process.hrtime.bigint();
             response = await client.send(request);
