@@ -185,11 +185,11 @@ export function filter(request: Request, lookups: Lookups): FilterOutcome {
 }
 
 /**
- * NodeNames requests whose names stay in the request text (names-wire.ts): `spans` holds each
- * name's [start, end) in `text`, two entries per name. The same verdicts and scores as filter()
+ * NodeNames requests whose names stay in the request body (names-wire.ts): `spans` holds each
+ * name's [start, end) in `bytes`, two entries per name. The same verdicts and scores as filter()
  * and prioritize(), reported per name index to the encoder rather than collected in objects.
  */
-export interface NameSpans { text: string; spans: Int32Array; count: number }
+export interface NameSpans { bytes: Uint8Array; spans: Int32Array; count: number }
 
 export interface FilterSink { pass(i: number): void; fail(i: number, verdict: Verdict): void }
 
@@ -206,9 +206,9 @@ export function filterSpans(pod: WirePod, names: NameSpans, lookups: Lookups, si
   const judge = judgeOf(restore, rulesOf(lookups.policyFor(pod)), lookups.judges);
   const memo = index.memo(judge, spanMemo);
   const tally = newTally(true, names.count);
-  const { text, spans } = names;
+  const { bytes, spans } = names;
   for (let i = 0; i < names.count; i++) {
-    const p = index.position(text, spans[2 * i] ?? 0, spans[2 * i + 1] ?? 0);
+    const p = index.position(bytes, spans[2 * i] ?? 0, spans[2 * i + 1] ?? 0);
     if (p === -1) { tally.unknown++; sink.pass(i); continue; }
     let verdict = memo.verdicts[p];
     if (verdict === undefined) {
@@ -237,9 +237,9 @@ export function prioritizeSpans(pod: WirePod, names: NameSpans, lookups: Lookups
   if (!index) return undefined;
   const judge = judgeOf(restore, rulesOf(lookups.policyFor(pod)), lookups.judges);
   const memo = index.memo(judge, spanMemo);
-  const { text, spans } = names;
+  const { bytes, spans } = names;
   for (let i = 0; i < names.count; i++) {
-    const p = index.position(text, spans[2 * i] ?? 0, spans[2 * i + 1] ?? 0);
+    const p = index.position(bytes, spans[2 * i] ?? 0, spans[2 * i + 1] ?? 0);
     if (p === -1) { tally.unknown++; score(i, 0); continue; }
     let s = memo.scores[p] ?? UNSCORED;
     if (s === UNSCORED) {

@@ -8,10 +8,10 @@ import type { NodeFacts } from '../api/compat.js';
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 
-/** FNV-1a over the character codes of `text[start, end)`. */
-function hashOf(text: string, start: number, end: number): number {
+/** FNV-1a over `bytes[start, end)`. */
+function hashOf(bytes: Uint8Array, start: number, end: number): number {
   let h = FNV_OFFSET;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ text.charCodeAt(i), FNV_PRIME);
+  for (let i = start; i < end; i++) h = Math.imul(h ^ (bytes[i] ?? 0), FNV_PRIME);
   return h >>> 0;
 }
 
@@ -19,51 +19,55 @@ function hashOf(text: string, start: number, end: number): number {
 export class NameIndex {
   private readonly slots: Int32Array;
   private readonly mask: number;
-  private readonly names: string[] = [];
-  private readonly facts: NodeFacts[] = [];
+  /** Every name's UTF-8 bytes, back to back; entry p's are keys[starts[p], starts[p + 1]). */
+  private readonly keys: Buffer;
+  private readonly starts: Int32Array;
+  private readonly facts: NodeFacts[];
   private readonly memos = new WeakMap<object, unknown>();
 
   constructor(nodes: Iterable<NodeFacts>) {
-    const all = [...nodes];
+    // Last one wins for a name given twice, as in a Map.
+    const byName = new Map<string, NodeFacts>();
+    for (const facts of nodes) byName.set(facts.name, facts);
+    this.facts = [...byName.values()];
+    const encoded = this.facts.map((f) => Buffer.from(f.name, 'utf8'));
+    this.keys = Buffer.concat(encoded);
+    this.starts = new Int32Array(encoded.length + 1);
+    for (let p = 0; p < encoded.length; p++) this.starts[p + 1] = (this.starts[p] ?? 0) + (encoded[p]?.length ?? 0);
     let size = 8;
-    while (size < all.length * 2) size *= 2;
+    while (size < this.facts.length * 2) size *= 2;
     this.slots = new Int32Array(size); // 0: empty; otherwise 1 + the entry's position
     this.mask = size - 1;
-    for (const facts of all) this.add(facts);
-  }
-
-  get size(): number { return this.names.length; }
-
-  private add(facts: NodeFacts): void {
-    const name = facts.name;
-    let slot = hashOf(name, 0, name.length) & this.mask;
-    for (;;) {
-      const entry = this.slots[slot] ?? 0;
-      if (entry === 0) break;
-      if (this.names[entry - 1] === name) { this.facts[entry - 1] = facts; return; } // last one wins, as in a Map
-      slot = (slot + 1) & this.mask;
+    for (let p = 0; p < this.facts.length; p++) {
+      let slot = hashOf(this.keys, this.starts[p] ?? 0, this.starts[p + 1] ?? 0) & this.mask;
+      while ((this.slots[slot] ?? 0) !== 0) slot = (slot + 1) & this.mask;
+      this.slots[slot] = p + 1;
     }
-    this.names.push(name);
-    this.facts.push(facts);
-    this.slots[slot] = this.names.length;
   }
 
-  /** The position (0 ≤ p < size) of the node named by the characters `text[start, end)`, or -1. */
-  position(text: string, start: number, end: number): number {
+  get size(): number { return this.facts.length; }
+
+  /** The position (0 ≤ p < size) of the node named by `bytes[start, end)`, or -1. */
+  position(bytes: Uint8Array, start: number, end: number): number {
     const length = end - start;
-    let slot = hashOf(text, start, end) & this.mask;
+    const keys = this.keys;
+    let slot = hashOf(bytes, start, end) & this.mask;
     for (;;) {
       const entry = this.slots[slot] ?? 0;
       if (entry === 0) return -1;
-      const name = this.names[entry - 1] ?? '';
-      if (name.length === length && text.startsWith(name, start)) return entry - 1;
+      const from = this.starts[entry - 1] ?? 0;
+      if ((this.starts[entry] ?? 0) - from === length) {
+        let k = 0;
+        while (k < length && keys[from + k] === bytes[start + k]) k++;
+        if (k === length) return entry - 1;
+      }
       slot = (slot + 1) & this.mask;
     }
   }
 
-  /** The node named by the characters `text[start, end)`. */
-  get(text: string, start: number, end: number): NodeFacts | undefined {
-    const p = this.position(text, start, end);
+  /** The node named by `bytes[start, end)`. */
+  get(bytes: Uint8Array, start: number, end: number): NodeFacts | undefined {
+    const p = this.position(bytes, start, end);
     return p === -1 ? undefined : this.facts[p];
   }
 

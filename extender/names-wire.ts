@@ -14,12 +14,12 @@
 import type { FilterSink, NameSpans, Verdict } from './decide.js';
 import { podProblem } from './decide.js';
 import type { WirePod } from './protocol.js';
-import { BACKSLASH, CLOSE_ARR, COMMA, GiveUp, OPEN_ARR, OPEN_OBJ, QUOTE, eachMember, keyIs, skipValue, skipWs } from './raw-json.js';
+import { BACKSLASH, CLOSE_ARR, CLOSE_OBJ, COLON, COMMA, OPEN_ARR, OPEN_OBJ, QUOTE } from './raw-json.js';
 
 export interface NamesArgs {
   pod: WirePod;
   names: NameSpans;
-  /** Where the NodeNames array is in the text, brackets included: copied whole when all pass. */
+  /** Where the NodeNames array is in the body, brackets included: copied whole when all pass. */
   arrayStart: number;
   arrayEnd: number;
 }
@@ -40,61 +40,123 @@ export class SpanScratch {
   }
 }
 
-function isPlainNameChar(c: number): boolean {
-  return c >= 0x20 && c <= 0x7e && c !== QUOTE && c !== BACKSLASH;
+/** Anything unexpected: the caller decodes the body instead. */
+class GiveUp extends Error {}
+
+// A small scanner over bytes. raw-json.ts scans full-Nodes bodies as a latin1 string, which is
+// right for 30 MB of nested objects; here the point is to make no string of the body at all.
+
+function isWs(c: number | undefined): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 }
 
-/** `text[i]` opens the NodeNames array; records each name's span, returns the index after `]`. */
-function readNames(text: string, i: number, scratch: SpanScratch): number {
-  if (text.charCodeAt(i) !== OPEN_ARR) throw new GiveUp();
-  i = skipWs(text, i + 1);
-  if (text.charCodeAt(i) === CLOSE_ARR) return i + 1;
+function skipWs(b: Uint8Array, i: number): number {
+  while (i < b.length && isWs(b[i])) i++;
+  return i;
+}
+
+/** `b[i]` is an opening quote; returns the index after the closing one. */
+function skipString(b: Buffer, i: number): number {
   for (;;) {
-    if (text.charCodeAt(i) !== QUOTE) throw new GiveUp();
-    const close = text.indexOf('"', i + 1);
-    if (close === -1) throw new GiveUp();
-    for (let k = i + 1; k < close; k++) if (!isPlainNameChar(text.charCodeAt(k))) throw new GiveUp();
-    scratch.push(i + 1, close);
-    i = skipWs(text, close + 1);
-    const c = text.charCodeAt(i);
-    if (c === COMMA) { i = skipWs(text, i + 1); continue; }
+    const q = b.indexOf(QUOTE, i + 1);
+    if (q === -1) throw new GiveUp();
+    let k = q - 1; // escaped only when preceded by an odd run of backslashes
+    while (b[k] === BACKSLASH) k--;
+    if (((q - 1 - k) & 1) === 0) return q + 1;
+    i = q;
+  }
+}
+
+/** `b[i]` opens an object or array; returns the index after its match. */
+function skipNested(b: Buffer, i: number): number {
+  let depth = 0;
+  while (i < b.length) {
+    const c = b[i];
+    if (c === QUOTE) { i = skipString(b, i); continue; }
+    if (c === OPEN_OBJ || c === OPEN_ARR) depth++;
+    else if (c === CLOSE_OBJ || c === CLOSE_ARR) {
+      depth--;
+      if (depth === 0) return i + 1;
+    }
+    i++;
+  }
+  throw new GiveUp();
+}
+
+/** The bytes at `i` are exactly `text` (ASCII). */
+function bytesAre(b: Uint8Array, i: number, text: string): boolean {
+  if (i + text.length > b.length) return false;
+  for (let k = 0; k < text.length; k++) if (b[i + k] !== text.charCodeAt(k)) return false;
+  return true;
+}
+
+/** A node name taken in place: printable ASCII, no quote, no escape. */
+function isPlainNameByte(c: number | undefined): boolean {
+  return c !== undefined && c >= 0x20 && c <= 0x7e && c !== QUOTE && c !== BACKSLASH;
+}
+
+/** `b[i]` opens the NodeNames array; records each name's span, returns the index after `]`. */
+function readNames(b: Buffer, i: number, scratch: SpanScratch): number {
+  if (b[i] !== OPEN_ARR) throw new GiveUp();
+  i = skipWs(b, i + 1);
+  if (b[i] === CLOSE_ARR) return i + 1;
+  for (;;) {
+    if (b[i] !== QUOTE) throw new GiveUp();
+    let k = i + 1;
+    while (isPlainNameByte(b[k])) k++;
+    if (b[k] !== QUOTE) throw new GiveUp();
+    scratch.push(i + 1, k);
+    i = skipWs(b, k + 1);
+    const c = b[i];
+    if (c === COMMA) { i = skipWs(b, i + 1); continue; }
     if (c === CLOSE_ARR) return i + 1;
     throw new GiveUp();
   }
 }
 
 /**
- * A NodeNames request read in place from `text` (the body as latin1, pure ASCII), or undefined
- * when it is not in the shape this path takes. `scratch` holds the spans until the next call.
+ * A NodeNames request read in place from `body`, or undefined when it is not in the shape this
+ * path takes. `scratch` holds the spans until the next call.
  */
-export function readNamesArgs(text: string, scratch: SpanScratch): NamesArgs | undefined {
+export function readNamesArgs(body: Buffer, scratch: SpanScratch): NamesArgs | undefined {
   scratch.count = 0;
   try {
     let pod: WirePod | undefined;
     let arrayStart = -1;
     let arrayEnd = -1;
     let sawNodes = false;
-    const end = eachMember(text, skipWs(text, 0), (ks, ke, vs) => {
-      if (keyIs(text, ks, ke, 'Pod') && pod === undefined && text.charCodeAt(vs) === OPEN_OBJ) {
-        const ve = skipValue(text, vs);
-        const value: unknown = JSON.parse(text.slice(vs, ve)); // a syntax error gives up below
-        if (podProblem(value) !== undefined) throw new GiveUp();
+    let i = skipWs(body, 0);
+    if (body[i] !== OPEN_OBJ) return undefined;
+    i = skipWs(body, i + 1);
+    for (;;) {
+      if (body[i] !== QUOTE) return undefined;
+      const key = i;
+      const keyEnd = skipString(body, i);
+      let v = skipWs(body, keyEnd);
+      if (body[v] !== COLON) return undefined;
+      v = skipWs(body, v + 1);
+      // Keys are compared as written: an escaped key ("N\u006fdes") is not taken here.
+      if (keyEnd - key === 5 && bytesAre(body, key, '"Pod"') && pod === undefined && body[v] === OPEN_OBJ) {
+        i = skipNested(body, v);
+        const value: unknown = JSON.parse(body.toString('utf8', v, i)); // a syntax error gives up below
+        if (podProblem(value) !== undefined) return undefined;
         pod = value as WirePod;
-        return ve;
-      }
-      if (keyIs(text, ks, ke, 'Nodes') && !sawNodes && text.startsWith('null', vs)) {
+      } else if (keyEnd - key === 7 && bytesAre(body, key, '"Nodes"') && !sawNodes && bytesAre(body, v, 'null')) {
         sawNodes = true;
-        return vs + 4;
+        i = v + 4;
+      } else if (keyEnd - key === 11 && bytesAre(body, key, '"NodeNames"') && arrayStart === -1) {
+        arrayStart = v;
+        i = arrayEnd = readNames(body, v, scratch);
+      } else {
+        return undefined;
       }
-      if (keyIs(text, ks, ke, 'NodeNames') && arrayStart === -1) {
-        arrayStart = vs;
-        arrayEnd = readNames(text, vs, scratch);
-        return arrayEnd;
-      }
-      throw new GiveUp();
-    });
-    if (skipWs(text, end) !== text.length || pod === undefined || arrayStart === -1) return undefined;
-    return { pod, names: { text, spans: scratch.spans, count: scratch.count }, arrayStart, arrayEnd };
+      i = skipWs(body, i);
+      if (body[i] === COMMA) { i = skipWs(body, i + 1); continue; }
+      if (body[i] === CLOSE_OBJ) break;
+      return undefined;
+    }
+    if (skipWs(body, i + 1) !== body.length || pod === undefined || arrayStart === -1) return undefined;
+    return { pod, names: { bytes: body, spans: scratch.spans, count: scratch.count }, arrayStart, arrayEnd };
   } catch (err) {
     if (err instanceof GiveUp || err instanceof SyntaxError) return undefined;
     throw err;
@@ -113,9 +175,13 @@ class Bytes {
     this.buf = bigger;
   }
 
-  /** ASCII text: short constants and numbers, copied in JS (a native call costs more). */
+  /** ASCII text: short constants, copied in JS (a native call costs more). */
   ascii(s: string): void {
-    this.chars(s, 0, s.length);
+    this.room(s.length);
+    const buf = this.buf;
+    let o = this.length;
+    for (let i = 0; i < s.length; i++) buf[o++] = s.charCodeAt(i);
+    this.length = o;
   }
 
   bytes(b: Uint8Array): void {
@@ -124,12 +190,12 @@ class Bytes {
     this.length += b.length;
   }
 
-  /** The characters `text[start, end)`, all ASCII, one byte each. */
-  chars(text: string, start: number, end: number): void {
+  /** `from[start, end)`: a name's few bytes are copied faster in JS than by a native call. */
+  copy(from: Uint8Array, start: number, end: number): void {
     this.room(end - start);
     const buf = this.buf;
     let o = this.length;
-    for (let i = start; i < end; i++) buf[o++] = text.charCodeAt(i);
+    for (let i = start; i < end; i++) buf[o++] = from[i] ?? 0;
     this.length = o;
   }
 
@@ -139,9 +205,9 @@ class Bytes {
   }
 
   /** A name from the request, as the JSON string it was there. */
-  quoted(text: string, start: number, end: number): void {
+  quoted(from: Uint8Array, start: number, end: number): void {
     this.byte(QUOTE);
-    this.chars(text, start, end);
+    this.copy(from, start, end);
     this.byte(QUOTE);
   }
 
@@ -177,7 +243,7 @@ export class NamesEncoder {
 
   /** A sink for filterSpans, then `filterAnswer` to collect what it was told. */
   filterSink(args: NamesArgs): FilterSink {
-    const { text, spans } = args.names;
+    const { bytes, spans } = args.names;
     this.kept = this.pool.pop() ?? new Bytes();
     this.kept.length = 0;
     this.failed.length = 0;
@@ -186,12 +252,12 @@ export class NamesEncoder {
     return {
       pass: (i) => {
         if (this.kept.length > NAMES_HEAD.length + 1) this.kept.byte(COMMA);
-        this.kept.quoted(text, spans[2 * i] ?? 0, spans[2 * i + 1] ?? 0);
+        this.kept.quoted(bytes, spans[2 * i] ?? 0, spans[2 * i + 1] ?? 0);
       },
       fail: (i, verdict) => {
         if (this.failed.length > 0) this.failed.byte(COMMA);
-        this.failed.quoted(text, spans[2 * i] ?? 0, spans[2 * i + 1] ?? 0);
-        this.failed.byte(0x3a); // ':'
+        this.failed.quoted(bytes, spans[2 * i] ?? 0, spans[2 * i + 1] ?? 0);
+        this.failed.byte(COLON);
         this.failed.bytes(this.messageOf(verdict));
       },
     };
@@ -203,7 +269,7 @@ export class NamesEncoder {
     if (allPassed) {
       kept.length = 0;
       kept.ascii(NAMES_HEAD);
-      kept.chars(args.names.text, args.arrayStart, args.arrayEnd);
+      kept.copy(args.names.bytes, args.arrayStart, args.arrayEnd);
     } else {
       kept.byte(CLOSE_ARR);
     }
@@ -216,15 +282,16 @@ export class NamesEncoder {
 
   /** A writer of `{"Host":…,"Score":…}` entries for prioritizeSpans, then `prioritizeAnswer`. */
   scoreWriter(args: NamesArgs): (i: number, score: number) => void {
-    const { text, spans } = args.names;
+    const { bytes, spans } = args.names;
     const out = (this.kept = this.pool.pop() ?? new Bytes());
     out.length = 0;
     out.byte(OPEN_ARR);
     return (i, score) => {
       out.ascii(i === 0 ? '{"Host":' : ',{"Host":');
-      out.quoted(text, spans[2 * i] ?? 0, spans[2 * i + 1] ?? 0);
+      out.quoted(bytes, spans[2 * i] ?? 0, spans[2 * i + 1] ?? 0);
       out.ascii(',"Score":');
       if (score >= 0 && score <= 9 && Number.isInteger(score)) out.byte(0x30 + score);
+      else if (score === 10) out.ascii('10');
       else out.ascii(JSON.stringify(score));
       out.byte(0x7d); // '}'
     };

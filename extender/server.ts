@@ -197,13 +197,7 @@ export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
       log.warn({ verb, status: body.status, error: body.error }, 'extender request refused');
       return;
     }
-    let parsed: unknown;
-    // Kubernetes JSON is nearly always pure ASCII: then latin1 decoding is a plain copy, and
-    // the same string serves raw-json.ts (which wants one character per byte).
-    const ascii = isAscii(body.data);
-    const text = body.data.toString(ascii ? 'latin1' : 'utf8');
-    const latin1 = (): string => (ascii ? text : body.data.toString('latin1'));
-    const names = ascii ? readNamesArgs(text, scratch) : undefined;
+    const names = readNamesArgs(body.data, scratch);
     let inPlace: Tally | undefined;
     try {
       inPlace = names && answerInPlace(verb, names, res);
@@ -216,6 +210,12 @@ export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
       done(inPlace.restored ? 'restored' : 'not-restored', inPlace);
       return;
     }
+    let parsed: unknown;
+    // Kubernetes JSON is nearly always pure ASCII: then latin1 decoding is a plain copy, and
+    // the same string serves raw-json.ts (which wants one character per byte).
+    const ascii = isAscii(body.data);
+    const text = body.data.toString(ascii ? 'latin1' : 'utf8');
+    const latin1 = (): string => (ascii ? text : body.data.toString('latin1'));
     try {
       parsed = JSON.parse(text);
     } catch (err) {

@@ -28,40 +28,47 @@ const ALL = [...facts.keys()];
 describe('NameIndex', () => {
   const index = new NameIndex(facts.values());
   it.each(ALL)('finds %s inside a larger text, by position', (name) => {
-    const text = `xx"${name}"yy`;
+    const text = Buffer.from(`xx"${name}"yy`);
     expect(index.get(text, 3, 3 + name.length)).toBe(facts.get(name));
   });
   it.each(['goo', 'good-', 'ghost', '', 'GOOD', '12'])('knows no node %j', (name) => {
-    expect(index.get(`"${name}"`, 1, 1 + name.length)).toBeUndefined();
+    expect(index.get(Buffer.from(`"${name}"`), 1, 1 + name.length)).toBeUndefined();
   });
   it('stays exact with thousands of names (probing past collisions)', () => {
     const many = Array.from({ length: 5_000 }, (_, i) => ({ ...nodeFacts(goodNode(`node-${i}`) as unknown as Node), name: `node-${i}` }));
     const big = new NameIndex(many);
     expect(big.size).toBe(5_000);
-    for (let i = 0; i < 5_000; i += 7) expect(big.get(`node-${i}`, 0, `node-${i}`.length)?.name).toBe(`node-${i}`);
-    expect(big.position('node-5000', 0, 9)).toBe(-1);
+    for (let i = 0; i < 5_000; i += 7) expect(big.get(Buffer.from(`node-${i}`), 0, `node-${i}`.length)?.name).toBe(`node-${i}`);
+    expect(big.position(Buffer.from('node-5000'), 0, 9)).toBe(-1);
   });
   it('keeps the last of two nodes with one name, as a Map would', () => {
     const a = { ...nodeFacts(goodNode('n') as unknown as Node) };
     const b = { ...nodeFacts(goodNode('n', { arch: 'arm64' }) as unknown as Node) };
-    expect(new NameIndex([a, b]).get('n', 0, 1)).toBe(b);
+    expect(new NameIndex([a, b]).get(Buffer.from('n'), 0, 1)).toBe(b);
+  });
+  it('finds names that are not ASCII, byte for byte', () => {
+    const f = { ...nodeFacts(goodNode('nœud') as unknown as Node) };
+    const bytes = Buffer.from('"nœud"');
+    expect(new NameIndex([f]).get(bytes, 1, bytes.length - 1)).toBe(f);
   });
 });
 
 describe('readNamesArgs: only the shape kube-scheduler sends', () => {
   const pod = JSON.stringify(wirePod(true));
-  const read = (text: string) => readNamesArgs(text, new SpanScratch());
+  const read = (text: string) => readNamesArgs(Buffer.from(text), new SpanScratch());
   it('reads names as spans of the text', () => {
     const text = `{"Pod":${pod},"Nodes":null,"NodeNames":["good", "arm" ,"x"]}`;
     const args = read(text);
     expect(args?.names.count).toBe(3);
     const names = [0, 1, 2].map((i) => text.slice(args?.names.spans[2 * i], args?.names.spans[2 * i + 1]));
+    expect(args?.pod).toEqual(JSON.parse(pod));
     expect(names).toEqual(['good', 'arm', 'x']);
     expect(text.slice(args?.arrayStart, args?.arrayEnd)).toBe('["good", "arm" ,"x"]');
   });
   it.each([
     ['pretty-printed, keys reordered', ` {\n "NodeNames" : [ "a" ],\n "Pod" : ${pod} , "Nodes": null }\n`, 1],
     ['no Nodes key', `{"Pod":${pod},"NodeNames":[]}`, 0],
+    ['a pod with non-ASCII and escapes', `{"Pod":{"metadata":{"annotations":{"a":"é\\"\\u00e9}"}}},"Nodes":null,"NodeNames":["a"]}`, 1],
   ])('takes %s', (_name, text, count) => {
     expect(read(text)?.names.count).toBe(count);
   });
@@ -74,6 +81,10 @@ describe('readNamesArgs: only the shape kube-scheduler sends', () => {
     ['an escaped name', `{"Pod":${pod},"Nodes":null,"NodeNames":["go\\u006fd"]}`],
     ['an escaped quote', `{"Pod":${pod},"Nodes":null,"NodeNames":["a\\"b"]}`],
     ['a control character in a name', `{"Pod":${pod},"Nodes":null,"NodeNames":["a\tb"]}`],
+    ['a name that is not ASCII', `{"Pod":${pod},"Nodes":null,"NodeNames":["nœud"]}`],
+    ['Nodes not quite null', `{"Pod":${pod},"Nodes":nullx,"NodeNames":["a"]}`],
+    ['not an object', `[{"Pod":${pod}}]`],
+    ['empty', ''],
     ['a number among names', `{"Pod":${pod},"Nodes":null,"NodeNames":["a",1]}`],
     ['a trailing comma', `{"Pod":${pod},"Nodes":null,"NodeNames":["a",]}`],
     ['a duplicated key', `{"Pod":${pod},"Nodes":null,"NodeNames":["a"],"NodeNames":["b"]}`],

@@ -40,7 +40,7 @@ describe('requests recorded from kube-scheduler', () => {
   it.each(['filter-names', 'prioritize-names'])('%s: what kube-scheduler sends is read in place, every name', (fixture) => {
     const body = recorded(fixture);
     const sent = (JSON.parse(body) as { NodeNames: string[] }).NodeNames;
-    const args = readNamesArgs(body, new SpanScratch());
+    const args = readNamesArgs(Buffer.from(body), new SpanScratch());
     expect(args?.names.count).toBe(sent.length);
     expect(sent.map((_n, i) => body.slice(args?.names.spans[2 * i], args?.names.spans[2 * i + 1]))).toEqual(sent);
   });
