@@ -308,7 +308,6 @@ export interface JudgeCache {
   judge(restore: PodRestoreFacts, rules: Rules): Judge;
 }
 
-
 /**
  * Judges by (origin, base images, policy rules), each remembering its verdicts and scores per
  * NodeFacts object. The node cache replaces a node's facts object when the Node changes, so a

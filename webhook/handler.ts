@@ -73,24 +73,24 @@ export function createAdmissionHandler(deps: HandlerDeps): (body: string) => Htt
     const started = performance.now();
     const now = deps.clock();
     const namespace = request.namespace || pod.metadata.namespace || '';
-    // decide() sees only the inputs, so the key covers everything the decision depends on.
-    const inputs = decisionInputs(pod);
     const version = generation?.() ?? 0;
-    const key = cache && `${namespace}\u0000${JSON.stringify(inputs)}`;
-    let answered = key === undefined ? undefined : cache?.get(key, version, now);
-    if (answered) {
-      reused.inc();
-    } else {
-      let decision: Decision;
-      try {
-        decision = decideFn({ pod: inputs, namespace, excludedNamespaces: deps.excludedNamespaces, now }, deps.view);
-      } catch (err) {
-        counted.error.inc();
-        deps.log.error({ uid: request.uid, err }, 'admission decision failed; admitting unchanged');
-        return ok(request.uid, allowed([`lazarus: internal error, pod admitted unchanged (request ${request.uid})`]));
+    let answered: Answered | undefined;
+    try {
+      // decide() sees only the inputs, so the key covers everything the decision depends on.
+      const inputs = decisionInputs(pod);
+      const key = cache && `${namespace}\u0000${JSON.stringify(inputs)}`;
+      answered = key === undefined ? undefined : cache?.get(key, version, now);
+      if (answered) {
+        reused.inc();
+      } else {
+        const decision = decideFn({ pod: inputs, namespace, excludedNamespaces: deps.excludedNamespaces, now }, deps.view);
+        answered = { decision, answer: reviewTemplate(patched(decision.patch, decision.warnings)) };
+        if (key !== undefined) cache?.set(key, version, answered, decision.validUntil);
       }
-      answered = { decision, answer: reviewTemplate(patched(decision.patch, decision.warnings)) };
-      if (key !== undefined) cache?.set(key, version, answered, decision.validUntil);
+    } catch (err) {
+      counted.error.inc();
+      deps.log.error({ uid: request.uid, err }, 'admission decision failed; admitting unchanged');
+      return ok(request.uid, allowed([`lazarus: internal error, pod admitted unchanged (request ${request.uid})`]));
     }
     latency.observe((performance.now() - started) / 1000);
     const { decision } = answered;
