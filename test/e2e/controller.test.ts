@@ -9,6 +9,7 @@ import { startControlPlane, type ControlPlane } from '../harness/control-plane.j
 import { applyObjects, installCrds, parseObjects } from '../harness/apply.js';
 import { createNode, setUnschedulable } from '../harness/nodes.js';
 import { createNamespace, listEvents, listPods, waitFor, waitForBoundPods } from '../harness/wait.js';
+import { tearDown } from '../harness/teardown.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -196,12 +197,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  await Promise.allSettled([...controllers.values()].map((c) => c.stop()));
-  await kubelet?.close();
-  await cp?.stop();
-  await proxy?.close();
-  if (egressDir) await rm(egressDir, { recursive: true, force: true });
-}, 60_000);
+  await tearDown([
+    ['controllers', () => Promise.allSettled([...controllers.values()].map((c) => c.stop()))],
+    ['fake kubelet', () => kubelet?.close()],
+    ['control plane', () => cp?.stop()],
+    ['egress proxy', () => proxy?.close()],
+    ['egress dir', () => (egressDir ? rm(egressDir, { recursive: true, force: true }) : undefined)],
+  ], { stepMs: 20_000 });
+}, 110_000);
 
 describe('controller against a real control plane', () => {
   it('periodic checkpoints reach the kubelet through the node proxy, one controller acting', async () => {

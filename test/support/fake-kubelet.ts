@@ -7,7 +7,7 @@ import https from 'node:https';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { createAuthority, issueCertificate } from '../harness/pki.js';
 
@@ -50,12 +50,22 @@ export async function startFakeKubelet(): Promise<FakeKubelet> {
       .then(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: [file] })))
       .catch((err: unknown) => res.writeHead(500).end(String(err)));
   });
+  // Raw sockets too: one still in its TLS handshake (the API server dialling through the proxy
+  // as the test ends) is unknown to closeAllConnections and would hold close() for minutes.
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const port = (server.address() as AddressInfo).port;
   return Object.assign(kubelet, {
     port,
     async close() {
-      await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      });
       await rm(dir, { recursive: true, force: true });
     },
   });

@@ -1,4 +1,5 @@
 /** The harness' pure parts: fake node objects, scheduler configuration, manifest parsing. */
+import { tearDown } from '../harness/teardown.js';
 import { parse } from 'yaml';
 import { fakeNode, FAKE_NODE_ADDRESS } from '../harness/nodes.js';
 import { schedulerConfigYaml } from '../harness/control-plane.js';
@@ -84,5 +85,22 @@ describe('parseObjects', () => {
 
   it('rejects a document that is not an object', () => {
     expect(() => parseObjects('just: text\n', 'f.yaml')).toThrow(/f\.yaml/);
+  });
+});
+
+describe('tearDown', () => {
+  it('bounds a step that hangs, names it, and still runs the steps after it', async () => {
+    const lines: string[] = [];
+    const ran: string[] = [];
+    await tearDown([
+      ['hangs', () => new Promise(() => undefined)],
+      ['fails', () => { throw new Error('boom'); }],
+      ['works', () => { ran.push('works'); }],
+    ], { stepMs: 50, log: (l) => lines.push(l) });
+    expect(ran).toEqual(['works']);
+    expect(lines).toEqual([
+      '[teardown] hangs: still running after 50 ms; going on without it',
+      expect.stringMatching(/^\[teardown\] fails failed after \d+ ms: Error: boom$/),
+    ]);
   });
 });
