@@ -90,7 +90,7 @@ if (mode === 'floor') {
   }));
 
   const registry = new Registry();
-  const handle = createAdmissionHandler({ view: cache, ...(mode === 'lazarus-fresh' ? {} : { generation: () => cache.generation() }), notReady: () => cache.notSynced(), excludedNamespaces: new Set(['kube-system']), clock: Date.now, log, registry });
+  const handle = createAdmissionHandler({ view: cache, ...(mode === 'lazarus-fresh' ? {} : { generation: (namespace: string) => cache.generation(namespace) }), notReady: () => cache.notSynced(), excludedNamespaces: new Set(['kube-system']), clock: Date.now, log, registry });
   const running = await startWebhookServer({ port: 0, host: '127.0.0.1', tls, handle, ops: opsApp({ registry, notReadyReason: () => undefined }) });
   console.log(`port=${running.port}`);
 }

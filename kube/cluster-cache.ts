@@ -62,6 +62,8 @@ export class ClusterCache implements OwnerLookup {
   readonly nodeStore: Informer<NodeFacts>;
 
   private readonly byWorkload = new Map<string, Checkpoint[]>();
+  /** Checkpoint changes by namespace (for generation(namespace)); only ever grows, like versions. */
+  private readonly checkpointChanges = new Map<string, number>();
   private policyList: EffectivePolicy[] = [];
   private allSynced = false;
   readonly owners: OwnerLookup = this;
@@ -87,10 +89,17 @@ export class ClusterCache implements OwnerLookup {
     }, log);
   }
 
-  /** Changes whenever anything a decision reads does; equal numbers mean an equal view. */
-  generation(): number {
+  /**
+   * Changes whenever anything a decision reads does; equal numbers mean an equal view. With a
+   * namespace, the view of a decision about a pod there: Checkpoints count only in their own
+   * namespace (a pod never restores from another's), everything else counts everywhere.
+   */
+  generation(namespace?: string): number {
     let sum = 0;
-    for (const kind of this.kinds) sum += this.informer(kind).version;
+    for (const kind of this.kinds) {
+      if (kind === 'checkpoints' && namespace !== undefined) sum += this.checkpointChanges.get(namespace) ?? 0;
+      else sum += this.informer(kind).version;
+    }
     return sum;
   }
 
@@ -126,6 +135,8 @@ export class ClusterCache implements OwnerLookup {
   hasSynced(kind: CacheKind): boolean { return this.informer(kind).hasSynced; }
 
   private reindex(now: Checkpoint | undefined, before: Checkpoint | undefined): void {
+    const namespace = (now ?? before)?.metadata.namespace ?? '';
+    this.checkpointChanges.set(namespace, (this.checkpointChanges.get(namespace) ?? 0) + 1);
     if (before) {
       const key = checkpointIndexKey(before);
       const list = this.byWorkload.get(key)?.filter((c) => c.metadata.name !== before.metadata.name);

@@ -182,7 +182,7 @@ export const command: Subcommand = {
     const notReady = (): string | undefined => notReadyReason(cache.notSynced(), certs);
     const ops = opsApp({ registry, notReadyReason: notReady });
     const handle = createAdmissionHandler({
-      view: cache, generation: () => cache.generation(), notReady: () => cache.notSynced(), excludedNamespaces: config.excludedNamespaces,
+      view: cache, generation: (namespace: string) => cache.generation(namespace), notReady: () => cache.notSynced(), excludedNamespaces: config.excludedNamespaces,
       clock: Date.now, log, registry,
     });
     const servers = [await startWebhookServer({ port: config.port, host: config.bindAddress, tls: certs, handle, ops })];

@@ -11,10 +11,11 @@ import { decide, decisionInputs, type ClusterView, type Decision } from './decid
 export interface HandlerDeps {
   view: ClusterView;
   /**
-   * Changes whenever anything in the view does. With it, sibling pods reuse an answer while it
-   * holds (DecisionCache); without it, every admission is decided afresh.
+   * Changes whenever anything in the view that decisions about pods in `namespace` read does.
+   * With it, sibling pods reuse an answer while it holds (DecisionCache); without it, every
+   * admission is decided afresh.
    */
-  generation?: () => number;
+  generation?: (namespace: string) => number;
   /** Undefined when ready; otherwise why decisions cannot be trusted yet. */
   notReady: () => string | undefined;
   excludedNamespaces: ReadonlySet<string>;
@@ -73,7 +74,7 @@ export function createAdmissionHandler(deps: HandlerDeps): (body: string) => Htt
     const started = performance.now();
     const now = deps.clock();
     const namespace = request.namespace || pod.metadata.namespace || '';
-    const version = generation?.() ?? 0;
+    const version = generation?.(namespace) ?? 0;
     let answered: Answered | undefined;
     try {
       // decide() sees only the inputs, so the key covers everything the decision depends on.

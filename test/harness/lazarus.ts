@@ -55,7 +55,7 @@ export async function startWebhook(client: KubeClient, options: StartWebhookOpti
   void cache.start(stop.signal);
   const registry = createRegistry('webhook', false);
   const decideAdmission = createAdmissionHandler({
-    view: cache, generation: () => cache.generation(), notReady: () => cache.notSynced(), excludedNamespaces: new Set(['kube-system', 'lazarus-system']),
+    view: cache, generation: (namespace: string) => cache.generation(namespace), notReady: () => cache.notSynced(), excludedNamespaces: new Set(['kube-system', 'lazarus-system']),
     clock: options.clock ?? Date.now, log, registry,
   });
   let admissions = 0;

@@ -64,6 +64,18 @@ describe('ClusterCache.generation: changes only when something a decision reads 
     expect(second !== first).toBe(changes);
   });
 
+  it('a Checkpoint changes the view of its own namespace only', () => {
+    const cache = new ClusterCache(scriptedClient('', [], () => undefined), silentLogger());
+    cache.checkpointStore.replaceAll([checkpoint('c1', { namespace: 'shop' })]);
+    const [shop, other, all] = [cache.generation('shop'), cache.generation('other'), cache.generation()];
+    cache.checkpointStore.replaceAll([checkpoint('c1', { namespace: 'shop' }), checkpoint('c2', { namespace: 'other' })]);
+    expect(cache.generation('shop')).toBe(shop);
+    expect(cache.generation('other')).toBeGreaterThan(other);
+    expect(cache.generation()).toBeGreaterThan(all);
+    cache.nodeStore.replaceAll([node('n1')]); // anything else counts everywhere
+    expect(cache.generation('shop')).toBeGreaterThan(shop);
+  });
+
   it('keeps the stored value of an unchanged update, so its identity (and what is memoised on it) survives', () => {
     const cache = new ClusterCache(scriptedClient('', [], () => undefined), silentLogger());
     cache.checkpointStore.replaceAll([checkpoint('c1')]);

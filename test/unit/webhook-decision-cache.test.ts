@@ -90,13 +90,14 @@ describe('DecisionCache', () => {
     expect(cache.size).toBe(0);
   });
 
-  it('forgets everything when the view changes', () => {
+  it('gives no answer decided against another view, and drops it', () => {
     const cache = new DecisionCache<string>();
     cache.set('a', 1, 'x', Infinity);
-    cache.set('b', 1, 'y', Infinity);
+    cache.set('b', 7, 'y', Infinity); // another namespace sees another generation
     expect(cache.get('a', 2, 0)).toBeUndefined();
-    expect(cache.size).toBe(0);
-    expect(cache.get('b', 1, 0)).toBeUndefined(); // back to the old generation: still gone
+    expect(cache.get('a', 1, 0)).toBeUndefined(); // back to the old generation: still gone
+    expect(cache.get('b', 7, 0)).toBe('y');
+    expect(cache.size).toBe(1);
   });
 
   it('holds at most its capacity, dropping the oldest entry', () => {
