@@ -250,7 +250,7 @@ async function main(): Promise<void> {
     '',
     'No-op = the same request to a handler in the same server that reads the body and answers as many bytes as the real',
     'answer had, alternating with the real requests: the round trip any extender pays on this machine (NodeNames rows).',
-    'The NodeNames target is judged on server time: the no-op round trip alone has an e2e p99 of 0.7–2.5 ms across runs',
+    'The NodeNames target is judged on server time: the no-op round trip alone has an e2e p99 of 0.2–2.5 ms across runs',
     'here (loopback on 2 shared vCPUs), so e2e p99s mostly measure the machine, not the extender.',
     '',
     '| mode | verb | nodes | request body | n | e2e p50 | e2e p99 | server p50 | server p99 | no-op e2e p50 | no-op e2e p99 | floor p50 | server/floor (p50) | e2e/floor (p50) |',
