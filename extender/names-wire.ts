@@ -215,7 +215,6 @@ class Bytes {
   view(): Buffer {
     return this.buf.subarray(0, this.length);
   }
-
 }
 
 /** An answer in a pooled buffer: `release` once the socket is done with `data`. */
@@ -300,6 +299,11 @@ export class NamesEncoder {
   prioritizeAnswer(): Reply {
     this.kept.byte(CLOSE_ARR);
     return this.reply(this.kept);
+  }
+
+  /** No answer after all (the judging could not be done here): the buffer goes back. */
+  abandon(): void {
+    this.pool.push(this.kept);
   }
 
   private reply(bytes: Bytes): Reply {

@@ -178,6 +178,8 @@ export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
       // 'close' follows 'finish' (the socket has written the bytes) or an aborted response.
       res.once('close', reply.release);
       sendBytes(res, 200, reply.data);
+    } else {
+      encoder.abandon();
     }
     if (tally) logOutcome(verb, args.pod, 'names', tally);
     return tally;

@@ -155,6 +155,23 @@ describe('in place and decoded: the same answers', () => {
     expect(out.FailedAndUnresolvableNodes.arm).toMatch(/^lazarus: architecture arm64/);
   });
 
+  it('a node cache that cannot answer yet: the in-place path steps aside and the Error is the same', async () => {
+    const common = { policyFor: () => DEFAULT_POLICY, nodeByName: (n: string) => facts.get(n), nodeCacheProblem: () => 'node cache not synced yet', logger: silentLogger() };
+    const a = await startExtender({ ...common, registry: createRegistry('c', false), nameIndex: () => index });
+    const b = await startExtender({ ...common, registry: createRegistry('d', false) });
+    try {
+      const body = JSON.stringify(namesArgs(wirePod(true), ['good']));
+      for (let i = 0; i < 3; i++) { // again and again: nothing is left behind by the attempt
+        const [x, y] = await Promise.all([request(agent, a.port, '/filter', body), request(agent, b.port, '/filter', body)]);
+        expect(x.text).toBe(y.text);
+        expect(JSON.parse(x.text).Error).toBe('node cache not synced yet');
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('concurrent requests each get their own answer (pooled buffers are not shared in flight)', async () => {
     const lists = Array.from({ length: 40 }, (_, i) => ALL.filter((_n, k) => (i >> (k % 6)) & 1).concat(`ghost-${i}`));
     const answers = await Promise.all(lists.map((list) => request(agent, inPlace.port, '/filter', JSON.stringify(namesArgs(wirePod(true), list)))));
