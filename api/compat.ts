@@ -124,10 +124,18 @@ export function nodeFacts(node: Node, options: NodeFactsOptions = {}): NodeFacts
  * that changed nothing Lazarus reads (a kubelet status update, a heartbeat).
  */
 export function sameNodeFacts(a: NodeFacts, b: NodeFacts): boolean {
+  return sameRestoreFacts(a, b) && sameImages(a.images, b.images);
+}
+
+/**
+ * Whether two facts agree on everything canRestoreOn() reads: all but the images, which only
+ * scores read (a node pulling an image changes no admission decision).
+ */
+export function sameRestoreFacts(a: NodeFacts, b: NodeFacts): boolean {
   return a.name === b.name && a.architecture === b.architecture && a.kernelVersion === b.kernelVersion
     && a.criuVersion === b.criuVersion && a.runtime === b.runtime && a.restoreCapable === b.restoreCapable
     && a.ready === b.ready && a.unschedulable === b.unschedulable
-    && sameFlags(a.cpuFlags, b.cpuFlags) && sameImages(a.images, b.images);
+    && sameFlags(a.cpuFlags, b.cpuFlags);
 }
 
 function sameFlags(a: FlagSet | undefined, b: FlagSet | undefined): boolean {

@@ -5,7 +5,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import { nodeFacts, sameNodeFacts, type NodeFacts } from '../api/compat.js';
+import { nodeFacts, sameNodeFacts, sameRestoreFacts, type NodeFacts } from '../api/compat.js';
 import { effectivePolicy } from '../api/policy.js';
 import type { Checkpoint, EffectivePolicy, Node, ObjectMeta, RestorePolicy, WorkloadRef } from '../api/types.js';
 import type { OwnerKind, OwnerLookup, OwnerView } from '../api/workload.js';
@@ -64,6 +64,8 @@ export class ClusterCache implements OwnerLookup {
   private readonly byWorkload = new Map<string, Checkpoint[]>();
   /** Checkpoint changes by namespace (for generation(namespace)); only ever grows, like versions. */
   private readonly checkpointChanges = new Map<string, number>();
+  /** Node changes that can change canRestoreOn(): not a node's images (for generation()). */
+  private nodeRestoreChanges = 0;
   private policyList: EffectivePolicy[] = [];
   private allSynced = false;
   readonly owners: OwnerLookup = this;
@@ -86,11 +88,13 @@ export class ClusterCache implements OwnerLookup {
     this.statefulSetStore = new Informer(client, { path: PATHS.statefulsets, transform: ownerView, equal }, log);
     this.nodeStore = new Informer(client, {
       path: PATHS.nodes, transform: (o) => nodeFacts(o as Node, { index: true }), equal: sameNodeFacts,
+      onChange: (_key, now, before) => { if (!now || !before || !sameRestoreFacts(now, before)) this.nodeRestoreChanges++; },
     }, log);
   }
 
   /**
-   * Changes whenever anything a decision reads does; equal numbers mean an equal view. With a
+   * Changes whenever anything an admission decision reads does; equal numbers mean an equal
+   * view. Nodes count only when what canRestoreOn() reads changes (not their images). With a
    * namespace, the view of a decision about a pod there: Checkpoints count only in their own
    * namespace (a pod never restores from another's), everything else counts everywhere.
    */
@@ -98,6 +102,7 @@ export class ClusterCache implements OwnerLookup {
     let sum = 0;
     for (const kind of this.kinds) {
       if (kind === 'checkpoints' && namespace !== undefined) sum += this.checkpointChanges.get(namespace) ?? 0;
+      else if (kind === 'nodes') sum += this.nodeRestoreChanges;
       else sum += this.informer(kind).version;
     }
     return sum;

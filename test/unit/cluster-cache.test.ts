@@ -54,8 +54,11 @@ describe('ClusterCache.generation: changes only when something a decision reads 
     ['a ReplicaSet annotation change', true, RS, replicaSet({ a: '1' }, {}), replicaSet({ a: '2' }, {})],
     ['a Node status heartbeat', false, NODES, heartbeat('12:00:00'), heartbeat('12:00:10')],
     ['a Node with a new CRIU', true, NODES, node('n1'), node('n1', { criu: 40200 })],
-    ['a Node with a new image', true, NODES, node('n1', { images: ['a'] }), node('n1', { images: ['a', 'b'] })],
+    ['a Node with a new image (only scores read images)', false, NODES, node('n1', { images: ['a'] }), node('n1', { images: ['a', 'b'] })],
     ['a Node going NotReady', true, NODES, node('n1'), node('n1', { ready: false })],
+    ['a Node cordoned', true, NODES, node('n1'), node('n1', { unschedulable: true })],
+    ['a Node with other CPU flags', true, NODES, node('n1'), node('n1', { cpuFlags: 'fpu' })],
+    ['a Node with another kernel', true, NODES, node('n1'), node('n1', { kernel: '6.9.0-1-generic' })],
     ['a Checkpoint becoming Failed', true, CHECKPOINTS, checkpoint('c1'), checkpoint('c1', { phase: 'Failed' })],
     ['a Checkpoint updated with nothing new', false, CHECKPOINTS, checkpoint('c1'), checkpoint('c1')],
   ])('%s changes it: %s', async (_what, changes, path, before, after) => {
@@ -74,6 +77,16 @@ describe('ClusterCache.generation: changes only when something a decision reads 
     expect(cache.generation()).toBeGreaterThan(all);
     cache.nodeStore.replaceAll([node('n1')]); // anything else counts everywhere
     expect(cache.generation('shop')).toBeGreaterThan(shop);
+  });
+
+  it('a Node with a new image gets new facts (the extender scores images) but leaves generation() still', () => {
+    const cache = new ClusterCache(scriptedClient('', [], () => undefined), silentLogger());
+    cache.nodeStore.replaceAll([node('n1', { images: ['a'] })]);
+    const [facts, generation] = [cache.node('n1'), cache.generation()];
+    cache.nodeStore.replaceAll([node('n1', { images: ['a', 'b'] })]);
+    expect(cache.node('n1')).not.toBe(facts);
+    expect(cache.node('n1')?.images.has('b')).toBe(true);
+    expect(cache.generation()).toBe(generation);
   });
 
   it('keeps the stored value of an unchanged update, so its identity (and what is memoised on it) survives', () => {
