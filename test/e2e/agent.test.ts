@@ -6,6 +6,7 @@
  * container that carries CRI-O's annotations for a pod the real ReplicaSet controller created and
  * the real scheduler bound to the agent's node.
  */
+import { tearDown } from '../harness/teardown.js';
 import { serviceAccountToken, writeTokenKubeconfig } from '../harness/identity.js';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -118,13 +119,13 @@ describeWithTools('agent daemon against the real control plane, a real registry,
     agent.stderr?.on('data', keep);
   }, 120_000);
 
-  afterAll(async () => {
-    if (agent) await stopChild(agent);
-    await podman?.destroy();
-    await registry?.stop();
-    await cp?.stop();
-    if (work) await rm(work, { recursive: true, force: true });
-  }, 60_000);
+  afterAll(() => tearDown([
+    ['agent', () => (agent ? stopChild(agent) : undefined)],
+    ['podman', () => podman?.destroy()],
+    ['registry', () => registry?.stop()],
+    ['control plane', () => cp?.stop()],
+    ['work dir', () => (work ? rm(work, { recursive: true, force: true }) : undefined)],
+  ]), 130_000);
 
   it('publishes the node facts of the real criu, /proc/cpuinfo and cgroup on its Node, and may change no other node', async () => {
     const version = parseCriuVersion(await must('criu', ['--version']));

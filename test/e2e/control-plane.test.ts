@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { tearDown } from '../harness/teardown.js';
 import { startControlPlane, isAlive, type ControlPlane } from '../harness/control-plane.js';
 import { createNode } from '../harness/nodes.js';
 import { createNamespace, listEvents, waitFor, waitForBoundPods } from '../harness/wait.js';
@@ -60,10 +61,10 @@ beforeAll(async () => {
   await createNode(cp.client, { name: 'node-k', criu: '4.1.1', kubeletPort: kubelet.port, unschedulable: true });
 }, 15 * 60_000);
 
-afterAll(async () => {
-  await cp?.stop();
-  await Promise.all([extender?.close(), webhook?.close(), kubelet?.close()]);
-});
+afterAll(() => tearDown([
+  ['control plane', () => cp?.stop()],
+  ['extender, webhook and kubelet', () => Promise.all([extender?.close(), webhook?.close(), kubelet?.close()])],
+]), 60_000);
 
 interface PodView { metadata: { name: string; annotations?: Record<string, string>; ownerReferences?: Array<{ kind: string; name: string }> }; spec: { nodeName?: string } }
 

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { tearDown } from '../harness/teardown.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { installCrds } from '../harness/apply.js';
 import { kubeBinDir, repoRoot } from '../harness/kube-bin.js';
@@ -179,11 +180,11 @@ describe('against an existing cluster (--kubeconfig)', () => {
     // Lazarus is not installed yet (the first test sees that); the scheduler already knows its extender's URL.
   }, 120_000);
 
-  afterAll(async () => {
-    await webhook?.stop();
-    await extender?.stop();
-    await cp?.stop();
-  });
+  afterAll(() => tearDown([
+    ['webhook', () => webhook?.stop()],
+    ['extender', () => extender?.stop()],
+    ['control plane', () => cp?.stop()],
+  ]), 90_000);
 
   it('refuses, in one line, a cluster where Lazarus is not installed', async () => {
     const run = await runDemo(['--kubeconfig', cp.kubeconfigPath]);

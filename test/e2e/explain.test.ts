@@ -5,6 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { tearDown } from '../harness/teardown.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { createNode } from '../harness/nodes.js';
 import { createNamespace } from '../harness/wait.js';
@@ -79,11 +80,11 @@ beforeAll(async () => {
   await createNamespace(cp.client, NS);
 }, 120_000);
 
-afterAll(async () => {
-  await webhook?.stop();
-  await extender?.stop();
-  await cp?.stop();
-});
+afterAll(() => tearDown([
+  ['webhook', () => webhook?.stop()],
+  ['extender', () => extender?.stop()],
+  ['control plane', () => cp?.stop()],
+]), 90_000);
 
 describe('lazarus explain (the CLI, against the real control plane)', () => {
   let restored: LivePod;

@@ -3,6 +3,7 @@
  * an annotated Deployment's pod comes back from its checkpoint on the best node that can
  * restore it, and starts cold whenever restoring would be wrong.
  */
+import { tearDown } from '../harness/teardown.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { createNode, setUnschedulable } from '../harness/nodes.js';
 import { createNamespace, listEvents, waitFor } from '../harness/wait.js';
@@ -52,11 +53,11 @@ beforeAll(async () => {
   ({ webhook, extender } = await startLazarus(cp.client, extenderPort));
 }, 120_000);
 
-afterAll(async () => {
-  await webhook?.stop();
-  await extender?.stop();
-  await cp?.stop();
-});
+afterAll(() => tearDown([
+  ['webhook', () => webhook?.stop()],
+  ['extender', () => extender?.stop()],
+  ['control plane', () => cp?.stop()],
+]), 90_000);
 
 describe('an annotated Deployment', () => {
   const ns = 'shop';

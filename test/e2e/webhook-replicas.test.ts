@@ -10,6 +10,7 @@
  * certificates live seconds, so serving certificates and the CA rotate while a Deployment
  * scales up and bare pods are created; every pod must arrive restored.
  */
+import { tearDown } from '../harness/teardown.js';
 import { serviceAccountToken, writeTokenKubeconfig } from '../harness/identity.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -226,19 +227,17 @@ beforeAll(async () => {
   }, { timeoutMs: 20_000, description: 'a dry-run pod mutated through the proxy' });
 }, 180_000);
 
-afterAll(async () => {
-  if (executable && executable.exitCode === null) {
+afterAll(() => tearDown([
+  ['webhook executable', async () => {
+    if (!executable || executable.exitCode !== null) return;
     const exited = new Promise((resolve) => executable?.once('exit', resolve));
     executable.kill('SIGKILL');
     await exited;
-  }
-  await proxy?.close();
-  for (const r of replicas) {
-    await r.webhook.stop();
-    await r.certs.stop();
-  }
-  await cp?.stop();
-});
+  }],
+  ['proxy', () => proxy?.close()],
+  ...replicas.flatMap((r, i) => [[`replica ${i} webhook`, () => r.webhook.stop()], [`replica ${i} certificates`, () => r.certs.stop()]] as const),
+  ['control plane', () => cp?.stop()],
+]), 180_000);
 
 it('two replicas behind one address, certificates rotating while pods are created: every pod is restored', async () => {
   if (!proxy) throw new Error('no proxy');

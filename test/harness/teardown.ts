@@ -6,7 +6,7 @@
 export type Step = readonly [name: string, run: () => Promise<unknown> | unknown];
 
 export async function tearDown(steps: readonly Step[], options: { stepMs?: number; log?: (line: string) => void } = {}): Promise<void> {
-  const stepMs = options.stepMs ?? 15_000;
+  const stepMs = options.stepMs ?? 25_000;
   const log = options.log ?? ((line: string) => console.warn(line));
   for (const [name, run] of steps) {
     const started = Date.now();
