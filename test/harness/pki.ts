@@ -5,6 +5,7 @@
 import { generateKeyPair, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
+import { SERIAL_BYTES, issueCa, serialFromBytes } from '../../certs/generate.js';
 
 const generateRsa = promisify(generateKeyPair);
 
@@ -42,12 +43,7 @@ export async function createRsaKey(): Promise<RsaKey> {
   return { keyPem: privateKey, key, publicKey: forge.pki.setRsaPublicKey(key.n, key.e) };
 }
 
-/** Positive, random 128-bit serial (RFC 5280 wants unique, non-negative serials). */
-function serial(): string {
-  const bytes = randomBytes(16);
-  bytes[0] = (bytes[0] ?? 0) & 0x7f;
-  return bytes.toString('hex');
-}
+const serial = (): string => serialFromBytes(randomBytes(SERIAL_BYTES));
 
 function validity(cert: forge.pki.Certificate, notBefore: Date | undefined, days: number): void {
   const from = notBefore ?? new Date(Date.now() - 60 * 60 * 1000);
@@ -55,22 +51,11 @@ function validity(cert: forge.pki.Certificate, notBefore: Date | undefined, days
   cert.validity.notAfter = new Date(from.getTime() + days * 24 * 60 * 60 * 1000);
 }
 
+/** A CA as Lazarus' own certificates make one (certs/generate.ts), with its forge objects. */
 export async function createAuthority(commonName: string, days = 30): Promise<Authority> {
-  const { keyPem, key, publicKey } = await createRsaKey();
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = publicKey;
-  cert.serialNumber = serial();
-  validity(cert, undefined, days);
-  const subject = [{ name: 'commonName', value: commonName }];
-  cert.setSubject(subject);
-  cert.setIssuer(subject);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: true, critical: true },
-    { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-    { name: 'subjectKeyIdentifier' },
-  ]);
-  cert.sign(key, forge.md.sha256.create());
-  return { cert, key, certPem: forge.pki.certificateToPem(cert), keyPem };
+  const { keyPem, key } = await createRsaKey();
+  const certPem = issueCa({ keyPem, serial: serial(), now: Date.now(), lifetimeMs: days * 24 * 60 * 60 * 1000, commonName });
+  return { cert: forge.pki.certificateFromPem(certPem), key, certPem, keyPem };
 }
 
 /** A certificate signed by `ca`, for `key` (a new key unless one is given). */
