@@ -1,14 +1,16 @@
 /**
- * `npm run cluster -- --dir D`: the local control plane for people. Writes D/kubeconfig, prints
- * a line with `ready` once everything answers, runs until SIGINT/SIGTERM, then stops every
- * process it started.
+ * `npm run cluster -- --dir D [--real-node]`: the local control plane for people. Writes
+ * D/kubeconfig, prints a line with `ready` once everything answers, runs until SIGINT/SIGTERM,
+ * then stops every process it started. Without `--real-node`, Lazarus' webhook and extender
+ * run in this process next to it; with it, a registry (D/registry) and three real nodes.
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseFlags, usage, type FlagSpec } from '../../cli/flags.js';
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions, type ExtenderOptions } from './control-plane.js';
-import { clusterHooks } from './cluster-hooks.js';
+import { inProcessLazarusHook, realNodeHook } from './cluster-hooks.js';
+import { realNodePreflight } from './real-node.js';
 
 export interface Stoppable { stop(): Promise<void> }
 
@@ -25,6 +27,7 @@ const FLAGS: Record<string, FlagSpec> = {
   extender: { type: 'list', description: 'scheduler extender URL prefix (repeatable), e.g. http://127.0.0.1:8888' },
   'extender-node-cache': { type: 'bool', description: 'extenders are nodeCacheCapable (NodeNames mode)', default: false },
   profile: { type: 'list', description: 'extra scheduler profile name (repeatable)' },
+  'real-node': { type: 'bool', description: 'three real nodes (two containerd, one CRI-O) and a registry; needs root and CRIU', default: false },
   help: { type: 'bool', description: 'print this help', default: false },
 };
 
@@ -48,7 +51,16 @@ export async function runCluster(argv: readonly string[], env: NodeJS.ProcessEnv
   let options: ControlPlaneOptions = {
     ...(dir ? { dir } : {}), extenders, profiles: (values.profile as string[] | undefined) ?? [], log: out,
   };
-  const hooks = run.hooks ?? [];
+  let hooks = run.hooks;
+  if (!hooks) {
+    if (values['real-node'] === true) {
+      const why = await realNodePreflight();
+      if (why) { console.error(`cluster: cannot run real nodes here: ${why}`); return 1; }
+      hooks = [realNodeHook({ log: out })];
+    } else {
+      hooks = [inProcessLazarusHook()];
+    }
+  }
   for (const h of hooks) if (h.prepare) options = await h.prepare(options);
 
   const cp = await startControlPlane(options);
@@ -78,7 +90,7 @@ export async function runCluster(argv: readonly string[], env: NodeJS.ProcessEnv
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const controller = new AbortController();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => controller.abort());
-  runCluster(process.argv.slice(2), process.env, { hooks: clusterHooks, signal: controller.signal })
+  runCluster(process.argv.slice(2), process.env, { signal: controller.signal })
     .then((code) => { process.exitCode = code; })
     .catch((err: unknown) => { console.error(`cluster: ${(err as Error).message}`); process.exitCode = 1; });
 }

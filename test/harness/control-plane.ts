@@ -88,6 +88,8 @@ export interface ControlPlane {
   pids(): number[];
   /** Log file of a component: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kube-scheduler-<profile>. */
   logPath(component: string): string;
+  /** The egress proxy kube-apiserver and kube-scheduler reach nodes and Services through. */
+  readonly egress: NodeProxy;
   /** Stops every process started, by PID; safe to call more than once. */
   stop(): Promise<void>;
 }
@@ -275,6 +277,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     // Only non-loopback destinations (fake node addresses) go through the proxy; Go never
     // proxies loopback, and NO_PROXY keeps it that way for etcd, webhooks and extenders.
     const apiEnv: NodeJS.ProcessEnv = { ...process.env, HTTPS_PROXY: nodeProxy.url, HTTP_PROXY: nodeProxy.url, NO_PROXY: '127.0.0.1,localhost', https_proxy: nodeProxy.url, http_proxy: nodeProxy.url, no_proxy: '127.0.0.1,localhost' };
+    const egress = nodeProxy;
     const apiserver = start('kube-apiserver', [
       `--etcd-servers=${etcdUrl}`,
       '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
@@ -322,7 +325,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         '--bind-address=127.0.0.1', `--secure-port=${s.port}`, `--cert-dir=${file(`${s.name}-certs`)}`,
         '--v=2',
         ...(options.extraSchedulerArgs ?? []),
-      ], process.env, 'kube-scheduler'),
+      // Extenders behind a Service (real nodes) are reached through the egress proxy too.
+      ], apiEnv, 'kube-scheduler'),
     }));
     const selfSigned: https.RequestOptions = { rejectUnauthorized: false };
     await Promise.all([
@@ -343,6 +347,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       kubeconfigPath: file('kubeconfig'), server, dir, client, ca, binDir, timings,
       pids: () => [...components.map((c) => c.pid), ...(reaper ? [reaper.pid] : [])],
       logPath: (name) => file(`${name}.log`),
+      egress,
       stop,
     };
   } catch (err) {

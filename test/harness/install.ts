@@ -1,0 +1,132 @@
+/**
+ * Lazarus installed on real nodes the way users install it: the image built from the repo's own
+ * Dockerfile (scripts/images.sh), pushed to the cluster's registry, and `kubectl apply -k` of a
+ * thin overlay over manifests/base. What the overlay changes, and why, is all in
+ * `overlayKustomization`; everything else is the base as shipped.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { stringify } from 'yaml';
+import type { KubeClient } from '../../kube/client.js';
+import { imageArchive, pushArchive, type RealCluster } from './real-node.js';
+
+const run = promisify(execFile);
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const LAZARUS_NAMESPACE = 'lazarus-system';
+
+export interface InstalledLazarus {
+  /** The image every component runs, by tag in the cluster's registry. */
+  image: string;
+  overlayDir: string;
+  /** `kubectl` of the cluster's version, with the admin kubeconfig. */
+  kubectl(args: readonly string[]): Promise<string>;
+}
+
+export interface OverlayInput {
+  /** Path from the overlay directory to manifests/base. */
+  base: string;
+  registry: string;
+  imageTag: string;
+  /** Parent of every node's directory; node N's kubelet root is `${nodesDir}/N/kubelet`. */
+  nodesDir: string;
+}
+
+/**
+ * The environment-specific part, and nothing more:
+ * - image references point at the loopback registry;
+ * - kubelets keep their root directories under the run directory, one per node (the agent finds
+ *   its node's by name), not in /var/lib/kubelet;
+ * - the agent runs in its node's network namespace (hostNetwork), where the registry is on
+ *   loopback, and pushes to it over plain HTTP; it reads its node's runtime configuration file;
+ * - the default RestorePolicy names that registry for checkpoint images.
+ * The API server is reached in-cluster as everywhere (the `kubernetes` Service IP is served
+ * inside each node's namespace).
+ */
+export function overlayKustomization(o: OverlayInput): Record<string, unknown> {
+  const agentArg = (path: string, value: unknown): Record<string, unknown> => ({ op: 'add', path: `/spec/template/spec/containers/0/args/${path}`, value });
+  return {
+    apiVersion: 'kustomize.config.k8s.io/v1beta1',
+    kind: 'Kustomization',
+    resources: [o.base],
+    images: [{ name: 'lazarus', newName: `${o.registry}/lazarus`, newTag: o.imageTag }],
+    patches: [
+      {
+        target: { kind: 'DaemonSet', name: 'lazarus-agent' },
+        patch: stringify([
+          { op: 'add', path: '/spec/template/spec/hostNetwork', value: true },
+          { op: 'add', path: '/spec/template/spec/dnsPolicy', value: 'ClusterFirstWithHostNet' },
+          { op: 'replace', path: '/spec/template/spec/containers/0/args/1', value: `--checkpoint-dir=${o.nodesDir}/$(NODE_NAME)/kubelet/checkpoints` },
+          agentArg('-', `--insecure-registry=${o.registry}`),
+          agentArg('-', `--runtime-config=${o.nodesDir}/$(NODE_NAME)/runtime.toml`),
+          { op: 'replace', path: '/spec/template/spec/volumes/0/hostPath/path', value: o.nodesDir },
+          { op: 'replace', path: '/spec/template/spec/containers/0/volumeMounts/0/mountPath', value: o.nodesDir },
+        ]),
+      },
+      {
+        target: { kind: 'RestorePolicy', name: 'default' },
+        patch: stringify([{ op: 'add', path: '/spec/checkpoint/registry', value: `${o.registry}/lazarus` }]),
+      },
+    ],
+  };
+}
+
+/** Builds (cached) and pushes the image, applies the overlay, waits until every component is ready. */
+export async function installLazarus(cluster: RealCluster, options: { log?: (line: string) => void; timeoutMs?: number } = {}): Promise<InstalledLazarus> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const t0 = Date.now();
+  const archive = await imageArchive('lazarus');
+  // The archive is named by the hash of what went into it; the tag carries it.
+  const imageTag = /lazarus-([0-9a-f]{12,})/.exec(path.basename(archive))?.[1] ?? 'dev';
+  const image = `${cluster.registry}/lazarus:${imageTag}`;
+  await pushArchive(archive, image);
+  log(`[install] image ${image} (${String(Date.now() - t0)} ms)`);
+
+  const overlayDir = path.join(cluster.cp.dir, 'lazarus-overlay');
+  await mkdir(overlayDir, { recursive: true });
+  await writeFile(path.join(overlayDir, 'kustomization.yaml'), stringify(overlayKustomization({
+    base: path.relative(overlayDir, path.join(repoRoot, 'manifests/base')),
+    registry: cluster.registry, imageTag, nodesDir: path.join(cluster.cp.dir, 'nodes'),
+  })));
+  const kubectl = async (args: readonly string[]): Promise<string> => {
+    try {
+      return (await run(path.join(cluster.binaries.kube, 'kubectl'), [`--kubeconfig=${cluster.cp.kubeconfigPath}`, ...args], { maxBuffer: 16 << 20 })).stdout;
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new Error(`kubectl ${args.join(' ')}: ${(e.stderr ?? e.message).trim()}`);
+    }
+  };
+  // CRDs first: the default RestorePolicy in the same apply needs its kind to exist.
+  await kubectl(['apply', '--server-side', '-f', path.join(repoRoot, 'manifests/base/crds')]);
+  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/checkpoints.lazarus.dev', 'crd/restorepolicies.lazarus.dev']);
+  await kubectl(['apply', '--server-side', '-k', overlayDir]);
+  await waitForRollout(kubectl, options.timeoutMs ?? 180_000);
+  log(`[install] Lazarus running from ${image} (${String(Date.now() - t0)} ms): webhook ×2, extender, controller, agent on ${String(cluster.nodes.length)} nodes`);
+  return { image, overlayDir, kubectl };
+}
+
+async function waitForRollout(kubectl: InstalledLazarus['kubectl'], timeoutMs: number): Promise<void> {
+  const timeout = `--timeout=${String(Math.round(timeoutMs / 1000))}s`;
+  for (const target of ['deployment/lazarus-webhook', 'deployment/lazarus-extender', 'deployment/lazarus-controller', 'daemonset/lazarus-agent']) {
+    try {
+      await kubectl(['-n', LAZARUS_NAMESPACE, 'rollout', 'status', timeout, target]);
+    } catch (err) {
+      const pods = await kubectl(['-n', LAZARUS_NAMESPACE, 'get', 'pods', '-o', 'wide']).catch(() => '');
+      throw new Error(`${target} did not roll out: ${(err as Error).message}\n${pods}`);
+    }
+  }
+}
+
+/** Waits until the agent has published restore-capable on every node. */
+export async function waitForNodeFacts(client: KubeClient, nodes: readonly string[], timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const list = await client.request<{ items: Array<{ metadata: { name: string; labels?: Record<string, string> } }> }>('GET', '/api/v1/nodes');
+    const missing = nodes.filter((n) => !list.items.find((i) => i.metadata.name === n)?.metadata.labels?.['lazarus.dev/restore-capable']);
+    if (missing.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`no lazarus.dev/restore-capable label on ${missing.join(', ')} after ${String(timeoutMs)} ms`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
