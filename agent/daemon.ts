@@ -12,7 +12,10 @@ import { createRegistry } from '../runtime/metrics.js';
 import { opsApp } from '../runtime/ops-app.js';
 import { hostFacts, readLocalFacts, systemSources } from './host.js';
 import { PodMemory } from './pod-memory.js';
+import { CONTAINERD_CONFIG, CRIO_CONFIG, CRIO_DROP_INS, readRestoreSupport } from './runtime-restore.js';
 import { Agent } from './watcher.js';
+
+const words = (s: string): string[] => s.trim().split(/\s+/).filter(Boolean);
 
 const FLAGS = {
   'node-name': { type: 'string', description: 'this node (downward API spec.nodeName)', env: 'NODE_NAME', required: true },
@@ -21,7 +24,9 @@ const FLAGS = {
   namespace: { type: 'string', description: "Lazarus' own namespace (push Secrets)", env: 'POD_NAMESPACE', default: 'lazarus-system' },
   registry: { type: 'string', description: 'registry prefix when no RestorePolicy sets spec.checkpoint.registry', default: '' },
   'insecure-registry': { type: 'list', description: 'host:port reached over plain HTTP (repeatable)' },
-  criu: { type: 'string', description: "criu command line, e.g. 'nsenter --target 1 --mount -- criu' for the host's", default: 'criu' },
+  'host-exec': { type: 'string', description: "prefix that runs a command in the host's mount namespace, e.g. 'nsenter --target 1 --mount --' (hostPID); used for criu and for reading --runtime-config", default: '' },
+  criu: { type: 'string', description: 'criu command line, run after --host-exec', default: 'criu' },
+  'runtime-config': { type: 'list', description: `container runtime configuration file on the host, read in order, later wins; a * in the last component globs (repeatable; default by the Node's runtime: containerd ${CONTAINERD_CONFIG}, cri-o ${CRIO_CONFIG} then ${CRIO_DROP_INS})` },
   'facts-interval': { type: 'duration', description: 'how often node facts are refreshed', default: 300_000 },
   'scan-interval': { type: 'duration', description: 'checkpoint directory poll interval (file events wake it sooner)', default: 10_000 },
   'settle': { type: 'duration', description: 'an archive younger than this may still be written', default: 2_000 },
@@ -35,7 +40,10 @@ export async function runDaemon(argv: string[], env: NodeJS.ProcessEnv): Promise
   if (values.help === true) { process.stdout.write(`${usage('agent', FLAGS)}\n`); return 0; }
   if (positionals.length > 0) problems.push(`unexpected arguments: ${positionals.join(' ')}`);
   const metricsPort = port('metrics-port', values['metrics-port'], problems);
+  const runtimeConfig = (values['runtime-config'] as string[] | undefined) ?? [];
+  for (const p of runtimeConfig) if (!p.startsWith('/')) problems.push(`--runtime-config: "${p}" is not an absolute path on the host`);
   if (problems.length > 0) throw new UsageError(problems);
+  const hostExec = Object.freeze(words(String(values['host-exec'])));
   const config = Object.freeze({
     nodeName: String(values['node-name']),
     checkpointDir: String(values['checkpoint-dir']),
@@ -43,7 +51,10 @@ export async function runDaemon(argv: string[], env: NodeJS.ProcessEnv): Promise
     namespace: String(values.namespace),
     registry: String(values.registry),
     insecure: new Set((values['insecure-registry'] as string[] | undefined) ?? []),
-    criu: String(values.criu),
+    hostExec,
+    /** The full criu command line: the host prefix, then --criu. */
+    criu: [...hostExec, ...words(String(values.criu))].join(' '),
+    runtimeConfig: Object.freeze([...runtimeConfig]),
     factsIntervalMs: Number(values['facts-interval']),
     scanIntervalMs: Number(values['scan-interval']),
     settleMs: Number(values.settle),
@@ -60,6 +71,7 @@ export async function runDaemon(argv: string[], env: NodeJS.ProcessEnv): Promise
     ...(config.registry ? { defaultRegistry: config.registry } : {}),
     insecureRegistries: config.insecure, log, now: () => new Date(), sleep, pods,
     readFacts: () => readLocalFacts(systemSources, config.criu),
+    runtimeSupport: (runtime) => readRestoreSupport(systemSources, config.hostExec, config.runtimeConfig, runtime),
     hostFacts: (local, runtime) => hostFacts(local, runtime),
     settleMs: config.settleMs, scanIntervalMs: config.scanIntervalMs, factsIntervalMs: config.factsIntervalMs,
     retryBaseMs: 5_000, retryMaxMs: 300_000,

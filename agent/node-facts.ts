@@ -5,12 +5,15 @@
  */
 import * as K from '../api/keys.js';
 import type { Node, OriginFacts } from '../api/types.js';
-import { compareVersions, criuCode, parseRuntime } from '../api/versions.js';
+import { criuCode } from '../api/versions.js';
+import type { RestoreSupport } from './runtime-restore.js';
 
 export interface LocalFacts {
   /** `4.1.1`; undefined when criu is missing or unparseable. */
   criuVersion?: string;
   criuCheckPassed: boolean;
+  /** The end of `criu check`'s output when it failed. */
+  criuCheckError?: string;
   cpuFlags: string[];
   cgroup?: 'v1' | 'v2';
 }
@@ -28,32 +31,39 @@ export function parseCpuFlags(cpuinfo: string): string[] {
   return [...new Set(m[1].trim().split(/\s+/).filter(Boolean))].sort();
 }
 
-/** CRI-O ≥ 1.26 and containerd 2.1–2.3 restore from a checkpoint image named in the pod spec (DESIGN §5). */
-export function runtimeCanRestore(containerRuntimeVersion: string | undefined): boolean {
-  const rt = parseRuntime(containerRuntimeVersion);
-  if (!rt?.version) return false;
-  switch (rt.name) {
-    case 'cri-o':
-      return compareVersions(rt.version, '1.26') >= 0;
-    case 'containerd':
-      return compareVersions(rt.version, '2.1') >= 0 && compareVersions(rt.version, '2.4') < 0;
-    default:
-      return false;
-  }
+/**
+ * The label `restore-capable` and its reason (DESIGN §2): `criu check` passed and the runtime
+ * can restore from an image with its restore switch on (`restoreSupport`). Every problem is
+ * named, so an operator fixes them all in one go.
+ */
+export function restoreCapability(facts: LocalFacts, runtime: RestoreSupport): RestoreSupport {
+  const problems: string[] = [];
+  if (!facts.criuVersion) problems.push('criu not found on the node (`criu --version` failed); install CRIU on the host');
+  else if (!facts.criuCheckPassed) problems.push(`criu check failed: ${facts.criuCheckError ?? 'no output'}`);
+  if (!runtime.capable) problems.push(runtime.reason);
+  if (problems.length === 0) return runtime;
+  const reason = problems.join('; ');
+  return { capable: false, reason: reason.length > MAX_REASON ? `${reason.slice(0, MAX_REASON - 1)}…` : reason };
 }
+
+/** Annotation values have no size limit of their own, but a reason is read by people. */
+const MAX_REASON = 1024;
 
 export interface NodeMetadata { labels: Record<string, string | null>; annotations: Record<string, string | null> }
 
 /** What the agent publishes; `null` removes a key that no longer holds (criu uninstalled). */
-export function desiredNodeMetadata(facts: LocalFacts, containerRuntimeVersion: string | undefined): NodeMetadata {
+export function desiredNodeMetadata(facts: LocalFacts, runtime: RestoreSupport): NodeMetadata {
   const code = facts.criuVersion ? criuCode(facts.criuVersion) : undefined;
-  const capable = facts.criuCheckPassed && code !== undefined && runtimeCanRestore(containerRuntimeVersion);
+  const verdict = restoreCapability(facts, runtime);
+  const capable = verdict.capable && code !== undefined;
+  const reason = capable || !verdict.capable ? verdict.reason : `criu ${facts.criuVersion ?? ''} is not a version Lazarus can compare`;
   return {
     labels: {
       [K.NODE_CRIU_VERSION]: code !== undefined ? String(code) : null,
       [K.NODE_RESTORE_CAPABLE]: capable ? 'true' : 'false',
     },
     annotations: {
+      [K.NODE_RESTORE_CAPABLE_REASON]: reason,
       [K.NODE_CRIU]: facts.criuVersion ?? null,
       [K.NODE_CPU_FLAGS]: facts.cpuFlags.length > 0 ? facts.cpuFlags.join(' ') : null,
       [K.NODE_CGROUP]: facts.cgroup ?? null,
@@ -106,6 +116,12 @@ export interface FactSources {
  * host's mount namespace (`nsenter --target 1 --mount -- criu`), since `criu check` must judge
  * the node, not the agent's container.
  */
+/** The last two non-empty lines, on one line: where criu says what went wrong. */
+export function lastLines(output: string, max = 300): string {
+  const text = output.split('\n').map((l) => l.trim()).filter(Boolean).slice(-2).join(' / ');
+  return text.length > max ? `…${text.slice(-(max - 1))}` : text;
+}
+
 export async function readLocalFacts(src: FactSources, criu = 'criu', runCheck = true): Promise<LocalFacts> {
   const [cmd = 'criu', ...prefix] = criu.trim().split(/\s+/);
   const run = (arg: string): Promise<ExecResult> => src.exec(cmd, [...prefix, arg]).catch((): ExecResult => ({ code: -1, stdout: '', stderr: '' }));
@@ -114,9 +130,11 @@ export async function readLocalFacts(src: FactSources, criu = 'criu', runCheck =
   const check = criuVersion && runCheck ? await run('check') : undefined;
   const cpuinfo = await src.readFile('/proc/cpuinfo').catch(() => '');
   const cgroup = await src.exists('/sys/fs/cgroup/cgroup.controllers') ? 'v2' : await src.exists('/sys/fs/cgroup') ? 'v1' : undefined;
+  const checkError = check && check.code !== 0 ? lastLines(check.stdout + check.stderr) || `exit code ${String(check.code)}` : undefined;
   return {
     ...(criuVersion ? { criuVersion } : {}),
     criuCheckPassed: check?.code === 0,
+    ...(checkError ? { criuCheckError: checkError } : {}),
     cpuFlags: parseCpuFlags(cpuinfo),
     ...(cgroup ? { cgroup } : {}),
   };

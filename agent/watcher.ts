@@ -20,6 +20,7 @@ import { ArchiveError } from './archive.js';
 import { buildAndPush, inspectArchive } from './build.js';
 import { desiredNodeMetadata, nodeMetadataPatch, originFacts, type LocalFacts } from './node-facts.js';
 import { ociArch, type HostFacts } from './oci-image.js';
+import type { RestoreSupport } from './runtime-restore.js';
 import { checkpointName, checkpointObject, failedCheckpointName, imageRefFor, isArchiveName, parseKubeletArchiveName, retryDelayMs } from './plan.js';
 import { RegistryClient, credentialsFor, parseImageRef, type RetryPolicy } from './registry.js';
 
@@ -40,6 +41,8 @@ export interface AgentOptions {
   now: () => Date;
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readFacts: () => Promise<LocalFacts>;
+  /** Whether the runtime the Node reports (`cri-o://1.33.2`) restores as configured on this host. */
+  runtimeSupport: (containerRuntimeVersion: string | undefined) => Promise<RestoreSupport>;
   hostFacts: (local: LocalFacts, runtime: string | undefined) => Promise<HostFacts>;
   /** An archive younger than this may still be being written. */
   settleMs: number;
@@ -81,7 +84,8 @@ export class Agent {
   async refreshFacts(): Promise<boolean> {
     const facts = await this.o.readFacts();
     const node = await this.o.kube.request<Node>('GET', `/api/v1/nodes/${this.o.nodeName}`);
-    const desired = desiredNodeMetadata(facts, node.status?.nodeInfo?.containerRuntimeVersion);
+    const runtime = await this.o.runtimeSupport(node.status?.nodeInfo?.containerRuntimeVersion);
+    const desired = desiredNodeMetadata(facts, runtime);
     const patch = nodeMetadataPatch(node, desired);
     this.node = patch
       ? await this.o.kube.request<Node>('PATCH', `/api/v1/nodes/${this.o.nodeName}`, { body: patch, contentType: MERGE })

@@ -18,6 +18,8 @@ export const ORIGIN_CPU_FLAGS = 'lazarus.dev/origin-cpu-flags';
 /** Node label: CRIU version as major×10000+minor×100+patch, so node affinity can use `Gt`. */
 export const NODE_CRIU_VERSION = 'lazarus.dev/criu-version';
 export const NODE_RESTORE_CAPABLE = 'lazarus.dev/restore-capable';
+/** Node annotation: why the node is (not) restore-capable, in words an operator can act on. */
+export const NODE_RESTORE_CAPABLE_REASON = 'lazarus.dev/restore-capable-reason';
 export const NODE_CRIU = 'lazarus.dev/criu';
 export const NODE_CPU_FLAGS = 'lazarus.dev/cpu-flags';
 export const NODE_CGROUP = 'lazarus.dev/cgroup';

@@ -88,9 +88,15 @@ export function explainPod(pod: Pod & { spec: { nodeName?: string } }, namespace
 
   const rules = { compatibility: policy.spec.compatibility, placement: policy.spec.placement };
   const baseImages = restored?.baseImages ?? pod.spec.containers.map((c) => c.image ?? '');
+  const capableReasons = new Map(nodes.map((n) => [n.metadata.name ?? '', n.metadata.annotations?.[K.NODE_RESTORE_CAPABLE_REASON]]));
   const verdicts = origin === undefined ? [] : nodes.map((n) => nodeFacts(n)).map((n: NodeFacts): NodeVerdict => {
     const c = compatibility(origin, n, rules);
-    return { node: n.name, compatible: c.ok, score: c.ok ? score(origin, n, baseImages) : 0, reasons: c.reasons, ready: n.ready, unschedulable: n.unschedulable };
+    // The agent says why its node cannot restore (DESIGN §2): more use to an operator than the label alone.
+    const why = capableReasons.get(n.name);
+    const reasons = typeof why === 'string' && why !== ''
+      ? c.reasons.map((r, i) => (c.rules[i] === 'restoreCapable' ? `node is not restore-capable: ${why}` : r))
+      : c.reasons;
+    return { node: n.name, compatible: c.ok, score: c.ok ? score(origin, n, baseImages) : 0, reasons, ready: n.ready, unschedulable: n.unschedulable };
   }).sort((a, b) => Number(b.compatible) - Number(a.compatible) || b.score - a.score || a.node.localeCompare(b.node));
 
   return {

@@ -126,6 +126,7 @@ describe('on its own node', () => {
       kube: agentA, nodeName: 'node-a', checkpointDir: '/nonexistent', namespace: NS, insecureRegistries: new Set(), log: silentLogger(),
       now: () => new Date(), sleep: async () => undefined,
       readFacts: async () => ({ criuVersion: '4.1.1', criuCheckPassed: true, cpuFlags: ['avx2', 'fpu', 'sse4_2'], cgroup: 'v2' }),
+      runtimeSupport: async () => ({ capable: true, reason: 'restore enabled (test)' }),
       hostFacts: async () => { throw new Error('not used'); },
       settleMs: 0, scanIntervalMs: 1000, factsIntervalMs: 1000, retryBaseMs: 1, retryMaxMs: 1,
     });
@@ -181,6 +182,7 @@ describe('on another node', () => {
       kube: agentA, nodeName: 'node-b', checkpointDir: '/nonexistent', namespace: NS, insecureRegistries: new Set(), log: silentLogger(),
       now: () => new Date(), sleep: async () => undefined,
       readFacts: async () => ({ criuVersion: '3.17.1', criuCheckPassed: false, cpuFlags: [], cgroup: 'v1' }),
+      runtimeSupport: async () => ({ capable: true, reason: 'restore enabled (test)' }),
       hostFacts: async () => { throw new Error('not used'); },
       settleMs: 0, scanIntervalMs: 1000, factsIntervalMs: 1000, retryBaseMs: 1, retryMaxMs: 1,
     });

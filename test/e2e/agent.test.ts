@@ -109,8 +109,11 @@ describeWithTools('agent daemon against the real control plane, a real registry,
     agentClient = await createKubeClient(loadKubeConfig(shipped.kubeconfig));
     await createNamespace(cp.client, NS);
 
+    // The fake node says cri-o://1.33.2; this stands in for its /etc/crio/crio.conf with restore switched on.
+    const crioConf = join(work, 'crio.conf');
+    await writeFile(crioConf, '[crio.checkpoint_restore]\ncontainer_level_enabled = "checkpoint_restore"\n');
     agent = spawn(process.execPath, [
-      CLI, 'agent', '--node-name', NODE, '--checkpoint-dir', checkpointDir, '--kubeconfig', shipped.kubeconfig,
+      CLI, 'agent', '--node-name', NODE, '--runtime-config', crioConf, '--checkpoint-dir', checkpointDir, '--kubeconfig', shipped.kubeconfig,
       '--namespace', SYSTEM_NS, '--registry', `${registry.host}/lazarus`, '--insecure-registry', registry.host,
       '--metrics-port', '0', '--settle', '300ms', '--scan-interval', '1s', '--facts-interval', '5m', '--log-level', 'info',
     ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PATH: TOOL_PATH } });
@@ -143,10 +146,11 @@ describeWithTools('agent daemon against the real control plane, a real registry,
     }, 30_000, 'the agent to publish node facts');
     expect(node.metadata.labels).toMatchObject({
       [K.NODE_CRIU_VERSION]: String(code),
-      [K.NODE_RESTORE_CAPABLE]: 'true', // criu check passed and the fake node runs cri-o://1.33.2
+      [K.NODE_RESTORE_CAPABLE]: 'true', // criu check passed and the fake node runs cri-o://1.33.2 with restore on
       'kubernetes.io/hostname': NODE, // the kubelet's labels are left alone
     });
     expect(node.metadata.annotations).toMatchObject({
+      [K.NODE_RESTORE_CAPABLE_REASON]: 'restore enabled (CRI-O 1.33.2, container_level_enabled = "checkpoint_restore")',
       [K.NODE_CRIU]: version,
       [K.NODE_CPU_FLAGS]: cpuFlags.join(' '),
       [K.NODE_CGROUP]: cgroup,

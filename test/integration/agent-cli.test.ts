@@ -1,6 +1,6 @@
 /** `lazarus agent` flags: one-line reasons and exit code 2 on misuse; the daemon serves health while running. */
 import { spawn } from 'node:child_process';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FakeKube } from './agent-fake-kube.js';
 import { CLI, freePort, lazarus, stopChild, tempDir, waitUntil } from './agent-env.js';
@@ -12,6 +12,7 @@ describe('lazarus agent command line', () => {
     [['agent', 'build', 'a.tar', 'r.example/x:1', '--bogus'], /unknown flag --bogus/],
     [['agent'], /--node-name is required/],
     [['agent', '--node-name', 'n', '--metrics-port', '99999'], /not a port/],
+    [['agent', '--node-name', 'n', '--runtime-config', 'etc/crio/crio.conf'], /--runtime-config: "etc\/crio\/crio.conf" is not an absolute path on the host/],
   ])('%j exits 2 with a one-line reason', async (args, reason) => {
     const r = await lazarus(args, { NODE_NAME: '' });
     expect(r.code).toBe(2);
@@ -30,14 +31,22 @@ describe('lazarus agent command line', () => {
     await kube.start();
     const dir = await tempDir('agent-cli');
     const port = await freePort();
+    // `env` stands in for `nsenter --target 1 --mount --`: criu and the runtime's configuration are both run through it.
+    const crioConf = join(dir, 'crio.conf');
+    await writeFile(crioConf, '[crio.checkpoint_restore]\ncontainer_level_enabled = "checkpoint_only"\n');
     const child = spawn(process.execPath, [CLI, 'agent', '--node-name', 'node-a', '--checkpoint-dir', join(dir, 'ck'),
-      '--kubeconfig', await kube.kubeconfig(dir), '--metrics-port', String(port), '--criu', '/nonexistent/criu', '--log-level', 'error'], { stdio: 'ignore' });
+      '--kubeconfig', await kube.kubeconfig(dir), '--metrics-port', String(port), '--host-exec', 'env', '--criu', '/nonexistent/criu',
+      '--runtime-config', crioConf, '--runtime-config', `${dir}/crio.conf.d/*.conf`, '--log-level', 'error'], { stdio: 'ignore' });
     try {
       await mkdir(join(dir, 'ck'));
       kube.put('/api/v1/nodes/node-a', { metadata: { name: 'node-a' }, status: { nodeInfo: { containerRuntimeVersion: 'cri-o://1.33.2' } } });
       await waitUntil(async () => ((await fetch(`http://127.0.0.1:${String(port)}/readyz`)).status === 200 ? true : undefined), 20_000, 'readyz');
-      const node = kube.get<{ metadata: { labels?: Record<string, string> } }>('/api/v1/nodes/node-a');
+      const node = kube.get<{ metadata: { labels?: Record<string, string>; annotations?: Record<string, string> } }>('/api/v1/nodes/node-a');
       expect(node?.metadata.labels).toEqual({ 'lazarus.dev/restore-capable': 'false' });
+      expect(node?.metadata.annotations).toMatchObject({
+        'lazarus.dev/restore-capable-reason': 'criu not found on the node (`criu --version` failed); install CRIU on the host; '
+          + `CRI-O 1.33.2: restore is off: container_level_enabled = "checkpoint_only" (in ${crioConf}); set container_level_enabled = "checkpoint_restore" under [crio.checkpoint_restore] in ${crioConf} or a drop-in in /etc/crio/crio.conf.d/`,
+      });
       expect(await (await fetch(`http://127.0.0.1:${String(port)}/metrics`)).text()).toMatch(/lazarus_agent_archives_total/);
       const exited = new Promise<number | null>((r) => child.once('exit', r));
       child.kill('SIGTERM');

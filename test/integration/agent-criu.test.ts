@@ -18,10 +18,11 @@ describeWithTools('node facts from the real criu', ['criu'], true, () => {
     const facts = await readLocalFacts(systemSources, criu);
     expect(facts.criuVersion).toBe(version);
     expect(facts.criuCheckPassed).toBe(true);
-    const meta = desiredNodeMetadata(facts, 'cri-o://1.33.2');
+    const meta = desiredNodeMetadata(facts, { capable: true, reason: 'restore enabled (CRI-O 1.33.2, container_level_enabled = "checkpoint_restore")' });
     expect(meta.labels['lazarus.dev/criu-version']).toBe(String(criuCode(version)));
     expect(Number(meta.labels['lazarus.dev/criu-version'])).toBeGreaterThanOrEqual(40100);
     expect(meta.labels['lazarus.dev/restore-capable']).toBe('true');
+    expect(facts.criuCheckError).toBeUndefined();
     const cpuinfoFlags = /^flags\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim().split(/\s+/) ?? [];
     expect(facts.cpuFlags).toEqual([...new Set(cpuinfoFlags)].sort());
     expect(PATH_HAS_CRIU_FIRST()).toBe(true);

@@ -13,7 +13,9 @@ import { createKubeClient, loadKubeConfig, type KubeClient } from '../../kube/cl
 import { silentLogger } from '../../runtime/log.js';
 import { sleep } from '../../runtime/sleep.js';
 import type { LocalFacts } from '../../agent/node-facts.js';
+import { restoreSupport, type ConfigFile } from '../../agent/runtime-restore.js';
 import { Agent, type AgentOptions } from '../../agent/watcher.js';
+import { parseRuntime } from '../../api/versions.js';
 import { PodMemory } from '../../agent/pod-memory.js';
 import { checkpointEntries, writeArchive } from '../unit/agent-fixtures.js';
 import { FakeKube } from './agent-fake-kube.js';
@@ -23,6 +25,8 @@ const NS = 'shop';
 const CK_BASE = `/apis/lazarus.dev/v1alpha1/namespaces/${NS}/checkpoints`;
 const ARCHIVE = 'checkpoint-web-7d9c-abcde_shop-app-2026-11-27T12:00:00Z.tar';
 const FACTS: LocalFacts = { criuVersion: '4.1.1', criuCheckPassed: true, cpuFlags: ['avx2', 'fpu', 'sse4_2'], cgroup: 'v2' };
+/** The host's CRI-O configuration, as the agent would read it: restore switched on. */
+let crioConfig: ConfigFile[] = [{ path: '/etc/crio/crio.conf', text: '[crio.checkpoint_restore]\ncontainer_level_enabled = "checkpoint_restore"\n' }];
 
 const POD: Pod = {
   metadata: {
@@ -61,6 +65,7 @@ describeWithTools('agent watcher against a fake Kubernetes API and a real regist
       insecureRegistries: new Set([registryHost]), log: silentLogger(),
       now: () => new Date(nowMs), sleep: () => Promise.resolve(),
       readFacts: () => Promise.resolve(FACTS),
+      runtimeSupport: (runtime) => Promise.resolve(restoreSupport(parseRuntime(runtime), crioConfig)),
       hostFacts: (local) => Promise.resolve({ criuVersion: local.criuVersion ?? '', kernel: '6.8.0-45-generic', arch: 'amd64', cgroup: 'v2' }),
       settleMs: 0, scanIntervalMs: 60_000, factsIntervalMs: 60_000, retryBaseMs: 1_000, retryMaxMs: 60_000,
       registryRetry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 1 },
@@ -296,9 +301,28 @@ describeWithTools('agent watcher against a fake Kubernetes API and a real regist
     expect(await a.refreshFacts()).toBe(true);
     const node = kube.get<{ metadata: { labels: Record<string, string>; annotations: Record<string, string> } }>('/api/v1/nodes/node-a');
     expect(node?.metadata.labels).toMatchObject({ 'kubernetes.io/arch': 'amd64', 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'true' });
-    expect(node?.metadata.annotations).toEqual({ 'lazarus.dev/criu': '4.1.1', 'lazarus.dev/cpu-flags': 'avx2 fpu sse4_2', 'lazarus.dev/cgroup': 'v2' });
+    expect(node?.metadata.annotations).toEqual({
+      'lazarus.dev/restore-capable-reason': 'restore enabled (CRI-O 1.33.2, container_level_enabled = "checkpoint_restore")',
+      'lazarus.dev/criu': '4.1.1', 'lazarus.dev/cpu-flags': 'avx2 fpu sse4_2', 'lazarus.dev/cgroup': 'v2',
+    });
     expect(await a.refreshFacts()).toBe(false);
     expect(kube.requests.filter((r) => r.startsWith('PATCH /api/v1/nodes'))).toHaveLength(1);
+  }, 30_000);
+
+  it('turns restore-capable off, with the reason, when the runtime\'s restore switch goes off', async () => {
+    seed(kube, '127.0.0.1:1');
+    const a = agent('127.0.0.1:1');
+    const saved = crioConfig;
+    try {
+      expect(await a.refreshFacts()).toBe(true);
+      crioConfig = [{ path: '/etc/crio/crio.conf', missing: true }];
+      expect(await a.refreshFacts()).toBe(true);
+      const node = kube.get<{ metadata: { labels: Record<string, string>; annotations: Record<string, string> } }>('/api/v1/nodes/node-a');
+      expect(node?.metadata.labels['lazarus.dev/restore-capable']).toBe('false');
+      expect(node?.metadata.annotations['lazarus.dev/restore-capable-reason']).toMatch(/^CRI-O 1\.33\.2: restore is off: container_level_enabled is not set/);
+    } finally {
+      crioConfig = saved;
+    }
   }, 30_000);
 });
 

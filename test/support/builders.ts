@@ -58,12 +58,13 @@ export function checkpoint(name: string, opts: {
 
 export function node(name: string, opts: {
   arch?: string; kernel?: string; runtime?: string; criu?: number | undefined; cpuFlags?: string | undefined;
-  capable?: boolean; ready?: boolean; unschedulable?: boolean; images?: string[];
+  capable?: boolean; capableReason?: string; ready?: boolean; unschedulable?: boolean; images?: string[];
 } = {}): Node {
   const labels: Record<string, string> = { 'kubernetes.io/arch': opts.arch ?? 'amd64' };
   if (opts.criu !== undefined || !('criu' in opts)) labels['lazarus.dev/criu-version'] = String(opts.criu ?? 40101);
   labels['lazarus.dev/restore-capable'] = String(opts.capable ?? true);
   const annotations: Record<string, string> = {};
+  if (opts.capableReason !== undefined) annotations['lazarus.dev/restore-capable-reason'] = opts.capableReason;
   if (opts.cpuFlags !== undefined || !('cpuFlags' in opts)) annotations['lazarus.dev/cpu-flags'] = opts.cpuFlags ?? 'fpu sse4_2 avx2 avx512f';
   return {
     metadata: { name, labels, annotations },

@@ -1,6 +1,7 @@
 import type { Node } from '../../api/types.js';
 import { parseRuntimeVersion } from '../../agent/host.js';
-import { desiredNodeMetadata, nodeMetadataPatch, originFacts, parseCpuFlags, parseCriuVersion, readLocalFacts, runtimeCanRestore, type FactSources, type LocalFacts } from '../../agent/node-facts.js';
+import { desiredNodeMetadata, nodeMetadataPatch, originFacts, parseCpuFlags, parseCriuVersion, lastLines, readLocalFacts, restoreCapability, type FactSources, type LocalFacts } from '../../agent/node-facts.js';
+import type { RestoreSupport } from '../../agent/runtime-restore.js';
 import { checkpointName, compactTime, dnsName, failedCheckpointName, imageRefFor, isArchiveName, parseKubeletArchiveName, retryDelayMs } from '../../agent/plan.js';
 
 describe('parsing what the node says', () => {
@@ -22,57 +23,75 @@ describe('parsing what the node says', () => {
     ['crun version 1.8.1\ncommit: abc', '1.8.1'],
     ['nonsense', undefined],
   ])('runtime --version %j', (out, want) => expect(parseRuntimeVersion(out)).toBe(want));
-
-  it.each([
-    ['cri-o://1.26.0', true],
-    ['cri-o://1.33.2', true],
-    ['cri-o://1.25.9', false],
-    ['containerd://2.0.5', false],
-    ['containerd://2.1.0', true],
-    ['containerd://2.3.1', true],
-    ['containerd://2.4.0', false],
-    ['containerd://1.7.27', false],
-    ['docker://28.0.1', false],
-    [undefined, false],
-    ['garbage', false],
-  ])('runtimeCanRestore(%s) = %s', (rt, want) => expect(runtimeCanRestore(rt)).toBe(want));
 });
 
 describe('node labels and annotations (DESIGN §2)', () => {
   const facts: LocalFacts = { criuVersion: '4.1.1', criuCheckPassed: true, cpuFlags: ['avx2', 'fpu'], cgroup: 'v2' };
 
-  it.each<[string, LocalFacts, string | undefined, Record<string, string | null>]>([
-    ['capable', facts, 'cri-o://1.33.2', { 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'true' }],
-    ['criu check failed', { ...facts, criuCheckPassed: false }, 'cri-o://1.33.2', { 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'false' }],
-    ['runtime cannot restore', facts, 'containerd://2.4.1', { 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'false' }],
-    ['no criu', { criuCheckPassed: false, cpuFlags: [] }, 'cri-o://1.33.2', { 'lazarus.dev/criu-version': null, 'lazarus.dev/restore-capable': 'false' }],
-  ])('%s', (_name, f, runtime, labels) => {
-    expect(desiredNodeMetadata(f, runtime).labels).toEqual(labels);
+  const ON: RestoreSupport = { capable: true, reason: 'restore enabled (CRI-O 1.33.2, container_level_enabled = "checkpoint_restore")' };
+  const OFF: RestoreSupport = { capable: false, reason: 'containerd 2.4.1 removed restore from a checkpoint image (KEP-5823 RestorePod replaces it)' };
+
+  it.each<[string, LocalFacts, RestoreSupport, Record<string, string | null>, string]>([
+    ['capable', facts, ON, { 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'true' }, ON.reason],
+    ['criu check failed', { ...facts, criuCheckPassed: false, criuCheckError: 'Error (criu/cr-check.c:1234): Kernel lacks memfd' }, ON,
+      { 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'false' }, 'criu check failed: Error (criu/cr-check.c:1234): Kernel lacks memfd'],
+    ['criu check failed without output', { ...facts, criuCheckPassed: false }, ON,
+      { 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'false' }, 'criu check failed: no output'],
+    ['runtime cannot restore', facts, OFF, { 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'false' }, OFF.reason],
+    ['no criu, runtime off: both named', { criuCheckPassed: false, cpuFlags: [] }, OFF, { 'lazarus.dev/criu-version': null, 'lazarus.dev/restore-capable': 'false' },
+      `criu not found on the node (\`criu --version\` failed); install CRIU on the host; ${OFF.reason}`],
+    ['criu check failed, runtime off: both named', { ...facts, criuCheckPassed: false, criuCheckError: 'x' }, OFF,
+      { 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'false' }, `criu check failed: x; ${OFF.reason}`],
+    ['a criu version Lazarus cannot encode', { ...facts, criuVersion: '4.100.1' }, ON, { 'lazarus.dev/criu-version': null, 'lazarus.dev/restore-capable': 'false' },
+      'criu 4.100.1 is not a version Lazarus can compare'],
+  ])('%s', (_name, f, runtime, labels, reason) => {
+    const meta = desiredNodeMetadata(f, runtime);
+    expect(meta.labels).toEqual(labels);
+    expect(meta.annotations['lazarus.dev/restore-capable-reason']).toBe(reason);
   });
 
-  it('annotations carry the CRIU version, CPU flags and cgroup version', () => {
-    expect(desiredNodeMetadata(facts, 'cri-o://1.33.2').annotations).toEqual({ 'lazarus.dev/criu': '4.1.1', 'lazarus.dev/cpu-flags': 'avx2 fpu', 'lazarus.dev/cgroup': 'v2' });
+  it('cuts a very long reason', () => {
+    const r = restoreCapability(facts, { capable: false, reason: 'x'.repeat(5000) });
+    expect(r).toEqual({ capable: false, reason: `${'x'.repeat(1023)}…` });
+  });
+
+  it.each([
+    ['Error (criu/cr-check.c:1234): Kernel lacks memfd\nLooks bad.\n', 'Error (criu/cr-check.c:1234): Kernel lacks memfd / Looks bad.'],
+    ['a\nb\n\nc\n', 'b / c'],
+    ['', ''],
+    [`${'y'.repeat(400)}\n`, `…${'y'.repeat(299)}`],
+  ])('lastLines %j', (out, want) => expect(lastLines(out)).toBe(want));
+
+  it('annotations carry the reason, the CRIU version, CPU flags and cgroup version', () => {
+    expect(desiredNodeMetadata(facts, ON).annotations).toEqual({
+      'lazarus.dev/restore-capable-reason': ON.reason, 'lazarus.dev/criu': '4.1.1', 'lazarus.dev/cpu-flags': 'avx2 fpu', 'lazarus.dev/cgroup': 'v2',
+    });
   });
 
   const node = (labels: Record<string, string>, annotations: Record<string, string> = {}): Node => ({ metadata: { name: 'n', labels, annotations } });
-  const desired = desiredNodeMetadata(facts, 'cri-o://1.33.2');
+  const desired = desiredNodeMetadata(facts, ON);
 
   it('patches only the keys that differ', () => {
-    const current = node({ 'kubernetes.io/arch': 'amd64', 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'false' }, { 'lazarus.dev/criu': '4.1.1', 'lazarus.dev/cpu-flags': 'avx2 fpu', 'lazarus.dev/cgroup': 'v2' });
-    expect(nodeMetadataPatch(current, desired)).toEqual({ metadata: { labels: { 'lazarus.dev/restore-capable': 'true' } } });
+    const current = node({ 'kubernetes.io/arch': 'amd64', 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'false' },
+      { 'lazarus.dev/restore-capable-reason': 'criu check failed: x', 'lazarus.dev/criu': '4.1.1', 'lazarus.dev/cpu-flags': 'avx2 fpu', 'lazarus.dev/cgroup': 'v2' });
+    expect(nodeMetadataPatch(current, desired)).toEqual({
+      metadata: { labels: { 'lazarus.dev/restore-capable': 'true' }, annotations: { 'lazarus.dev/restore-capable-reason': ON.reason } },
+    });
   });
 
   it('sends nothing when everything is already published', () => {
-    const current = node({ 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'true' }, { 'lazarus.dev/criu': '4.1.1', 'lazarus.dev/cpu-flags': 'avx2 fpu', 'lazarus.dev/cgroup': 'v2' });
+    const current = node({ 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'true' },
+      { 'lazarus.dev/restore-capable-reason': ON.reason, 'lazarus.dev/criu': '4.1.1', 'lazarus.dev/cpu-flags': 'avx2 fpu', 'lazarus.dev/cgroup': 'v2' });
     expect(nodeMetadataPatch(current, desired)).toBeUndefined();
   });
 
   it('removes the CRIU label once criu is gone, and only if it was there', () => {
-    const gone = desiredNodeMetadata({ criuCheckPassed: false, cpuFlags: [] }, 'cri-o://1.33.2');
-    expect(nodeMetadataPatch(node({ 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'true' }), gone)).toEqual({
+    const gone = desiredNodeMetadata({ criuCheckPassed: false, cpuFlags: [] }, ON);
+    const reason = gone.annotations['lazarus.dev/restore-capable-reason'] ?? '';
+    expect(nodeMetadataPatch(node({ 'lazarus.dev/criu-version': '40101', 'lazarus.dev/restore-capable': 'true' }, { 'lazarus.dev/restore-capable-reason': reason }), gone)).toEqual({
       metadata: { labels: { 'lazarus.dev/criu-version': null, 'lazarus.dev/restore-capable': 'false' } },
     });
-    expect(nodeMetadataPatch(node({ 'lazarus.dev/restore-capable': 'false' }), gone)).toBeUndefined();
+    expect(nodeMetadataPatch(node({ 'lazarus.dev/restore-capable': 'false' }, { 'lazarus.dev/restore-capable-reason': reason }), gone)).toBeUndefined();
   });
 
   it('origin facts take kernel, arch and runtime from the Node and never invent a CRIU version', () => {
@@ -92,6 +111,17 @@ describe('node labels and annotations (DESIGN §2)', () => {
     };
     expect(await readLocalFacts(src, '/opt/criu')).toEqual({ criuVersion: '4.1.1', criuCheckPassed: true, cpuFlags: ['fpu', 'sse2'], cgroup: 'v2' });
     expect(calls).toEqual(['/opt/criu --version', '/opt/criu check']);
+  });
+
+  it('keeps the end of a failed criu check\'s output for the reason', async () => {
+    const src: FactSources = {
+      exec: (_cmd, args) => Promise.resolve(args[0] === '--version'
+        ? { code: 0, stdout: 'Version: 4.1.1\n', stderr: '' }
+        : { code: 1, stdout: '', stderr: 'Warn (criu/kerndat.c:1): x\nError (criu/cr-check.c:1234): Kernel lacks memfd\nLooks bad.\n' }),
+      readFile: () => Promise.resolve(''),
+      exists: () => Promise.resolve(false),
+    };
+    expect(await readLocalFacts(src)).toEqual({ criuVersion: '4.1.1', criuCheckPassed: false, criuCheckError: 'Error (criu/cr-check.c:1234): Kernel lacks memfd / Looks bad.', cpuFlags: [] });
   });
 
   it('runs a criu command line, e.g. the host\'s CRIU through nsenter', async () => {

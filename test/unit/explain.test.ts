@@ -75,3 +75,24 @@ describe('explainPod: every checkpoint of the workload, and why it is (not) usab
     expect(formatExplanation(explain(rsPod(), cps))).toContain(line);
   });
 });
+
+describe('explainPod: why a node is not restore-capable', () => {
+  const REASON = 'containerd 2.3.7: restore via CreateContainer is off (enable_experimental_restore_via_create is not set); set enable_experimental_restore_via_create = true under [plugins.\'io.containerd.cri.v1.runtime\'] in /etc/containerd/config.toml';
+  const nodes = [
+    node('node-off', { capable: false, capableReason: REASON }),
+    node('node-silent', { capable: false }),
+    node('node-on', { capableReason: 'restore enabled (CRI-O 1.33.2, container_level_enabled = "checkpoint_restore")' }),
+  ];
+  const e = explainPod({ ...rsPod(), metadata: { ...rsPod().metadata, name: 'web-7d9c-xyz' } }, 'shop', view({ checkpoints: [checkpoint('cp')], nodes }), nodes, NOW);
+  const verdict = (name: string) => e.nodes.find((n) => n.node === name);
+
+  it.each([
+    ['the agent\'s reason replaces the bare label test', 'node-off', [`node is not restore-capable: ${REASON}`]],
+    ['without the annotation (no agent, or an older one) the label test stays', 'node-silent', [expect.stringMatching(/^node is not restore-capable \(lazarus.dev\/restore-capable is not "true"/)]],
+    ['a capable node has no reason to show', 'node-on', []],
+  ])('%s', (_name, n, reasons) => expect(verdict(n)?.reasons).toEqual(reasons));
+
+  it('is printed on the node\'s line', () => {
+    expect(formatExplanation(e)).toMatch(new RegExp(`✘ node-off +node is not restore-capable: containerd 2\\.3\\.7: restore via CreateContainer is off`));
+  });
+});

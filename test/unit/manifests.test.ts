@@ -46,6 +46,13 @@ describe.each(OVERLAYS)('%s', (dir) => {
     }
   });
 
+  it('the agent runs as root, explicitly (the image is USER 65532), and reaches the host through nsenter', () => {
+    const ds = objects.find((o) => o.kind === 'DaemonSet' && o.metadata.name === 'lazarus-agent');
+    const c = (ds ? podSpecOf(ds) : undefined)?.containers.find((x) => x.name === 'agent');
+    expect(c?.securityContext).toMatchObject({ runAsUser: 0, runAsGroup: 0, privileged: true, readOnlyRootFilesystem: true });
+    expect((c as { args?: string[] } | undefined)?.args).toEqual(expect.arrayContaining(['--host-exec=nsenter --target 1 --mount --']));
+  });
+
   it('the webhook never blocks a pod', () => {
     const mwc = objects.find((o) => o.kind === 'MutatingWebhookConfiguration') as unknown as { webhooks: { failurePolicy: string; sideEffects: string; timeoutSeconds: number; namespaceSelector: { matchExpressions: { values: string[] }[] } }[] };
     for (const w of mwc.webhooks) {
