@@ -3,6 +3,7 @@ import { effectivePolicy } from '../../../api/policy.js';
 import type { EffectivePolicy } from '../../../api/types.js';
 import type { OwnerKind, OwnerView } from '../../../api/workload.js';
 import { askedSubjects, intake, planDemand, summarize, workloadPods, type DemandItem, type DemandSubject, type ItemResult } from '../../../controller/demand.js';
+import { answerPatch, subjectPath } from '../../../controller/kube-io.js';
 import type { PodView, PolicyView } from '../../../controller/targets.js';
 
 const T = Date.parse('2026-12-06T03:40:02Z');
@@ -172,5 +173,23 @@ describe('summarize: the answer', () => {
       want: 'failed 2026-12-06T03:40:02Z: 1/2 pods taken; db-1/side: container side is not running' },
   ])('$name', ({ subject, items, results, want }) => {
     expect(formatAnswer(summarize(subject, items, new Map(Object.entries(results)), T))).toBe(want);
+  });
+});
+
+describe('answerPatch and subjectPath: the write that never clobbers a new request', () => {
+  it('tests the value read, then replaces it (RFC 6902, the path from a diff)', () => {
+    expect(answerPatch('now', 'requested 2026-12-06T03:40:02Z')).toEqual([
+      { op: 'test', path: '/metadata/annotations/lazarus.dev~1checkpoint', value: 'now' },
+      { op: 'replace', path: '/metadata/annotations/lazarus.dev~1checkpoint', value: 'requested 2026-12-06T03:40:02Z' },
+    ]);
+    expect(answerPatch('now', 'now')).toEqual([]);
+  });
+  it.each<{ subject: DemandSubject; want: string }>([
+    { subject: sub('Pod', 'web-1'), want: '/api/v1/namespaces/shop/pods/web-1' },
+    { subject: sub('Deployment', 'web'), want: '/apis/apps/v1/namespaces/shop/deployments/web' },
+    { subject: sub('StatefulSet', 'db'), want: '/apis/apps/v1/namespaces/shop/statefulsets/db' },
+    { subject: sub('ReplicaSet', 'bare'), want: '/apis/apps/v1/namespaces/shop/replicasets/bare' },
+  ])('$subject.kind → $want', ({ subject, want }) => {
+    expect(subjectPath(subject)).toBe(want);
   });
 });
