@@ -1,4 +1,4 @@
-# One image, one executable: `lazarus <webhook|extender|controller|agent|certs|explain>`.
+# One image, one executable: `lazarus <webhook|extender|controller|agent|certs|explain|checkpoint>`.
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./

@@ -32,3 +32,6 @@ export const CHECKPOINT_CONTAINER = 'lazarus.dev/container';
 
 /** Namespaces the webhook never touches, besides Lazarus' own (configurable). */
 export const ALWAYS_EXCLUDED_NAMESPACES: readonly string[] = ['kube-system'];
+
+/** Checkpoint on demand: `now` asks, the controller answers in the same annotation (api/checkpoint-request.ts). */
+export const CHECKPOINT_REQUEST = 'lazarus.dev/checkpoint';

@@ -13,6 +13,7 @@ const commands: Record<string, () => Promise<Subcommand>> = {
   webhook: async () => (await import('../webhook/command.js')).command,
   explain: async () => (await import('../explain/command.js')).command,
   controller: async () => (await import('../controller/command.js')).command,
+  checkpoint: async () => (await import('../controller/checkpoint-command.js')).command,
   agent: async () => (await import('../agent/command.js')).command,
   extender: async () => (await import('../extender/command.js')).command,
   certs: async () => (await import('../certs/command.js')).command,

@@ -3,11 +3,14 @@
  * namespaces, owners, nodes) plus a pod informer that keeps only what the controller reads.
  */
 import type { Logger } from 'pino';
+import { CHECKPOINT_REQUEST } from '../api/keys.js';
 import type { Checkpoint, ObjectMeta } from '../api/types.js';
+import type { OwnerKind, OwnerView } from '../api/workload.js';
 import type { KubeClient } from '../kube/client.js';
 import { ClusterCache } from '../kube/cluster-cache.js';
 import { Informer, type KubeObject } from '../kube/informer.js';
 import type { ControllerView } from './controller.js';
+import type { AnnotatedWorkload } from './demand.js';
 import type { ContainerStateView, ContainerStatusView } from './outcome.js';
 import type { PodView } from './targets.js';
 
@@ -90,6 +93,20 @@ export class ControllerCache implements ControllerView {
   checkpoint(namespace: string, name: string): Checkpoint | undefined { return this.cluster.checkpointStore.get(`${namespace}/${name}`); }
   *nodes(): Iterable<{ name: string; unschedulable: boolean }> {
     for (const n of this.cluster.nodes()) yield { name: n.name, unschedulable: n.unschedulable };
+  }
+  *annotatedWorkloads(): Iterable<AnnotatedWorkload> {
+    const stores: [OwnerKind, Iterable<[string, OwnerView]>][] = [
+      ['Deployment', this.cluster.deploymentStore.entries()],
+      ['StatefulSet', this.cluster.statefulSetStore.entries()],
+      ['ReplicaSet', this.cluster.replicaSetStore.entries()],
+    ];
+    for (const [kind, entries] of stores) {
+      for (const [key, view] of entries) {
+        if (view.annotations?.[CHECKPOINT_REQUEST] === undefined) continue;
+        const slash = key.indexOf('/');
+        yield { kind, namespace: key.slice(0, slash), name: key.slice(slash + 1), view };
+      }
+    }
   }
   policies(): ReturnType<ClusterCache['policies']> { return this.cluster.policies(); }
   namespaceLabels(namespace: string): Record<string, string> | undefined { return this.cluster.namespaceLabels(namespace); }

@@ -4,21 +4,25 @@
  * ControllerIO. One instance per leadership term; `run` ends when its signal aborts.
  */
 import type { Logger } from 'pino';
+import { formatAnswer, parseAnswer, type CheckpointAnswer } from '../api/checkpoint-request.js';
 import { formatAge } from '../api/duration.js';
 import * as K from '../api/keys.js';
 import type { Checkpoint, CheckpointStatus, WorkloadRef } from '../api/types.js';
 import { KubeError } from '../kube/client.js';
+import { askedSubjects, failedAnswer, intake, planDemand, subjectKey, summarize, type AnnotatedWorkload, type DemandItem, type DemandSubject, type ItemResult } from './demand.js';
 import type { ControllerIO, EventSubject } from './kube-io.js';
 import type { ControllerMetrics } from './metrics.js';
 import { classifyRestore, type RestoreOutcome } from './outcome.js';
 import { planRetention } from './retention.js';
-import { backoffDelay, hashJitter, planCheckpoints, type Backoff, type Job, type TargetState } from './schedule.js';
+import { backoffDelay, hashJitter, planCheckpoints, type Backoff, type Job, type Target, type TargetState } from './schedule.js';
 import { checkpointTargets, podPolicy, workloadPolicy, type PodView, type PolicyView } from './targets.js';
 
 export interface ControllerView extends PolicyView {
   pods(): Iterable<PodView>;
   checkpoints(): Iterable<Checkpoint>;
   checkpoint(namespace: string, name: string): Checkpoint | undefined;
+  /** Deployments, StatefulSets and ReplicaSets with a `lazarus.dev/checkpoint` annotation. */
+  annotatedWorkloads(): Iterable<AnnotatedWorkload>;
   /** Name and cordon state of every node. */
   nodes(): Iterable<{ name: string; unschedulable: boolean }>;
   /** Undefined when every cache has synced. */
@@ -54,6 +58,20 @@ function workloadSubject(namespace: string, workload: WorkloadRef): EventSubject
   return workload.kind === 'Pod' ? undefined : { apiVersion: 'apps/v1', kind: workload.kind, name: workload.name, namespace };
 }
 
+function demandSubject(s: DemandSubject): EventSubject {
+  return { apiVersion: s.kind === 'Pod' ? 'v1' : 'apps/v1', kind: s.kind, name: s.name, namespace: s.namespace, ...(s.uid ? { uid: s.uid } : {}) };
+}
+
+/** An on-demand request this controller is working on. */
+interface Demand {
+  subject: DemandSubject;
+  /** The annotation value written when it was accepted (`requested <time>`): the answer's precondition. */
+  value: string;
+  requestedAt: number;
+  items: DemandItem[];
+  results: Map<string, ItemResult>;
+}
+
 function describeError(err: unknown): { code: number; text: string } {
   if (err instanceof KubeError) return { code: err.status, text: err.message };
   return { code: 0, text: err instanceof Error ? err.message : String(err) };
@@ -66,6 +84,10 @@ export class Controller {
   private readonly jobs = new Set<Promise<void>>();
   /** Restored pods whose outcome is recorded, by uid. */
   private readonly decided = new Set<string>();
+  /** On-demand requests in progress, by subjectKey. */
+  private readonly demands = new Map<string, Demand>();
+  /** The `requested …` value last answered per subject: a lagging cache must not make it look unserved. */
+  private readonly answered = new Map<string, string>();
   private nextRetention = 0;
   private wake: (() => void) | undefined;
 
@@ -91,7 +113,9 @@ export class Controller {
   async tick(signal: AbortSignal): Promise<void> {
     const now = this.d.now();
     this.observeNodes(now);
+    await this.guard('checkpoint requests', () => this.takeRequests(now));
     this.startCheckpoints(now, signal);
+    await this.guard('checkpoint answers', () => this.answerRequests());
     await this.guard('restore outcomes', () => this.restoreOutcomes());
     if (now >= this.nextRetention) {
       await this.guard('retention', () => this.retention(now));
@@ -150,7 +174,13 @@ export class Controller {
   }
 
   private startCheckpoints(now: number, signal: AbortSignal): void {
-    const targets = checkpointTargets(this.d.view.pods(), this.d.view, now);
+    const targets: Target[] = checkpointTargets(this.d.view.pods(), this.d.view, now);
+    const scheduled = new Set(targets.map((t) => t.key));
+    for (const demand of this.demands.values()) {
+      for (const item of demand.items) {
+        if (item.target && !scheduled.has(item.key)) { targets.push(item.target); scheduled.add(item.key); }
+      }
+    }
     const known = this.knownCheckpoints();
     const live = new Set<string>();
     for (const t of targets) {
@@ -167,6 +197,7 @@ export class Controller {
       targets, now,
       state: (key) => this.states.get(key),
       cordonedAt: (node) => this.cordoned.get(node),
+      demanded: (key) => this.demandedAt(key),
       busyNodes: this.busyNodes,
       inFlight: this.jobs.size,
       maxConcurrent: this.d.config.maxConcurrent,
@@ -191,11 +222,13 @@ export class Controller {
     const t = job.target;
     const subject: EventSubject = { apiVersion: 'v1', kind: 'Pod', name: t.pod, namespace: t.namespace, uid: t.podUid };
     this.d.log.info({ pod: `${t.namespace}/${t.pod}`, container: t.container, node: t.node, reason: job.reason }, 'checkpointing');
+    const startedAt = this.d.now();
     try {
       const paths = await this.d.io.checkpoint(t.node, t.namespace, t.pod, t.container, t.timeoutSeconds, signal);
       this.states.set(t.key, { lastCheckpointAt: this.d.now(), failures: 0 });
       this.d.metrics.checkpointsTaken.inc({ reason: job.reason });
-      const why = job.reason === 'drain' ? `node ${t.node} is cordoned` : 'periodic';
+      this.recordDemand(t.key, startedAt, { ok: true, node: t.node, paths });
+      const why = job.reason === 'drain' ? `node ${t.node} is cordoned` : job.reason === 'demand' ? `requested with ${K.CHECKPOINT_REQUEST}` : 'periodic';
       await this.emit([subject], 'Normal', 'CheckpointTaken', `checkpoint of container ${t.container} (${why}) written to ${paths.join(', ') || 'the kubelet checkpoint directory'}`);
     } catch (err) {
       if (signal.aborted) return;
@@ -205,10 +238,89 @@ export class Controller {
       const { code, text } = describeError(err);
       this.d.metrics.checkpointsFailed.inc({ reason: job.reason, code: String(code) });
       const hint = code === 404 ? ' (is the ContainerCheckpoint feature gate on in the kubelet?)' : '';
-      const retry = formatAge(backoffDelay(failures, this.d.config.backoff));
+      this.recordDemand(t.key, startedAt, { ok: false, reason: `node ${t.node}${hint}: ${text}` });
+      const retry = job.reason === 'demand' ? `not retried (requested with ${K.CHECKPOINT_REQUEST})` : `retrying in ${formatAge(backoffDelay(failures, this.d.config.backoff))}`;
       this.d.log.warn({ pod: `${t.namespace}/${t.pod}`, container: t.container, node: t.node, code, failures, err: text }, 'checkpoint failed');
-      await this.emit([subject], 'Warning', 'CheckpointFailed', `checkpoint of container ${t.container} on node ${t.node} failed${hint}: ${text}; retrying in ${retry}`);
+      await this.emit([subject], 'Warning', 'CheckpointFailed', `checkpoint of container ${t.container} on node ${t.node} failed${hint}: ${text}; ${retry}`);
     }
+  }
+
+  // ---- checkpoint on demand ---------------------------------------------------------------
+
+  /** Reads `lazarus.dev/checkpoint` on pods and workloads: accepts `now`, carries on orphaned `requested`. */
+  private async takeRequests(now: number): Promise<void> {
+    const seen = new Set<string>();
+    for (const { subject, value } of askedSubjects(this.d.view.pods(), this.d.view.annotatedWorkloads())) {
+      const key = subjectKey(subject);
+      seen.add(key);
+      const parsed = parseAnswer(value);
+      if (parsed?.state === 'taken' || parsed?.state === 'failed') this.answered.delete(key);
+      const what = intake(value, { pending: this.demands.has(key), answered: this.answered.get(key) });
+      if (what.action === 'ignore') continue;
+      if (what.action === 'reject') {
+        await this.finish(subject, value, failedAnswer(what.reason, now));
+        continue;
+      }
+      const plan = planDemand(subject, this.d.view.pods(), this.d.view, now);
+      if ('error' in plan) {
+        await this.finish(subject, value, failedAnswer(plan.error, now));
+        continue;
+      }
+      let accepted = value;
+      if (what.action === 'claim') {
+        accepted = formatAnswer({ state: 'requested', at: now });
+        // A lagging cache may still show `now` after we answered: the precondition turns that away.
+        if (!(await this.d.io.answer(subject, value, accepted))) continue;
+        const pods = new Set(plan.items.map((i) => i.pod));
+        const containers = plan.items.filter((i) => i.target).length;
+        await this.emit([demandSubject(subject)], 'Normal', 'CheckpointRequested', `checkpoint requested with ${K.CHECKPOINT_REQUEST}=now: ${containers} running container(s) of ${pods.size} pod(s)`);
+      }
+      this.d.log.info({ subject: key, action: what.action, containers: plan.items.length }, 'checkpoint requested');
+      this.demands.set(key, { subject, value: accepted, requestedAt: what.action === 'adopt' ? what.requestedAt : now, items: plan.items, results: new Map() });
+    }
+    for (const key of this.answered.keys()) if (!seen.has(key)) this.answered.delete(key);
+  }
+
+  /** The earliest open request for this container; undefined when none. */
+  private demandedAt(key: string): number | undefined {
+    let at: number | undefined;
+    for (const d of this.demands.values()) {
+      if (d.results.has(key) || !d.items.some((i) => i.key === key && i.target)) continue;
+      if (at === undefined || d.requestedAt < at) at = d.requestedAt;
+    }
+    return at;
+  }
+
+  /** A checkpoint started at or after a request serves it, whatever made it due. */
+  private recordDemand(key: string, startedAt: number, result: ItemResult): void {
+    for (const d of this.demands.values()) {
+      if (d.requestedAt > startedAt || d.results.has(key) || !d.items.some((i) => i.key === key && i.target)) continue;
+      d.results.set(key, result);
+    }
+  }
+
+  /** Answers every request whose containers all have a result. */
+  private async answerRequests(): Promise<void> {
+    for (const [key, d] of this.demands) {
+      if (d.items.some((i) => i.target && !d.results.has(i.key))) continue;
+      await this.finish(d.subject, d.value, summarize(d.subject, d.items, d.results, this.d.now()));
+      this.demands.delete(key);
+    }
+  }
+
+  /** Writes the answer if the annotation still reads `expected` (a new `now` is never overwritten). */
+  private async finish(subject: DemandSubject, expected: string, answer: CheckpointAnswer): Promise<void> {
+    const text = formatAnswer(answer);
+    const key = subjectKey(subject);
+    if (!(await this.d.io.answer(subject, expected, text))) {
+      this.d.log.info({ subject: key, expected }, 'checkpoint request changed meanwhile; answer dropped');
+      return;
+    }
+    this.answered.set(key, expected);
+    const taken = answer.state === 'taken';
+    this.d.metrics.checkpointRequests.inc({ kind: subject.kind, result: taken ? 'taken' : 'failed' });
+    this.d.log.info({ subject: key, answer: text }, 'checkpoint request answered');
+    await this.emit([demandSubject(subject)], taken ? 'Normal' : 'Warning', taken ? 'CheckpointTaken' : 'CheckpointFailed', `on-demand checkpoint of ${subject.kind} ${subject.name}: ${text}`);
   }
 
   // ---- restore outcome --------------------------------------------------------------------

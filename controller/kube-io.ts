@@ -3,10 +3,14 @@
  * API server's node proxy, Events, Checkpoint status (the /status subresource, with
  * resourceVersion preconditions), deletions, and the Lease the elector needs.
  */
-import { API_VERSION } from '../api/keys.js';
+import jsonPatch from 'fast-json-patch';
+import { API_VERSION, CHECKPOINT_REQUEST } from '../api/keys.js';
 import type { Checkpoint, CheckpointStatus } from '../api/types.js';
-import { isConflict, isNotFound, type KubeClient } from '../kube/client.js';
+import { isConflict, isNotFound, KubeError, type KubeClient } from '../kube/client.js';
+import type { DemandSubject } from './demand.js';
 import type { LeaseRecord, LeaseStore, StoredLease } from './leader.js';
+
+const enc = encodeURIComponent;
 
 export interface EventSubject { apiVersion: string; kind: string; name: string; namespace: string; uid?: string }
 
@@ -28,9 +32,35 @@ export interface ControllerIO {
   deleteCheckpoint(namespace: string, name: string): Promise<void>;
   /** Deletes exactly this pod (uid precondition): never a namesake created since. */
   deletePod(namespace: string, name: string, uid: string): Promise<void>;
+  /**
+   * Sets the subject's `lazarus.dev/checkpoint` annotation to `value` if it still reads
+   * `expected`. False (nothing written) when it changed meanwhile — a new `now` is never
+   * overwritten — or the object is gone.
+   */
+  answer(subject: DemandSubject, expected: string, value: string): Promise<boolean>;
 }
 
-const enc = encodeURIComponent;
+const WORKLOAD_RESOURCES: Readonly<Record<Exclude<DemandSubject['kind'], 'Pod'>, string>> = {
+  Deployment: 'deployments', StatefulSet: 'statefulsets', ReplicaSet: 'replicasets',
+};
+
+export function subjectPath(s: DemandSubject): string {
+  return s.kind === 'Pod'
+    ? `/api/v1/namespaces/${enc(s.namespace)}/pods/${enc(s.name)}`
+    : `/apis/apps/v1/namespaces/${enc(s.namespace)}/${WORKLOAD_RESOURCES[s.kind]}/${enc(s.name)}`;
+}
+
+/**
+ * RFC 6902: `test` that the annotation still holds `expected`, then `replace` it. The replace is
+ * a diff of the two annotation maps; the `test` reuses its path.
+ */
+export function answerPatch(expected: string, value: string): jsonPatch.Operation[] {
+  const ops = jsonPatch.compare({ metadata: { annotations: { [CHECKPOINT_REQUEST]: expected } } }, { metadata: { annotations: { [CHECKPOINT_REQUEST]: value } } });
+  const [first] = ops;
+  if (!first) return [];
+  return [{ op: 'test', path: first.path, value: expected }, ...ops];
+}
+
 export const checkpointPath = (namespace: string, name = ''): string =>
   `/apis/${API_VERSION}/namespaces/${enc(namespace)}/checkpoints${name ? `/${enc(name)}` : ''}`;
 
@@ -78,6 +108,18 @@ export function kubeControllerIO(client: KubeClient, options: { instance: string
         await client.request('DELETE', checkpointPath(namespace, name));
       } catch (err) {
         if (!isNotFound(err)) throw err;
+      }
+    },
+    async answer(subject, expected, value) {
+      const patch = answerPatch(expected, value);
+      if (!patch.length) return false;
+      try {
+        await client.request('PATCH', subjectPath(subject), { contentType: 'application/json-patch+json', body: patch });
+        return true;
+      } catch (err) {
+        // 422: the `test` failed (the value changed); 409: a write raced ours; 404: gone.
+        if (err instanceof KubeError && [404, 409, 422].includes(err.status)) return false;
+        throw err;
       }
     },
     async deletePod(namespace, name, uid) {

@@ -5,6 +5,8 @@ import type { Checkpoint } from '../api/types.js';
 export interface ControllerMetrics {
   checkpointsTaken: Counter<'reason'>;
   checkpointsFailed: Counter<'reason' | 'code'>;
+  /** Answered `lazarus.dev/checkpoint` requests, by annotated kind and result (taken | failed). */
+  checkpointRequests: Counter<'kind' | 'result'>;
   restoresSucceeded: Counter;
   restoresFailed: Counter;
   fallbacks: Counter;
@@ -44,6 +46,7 @@ export function createControllerMetrics(registry: Registry, checkpoints: () => I
   return {
     checkpointsTaken: new Counter({ name: 'lazarus_controller_checkpoints_taken_total', help: 'Checkpoints the kubelet wrote at our request', labelNames: ['reason'] as const, registers }),
     checkpointsFailed: new Counter({ name: 'lazarus_controller_checkpoints_failed_total', help: 'Checkpoint requests that failed, by HTTP status (0: no answer)', labelNames: ['reason', 'code'] as const, registers }),
+    checkpointRequests: new Counter({ name: 'lazarus_controller_checkpoint_requests_total', help: 'On-demand checkpoint requests (lazarus.dev/checkpoint=now) answered, by annotated kind and result', labelNames: ['kind', 'result'] as const, registers }),
     restoresSucceeded: new Counter({ name: 'lazarus_controller_restores_succeeded_total', help: 'Restored pods that came up and stayed up', registers }),
     restoresFailed: new Counter({ name: 'lazarus_controller_restores_failed_total', help: 'Restored pods whose restore failed', registers }),
     fallbacks: new Counter({ name: 'lazarus_controller_fallbacks_total', help: 'Pods deleted after a failed restore so that their replacement starts cold', registers }),

@@ -6,6 +6,8 @@
  *   the pod started), so pods started together do not all hit their nodes together.
  * - Drain: with `onDrain`, due as soon as the pod's node is cordoned, unless a checkpoint was
  *   taken since the cordon. Drain checkpoints go first: the pod is about to leave.
+ * - On demand (`lazarus.dev/checkpoint: now`, controller/demand.ts): due at the request, with no
+ *   backoff (a person asked, once); after drain checkpoints, before periodic ones.
  * - After a failure, nothing is due before an exponential backoff has passed — never a tight
  *   loop against a kubelet that says 404 or 500.
  * - At most one checkpoint in flight per node, and at most `maxConcurrent` in the cluster.
@@ -37,7 +39,10 @@ export interface TargetState {
 
 export interface Backoff { baseMs: number; maxMs: number }
 
-export type JobReason = 'drain' | 'interval';
+export type JobReason = 'drain' | 'demand' | 'interval';
+
+/** Order among due jobs: the pod about to leave, then the person waiting, then the schedule. */
+const RANK: Readonly<Record<JobReason, number>> = { drain: 0, demand: 1, interval: 2 };
 
 export interface Job { target: Target; reason: JobReason; dueAt: number }
 
@@ -46,6 +51,8 @@ export interface ScheduleInput {
   state(key: string): TargetState | undefined;
   /** When the controller first saw the node cordoned (ms epoch); undefined while schedulable. */
   cordonedAt(node: string): number | undefined;
+  /** When an open on-demand request for this key was made (ms epoch); undefined when none. */
+  demanded?(key: string): number | undefined;
   /** Nodes with a checkpoint in flight. */
   busyNodes: ReadonlySet<string>;
   /** Checkpoints in flight in the cluster. */
@@ -66,7 +73,8 @@ export function backoffDelay(failures: number, backoff: Backoff): number {
 }
 
 /** When this target is next due, and why; undefined when never (no interval, no cordon). */
-export function dueAt(target: Target, state: TargetState | undefined, cordonedAt: number | undefined, input: Pick<ScheduleInput, 'jitter' | 'jitterFactor' | 'backoff'>): Job | undefined {
+export function dueAt(target: Target, state: TargetState | undefined, cordonedAt: number | undefined, input: Pick<ScheduleInput, 'jitter' | 'jitterFactor' | 'backoff'>, demandedAt?: number): Job | undefined {
+  if (demandedAt !== undefined) return { target, reason: 'demand', dueAt: demandedAt };
   const last = state?.lastCheckpointAt;
   const notBefore = state?.failures && state.lastFailureAt !== undefined
     ? state.lastFailureAt + backoffDelay(state.failures, input.backoff)
@@ -85,11 +93,11 @@ export function dueAt(target: Target, state: TargetState | undefined, cordonedAt
 export function planCheckpoints(input: ScheduleInput): Job[] {
   const due: Job[] = [];
   for (const target of input.targets) {
-    const job = dueAt(target, input.state(target.key), input.cordonedAt(target.node), input);
+    const job = dueAt(target, input.state(target.key), input.cordonedAt(target.node), input, input.demanded?.(target.key));
     if (job && job.dueAt <= input.now) due.push(job);
   }
   due.sort((a, b) => {
-    if (a.reason !== b.reason) return a.reason === 'drain' ? -1 : 1;
+    if (a.reason !== b.reason) return RANK[a.reason] - RANK[b.reason];
     if (a.dueAt !== b.dueAt) return a.dueAt - b.dueAt;
     return a.target.key < b.target.key ? -1 : a.target.key > b.target.key ? 1 : 0;
   });

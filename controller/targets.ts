@@ -36,12 +36,15 @@ export interface PodPolicy {
   workload: WorkloadRef;
   policy: EffectivePolicy;
   enabled: boolean;
+  /** Why (opted in or not), in words: `lazarus.dev/restore=enabled on Deployment web`. */
+  because: string;
 }
 
 export function podPolicy(pod: PodView, view: PolicyView): PodPolicy {
   const resolved = resolveWorkload({ metadata: { labels: pod.labels ?? {}, annotations: pod.annotations ?? {}, ownerReferences: pod.ownerReferences ?? [] } }, pod.name, pod.namespace, view.owners);
   const policy = selectPolicy(view.policies(), { namespaceLabels: view.namespaceLabels(pod.namespace), workloadLabels: resolved.labels });
-  return { workload: resolved.workload, policy, enabled: resolveOptIn(resolved.chain, policy).enabled };
+  const optIn = resolveOptIn(resolved.chain, policy);
+  return { workload: resolved.workload, policy, enabled: optIn.enabled, because: optIn.because };
 }
 
 /** The policy of a workload named by a Checkpoint (for `retain`), when its pod may be gone. */

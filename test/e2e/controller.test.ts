@@ -2,7 +2,8 @@
  * Issue 7 acceptance, against a real control plane (etcd, kube-apiserver, controller-manager,
  * scheduler): checkpoints through the API server's node proxy to a fake kubelet, restore
  * failure → fallback with the real ReplicaSet controller, retention, and two leader-elected
- * controllers.
+ * controllers. Issue 12 part 4: checkpoint on demand (`lazarus.dev/checkpoint: now` on a pod and
+ * a Deployment, answered in the annotation) and `lazarus checkpoint pod … --wait`.
  */
 import { serviceAccountToken, writeTokenKubeconfig } from '../harness/identity.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
@@ -162,6 +163,35 @@ async function metric(c: RunningController, name: string, labels: Record<string,
   return (m?.values ?? []).filter((v) => Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want)).reduce((n, v) => n + v.value, 0);
 }
 
+const CHECKPOINT = 'lazarus.dev/checkpoint';
+type Annotated = { metadata: { annotations?: Record<string, string> } };
+
+async function annotate(objectPath: string, annotations: Record<string, string>): Promise<void> {
+  await client.request('PATCH', objectPath, { contentType: 'application/merge-patch+json', body: { metadata: { annotations } } });
+}
+
+/** Waits for the controller's answer (`taken …` or `failed …`) in the object's lazarus.dev/checkpoint. */
+function answerOf(objectPath: string, timeoutMs = 15_000): Promise<string> {
+  return waitFor(async () => {
+    const value = (await client.request<Annotated>('GET', objectPath)).metadata.annotations?.[CHECKPOINT];
+    return value && /^(taken|failed) /.test(value) ? value : undefined;
+  }, { timeoutMs, description: `an answer in ${CHECKPOINT} of ${objectPath}` });
+}
+
+/** `lazarus checkpoint …` as a user runs it: the built CLI, the admin kubeconfig. */
+function runCli(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(repoRoot(), 'dist', 'cli', 'main.js'), 'checkpoint', ...args, '--kubeconfig', cp.kubeconfigPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`lazarus checkpoint ${args.join(' ')} did not end in ${timeoutMs} ms: ${stdout}${stderr}`)); }, timeoutMs);
+    child.once('exit', (code) => { clearTimeout(timer); children.delete(child); resolve({ code, stdout, stderr }); });
+  });
+}
+
 const leaders = (): RunningController[] => [...controllers.values()].filter((c) => c.isLeader());
 
 beforeAll(async () => {
@@ -190,6 +220,8 @@ beforeAll(async () => {
   await policy('drain', 'drain', { interval: '', onDrain: true, timeoutSeconds: 7 });
   await policy('restore', 'restore', { interval: '', onDrain: false });
   await policy('retention', 'retention', { interval: '', onDrain: false, retain: 2 });
+  await createNamespace(client, 'ondemand', { 'lazarus-test': 'ondemand' });
+  await policy('ondemand', 'ondemand', { interval: '', onDrain: false, timeoutSeconds: 9, retain: 50 });
   await startOne('controller-1');
   await startOne('controller-2');
   await waitFor(() => leaders().length === 1, { timeoutMs: 15_000, description: 'a leader' });
@@ -323,6 +355,104 @@ describe('controller against a real control plane', () => {
     expect(left.map((c) => c.metadata.name).sort()).toEqual(['web-app-4', 'web-app-5']);
     expect(left.every((c) => c.status?.phase === 'Ready')).toBe(true);
   }, 30_000);
+
+  it('checkpoint on demand: a pod annotated `now` is checkpointed through the node proxy and answered `taken …`', async () => {
+    await runningPod('ondemand', 'od-1', 'node-a');
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(hitsFor('ondemand', 'od-1')).toEqual([]);
+    const podPath = '/api/v1/namespaces/ondemand/pods/od-1';
+    const asked = Date.now();
+    await annotate(podPath, { [CHECKPOINT]: 'now' });
+    const answer = await answerOf(podPath);
+    const hits = hitsFor('ondemand', 'od-1');
+    expect(hits).toHaveLength(1);
+    expect(hits[0]).toMatchObject({ container: 'app', timeout: '9', status: 200, clientCn: 'kube-apiserver-kubelet-client' });
+    expect(answer).toMatch(/^taken \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: app=/);
+    expect(answer).toContain(hits[0]?.path ?? 'no path');
+    expect(answer).toContain('on node node-a; the agent on the node turns each archive into an image and a Checkpoint (Ready later)');
+    expect(Date.parse(answer.slice('taken '.length, answer.indexOf(': ')))).toBeGreaterThanOrEqual(Math.floor(asked / 1000) * 1000);
+    const requested = await listEvents(client, 'ondemand', { name: 'od-1', reason: 'CheckpointRequested' });
+    expect(requested[0]?.message).toContain('1 running container(s) of 1 pod(s)');
+    const taken = await listEvents(client, 'ondemand', { name: 'od-1', reason: 'CheckpointTaken' });
+    expect(taken.map((e) => e.message).join('\n')).toContain('requested with lazarus.dev/checkpoint');
+    const leader = leaders()[0];
+    if (!leader) throw new Error('no leader');
+    expect(await metric(leader, 'lazarus_controller_checkpoint_requests_total', { kind: 'Pod', result: 'taken' })).toBe(1);
+    expect(await metric(leader, 'lazarus_controller_checkpoints_taken_total', { reason: 'demand' })).toBe(1);
+    // The answer does not ask again; `now` again (kubectl annotate --overwrite) does.
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(hitsFor('ondemand', 'od-1')).toHaveLength(1);
+    await annotate(podPath, { [CHECKPOINT]: 'now' });
+    await waitFor(() => hitsFor('ondemand', 'od-1').length === 2, { timeoutMs: 10_000, description: 'a second checkpoint' });
+    expect(await answerOf(podPath)).toMatch(/^taken /);
+  }, 45_000);
+
+  it('checkpoint on demand: a pod of a workload that is not opted in, and that workload, are answered `failed …: not opted in`', async () => {
+    await client.request('POST', '/apis/apps/v1/namespaces/ondemand/deployments', {
+      body: {
+        apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'plain', namespace: 'ondemand' },
+        spec: { replicas: 1, selector: { matchLabels: { app: 'od-plain' } }, template: { metadata: { labels: { app: 'od-plain' } }, spec: { containers: [{ name: 'app', image: 'registry.example/web:1.4' }] } } },
+      },
+    });
+    const [plain] = await waitForBoundPods<{ metadata: { name: string } }>(client, 'ondemand', 'app=od-plain', 1, 30_000);
+    if (!plain) throw new Error('no pod');
+    await setRunning('ondemand', plain.metadata.name);
+    const podPath = `/api/v1/namespaces/ondemand/pods/${plain.metadata.name}`;
+    await annotate(podPath, { [CHECKPOINT]: 'now' });
+    const answer = await answerOf(podPath);
+    expect(answer).toMatch(/^failed \S+Z: not opted in: annotate lazarus.dev\/restore=enabled on the pod or its workload \(lazarus.dev\/restore not set and RestorePolicy ondemand has mode OptIn\)$/);
+    const failed = await listEvents(client, 'ondemand', { name: plain.metadata.name, reason: 'CheckpointFailed' });
+    expect(failed[0]).toMatchObject({ type: 'Warning' });
+    const deployPath = '/apis/apps/v1/namespaces/ondemand/deployments/plain';
+    await annotate(deployPath, { [CHECKPOINT]: 'now' });
+    expect(await answerOf(deployPath)).toMatch(/^failed \S+Z: not opted in: annotate lazarus.dev\/restore=enabled/);
+    // A bare pod without the annotation, for the CLI below.
+    await runningPod('ondemand', 'od-off', 'node-b', {});
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(hitsFor('ondemand', plain.metadata.name)).toEqual([]);
+  }, 45_000);
+
+  it('checkpoint on demand: a Deployment annotated `now` checkpoints each of its pods once and answers `taken 2/2 …` on the Deployment', async () => {
+    await client.request('POST', '/apis/apps/v1/namespaces/ondemand/deployments', {
+      body: {
+        apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'ondemand', annotations: { 'lazarus.dev/restore': 'enabled' } },
+        spec: { replicas: 2, selector: { matchLabels: { app: 'od-web' } }, template: { metadata: { labels: { app: 'od-web' } }, spec: { containers: [{ name: 'app', image: 'registry.example/web:1.4' }] } } },
+      },
+    });
+    type P = { metadata: { name: string } };
+    const pods = await waitForBoundPods<P>(client, 'ondemand', 'app=od-web', 2, 30_000);
+    for (const p of pods) await setRunning('ondemand', p.metadata.name);
+    const names = pods.map((p) => p.metadata.name).sort();
+    const deployPath = '/apis/apps/v1/namespaces/ondemand/deployments/web';
+    await annotate(deployPath, { [CHECKPOINT]: 'now' });
+    const answer = await answerOf(deployPath, 20_000);
+    expect(answer).toMatch(new RegExp(`^taken \\S+Z: 2/2 pods \\(${names.join(', ')}\\), archives on their nodes; `));
+    for (const name of names) expect(hitsFor('ondemand', name)).toHaveLength(1);
+    // The Deployment controller copies the annotation onto the ReplicaSet; that copy is not a second request.
+    await new Promise((r) => setTimeout(r, 2_000));
+    for (const name of names) expect(hitsFor('ondemand', name)).toHaveLength(1);
+    const events = await listEvents(client, 'ondemand', { kind: 'Deployment', name: 'web' });
+    expect(events.map((e) => e.reason)).toEqual(expect.arrayContaining(['CheckpointRequested', 'CheckpointTaken']));
+  }, 60_000);
+
+  it('lazarus checkpoint pod NS/NAME --wait: asks, waits for the answer and the agent\'s Ready Checkpoint, prints it, exits 0; not opted in exits 1', async () => {
+    await runningPod('ondemand', 'od-cli', 'node-b');
+    const ok = await runCli(['pod', 'ondemand/od-cli', '--wait', '--timeout', '40s']);
+    expect({ code: ok.code, stderr: ok.stderr }).toEqual({ code: 0, stderr: '' });
+    const hit = hitsFor('ondemand', 'od-cli')[0];
+    expect(hit).toBeDefined();
+    const lines = ok.stdout.trim().split('\n');
+    expect(lines[0]).toBe('pod ondemand/od-cli: lazarus.dev/checkpoint=now');
+    expect(lines[1]).toMatch(/^controller: taken \S+Z: app=/);
+    expect(lines[2]).toMatch(/^NAME +CONTAINER +IMAGE +PHASE$/);
+    // The stand-in agent (kubelet.onCheckpoint) created it: `<pod>-<container>-<n>`, Ready.
+    expect(lines[3]).toMatch(/^od-cli-app-\d+ +app +registry\.example\/lazarus\/ondemand\/od-cli-app-\d+@sha256:a{64} +Ready$/);
+    expect(lines.at(-1)).toBe('ok: 1 checkpoint(s) Ready');
+
+    const off = await runCli(['pod', 'ondemand/od-off', '--wait', '--timeout', '20s']);
+    expect(off.code).toBe(1);
+    expect(off.stdout.trim().split('\n').at(-1)).toMatch(/^failed: the controller answered: failed: not opted in: annotate lazarus.dev\/restore=enabled/);
+  }, 90_000);
 
   it('leader election: one acts; stop it and the other takes over within the lease duration, no double checkpoints', async () => {
     const [leader] = leaders();

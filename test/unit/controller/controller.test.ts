@@ -5,6 +5,7 @@ import { Controller, type ControllerConfig, type ControllerView } from '../../..
 import type { ControllerIO, EventSpec, StatusChange } from '../../../controller/kube-io.js';
 import { createControllerMetrics } from '../../../controller/metrics.js';
 import type { PodView } from '../../../controller/targets.js';
+import { subjectKey, type AnnotatedWorkload, type DemandSubject } from '../../../controller/demand.js';
 import { KubeError } from '../../../kube/client.js';
 import { silentLogger } from '../../../runtime/log.js';
 import { createRegistry } from '../../../runtime/metrics.js';
@@ -37,6 +38,16 @@ class FakeIO implements ControllerIO {
   }
   async deleteCheckpoint(ns: string, name: string): Promise<void> { this.deletedCheckpoints.push(name); this.store.delete(`${ns}/${name}`); }
   async deletePod(ns: string, name: string): Promise<void> { this.deletedPods.push(`${ns}/${name}`); }
+  /** Subject key → its annotations (what the API server holds); answer() tests, then replaces. */
+  annotations = new Map<string, Record<string, string>>();
+  answers: string[] = [];
+  async answer(subject: DemandSubject, expected: string, value: string): Promise<boolean> {
+    const a = this.annotations.get(subjectKey(subject));
+    if (a?.['lazarus.dev/checkpoint'] !== expected) return false;
+    a['lazarus.dev/checkpoint'] = value;
+    this.answers.push(`${subjectKey(subject)}: ${value}`);
+    return true;
+  }
 }
 
 function pod(name: string, node: string, extra: Partial<PodView> = {}): PodView {
@@ -78,9 +89,10 @@ function setup(policySpec: NonNullable<Parameters<typeof effectivePolicy>[0]['sp
     'ReplicaSet/shop/web-7d9c': { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', controller: true }] },
     'Deployment/shop/web': { labels: { app: 'web' } },
   };
+  const workloads: AnnotatedWorkload[] = [];
   const view: ControllerView = {
     pods: () => pods, checkpoints: () => store.values(), checkpoint: (ns, name) => store.get(`${ns}/${name}`),
-    nodes: () => nodes, notSynced: () => undefined, policies: () => policies, namespaceLabels: () => ({}),
+    nodes: () => nodes, notSynced: () => undefined, annotatedWorkloads: () => workloads, policies: () => policies, namespaceLabels: () => ({}),
     owners: { get: (kind: OwnerKind, ns: string, name: string) => owners[`${kind}/${ns}/${name}`] },
   };
   const io = new FakeIO(store);
@@ -93,7 +105,20 @@ function setup(policySpec: NonNullable<Parameters<typeof effectivePolicy>[0]['sp
     const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
     return (m?.values ?? []).reduce((n, v) => n + v.value, 0);
   };
-  return { clock, pods, nodes, store, io, controller, tick, metric, registry, view, metrics };
+  /** The API server and the caches share annotation maps, so answers show up at once. */
+  const annotate = (p: PodView, value: string): void => {
+    p.annotations = { ...p.annotations, 'lazarus.dev/checkpoint': value };
+    io.annotations.set(subjectKey({ kind: 'Pod', namespace: p.namespace, name: p.name }), p.annotations);
+  };
+  const annotateWorkload = (kind: AnnotatedWorkload['kind'], name: string, value: string, restore?: string): void => {
+    const key = `${kind}/shop/${name}`;
+    const owner = owners[key] ?? {};
+    owner.annotations = { ...owner.annotations, 'lazarus.dev/checkpoint': value, ...(restore ? { 'lazarus.dev/restore': restore } : {}) };
+    owners[key] = owner;
+    io.annotations.set(key, owner.annotations);
+    if (!workloads.some((w) => w.kind === kind && w.name === name)) workloads.push({ kind, namespace: 'shop', name, view: owner });
+  };
+  return { clock, pods, nodes, store, io, controller, tick, metric, registry, view, metrics, annotate, annotateWorkload, owners };
 }
 
 describe('Controller: checkpoints', () => {
@@ -277,3 +302,141 @@ describe('Controller.run', () => {
   });
 });
 
+
+describe('Controller: checkpoint on demand (lazarus.dev/checkpoint)', () => {
+  const NOW = '2026-11-27T12:00:00Z';
+
+  it('pod `now` → requested, checkpointed through the usual path, answered taken; the answer never re-triggers', async () => {
+    const s = setup({ checkpoint: { interval: '', onDrain: false } });
+    const a = pod('a', 'n1', { containers: ['app', 'side'], containerStatuses: [{ name: 'app', state: { running: {} } }, { name: 'side', state: { running: {} } }] });
+    s.pods.push(a);
+    s.annotate(a, 'now');
+    await s.tick();
+    // One per node at a time: the second container follows on the next tick.
+    expect(s.io.calls).toEqual(['n1:shop/a/app']);
+    expect(s.io.answers).toEqual([`Pod/shop/a: requested ${NOW}`]);
+    await s.tick();
+    expect(s.io.calls).toEqual(['n1:shop/a/app', 'n1:shop/a/side']);
+    await s.tick();
+    expect(s.io.answers[1]).toBe(`Pod/shop/a: taken ${NOW}: app=/var/lib/kubelet/checkpoints/checkpoint-a_shop-app.tar, side=/var/lib/kubelet/checkpoints/checkpoint-a_shop-side.tar on node n1; the agent on the node turns each archive into an image and a Checkpoint (Ready later)`);
+    for (let i = 0; i < 3; i++) { await s.clock.advance(1000, 1000); await s.tick(); }
+    expect(s.io.calls).toHaveLength(2);
+    expect(s.io.events.map((e) => e.reason)).toEqual(['CheckpointRequested', 'CheckpointTaken', 'CheckpointTaken', 'CheckpointTaken']);
+    expect(s.io.events[1]?.message).toContain('requested with lazarus.dev/checkpoint');
+    expect(await s.metric('lazarus_controller_checkpoint_requests_total')).toBe(1);
+    // Re-annotating `now` (kubectl annotate --overwrite) asks again.
+    s.annotate(a, 'now');
+    await s.clock.advance(1000, 1000);
+    await s.tick(); await s.tick(); await s.tick();
+    expect(s.io.calls).toHaveLength(4);
+    expect(s.io.answers.at(-1)).toMatch(/^Pod\/shop\/a: taken 2026-11-27T12:00:04Z: /);
+  });
+
+  it('a pod that is not opted in gets `failed …: not opted in`, and nothing reaches the kubelet', async () => {
+    const s = setup({ checkpoint: { interval: '', onDrain: false } });
+    const off = pod('off', 'n1', { annotations: {}, ownerReferences: [] });
+    s.pods.push(off);
+    s.annotate(off, 'now');
+    await s.tick();
+    expect(s.io.calls).toEqual([]);
+    expect(s.io.answers).toEqual([`Pod/shop/off: failed ${NOW}: not opted in: annotate lazarus.dev/restore=enabled on the pod or its workload (lazarus.dev/restore not set and RestorePolicy p has mode OptIn)`]);
+    expect(s.io.events).toMatchObject([{ reason: 'CheckpointFailed', type: 'Warning', regarding: { kind: 'Pod', name: 'off' } }]);
+  });
+
+  it('a kubelet error is answered `failed` with its text, not retried for the request', async () => {
+    const s = setup({ checkpoint: { interval: '', onDrain: false } });
+    const a = pod('a', 'n1');
+    s.pods.push(a);
+    s.io.fail = () => 500;
+    s.annotate(a, 'now');
+    await s.tick(); await s.tick();
+    expect(s.io.answers[1]).toBe(`Pod/shop/a: failed ${NOW}: app: node n1: POST checkpoint: 500 checkpointing failed: runtime error`);
+    await s.clock.advance(60_000, 1000);
+    await s.tick();
+    expect(s.io.calls).toHaveLength(1);
+    expect(s.io.events.find((e) => e.reason === 'CheckpointFailed')?.message).toContain('not retried');
+  });
+
+  it('the per-node bound holds: one checkpoint per node, the request before the periodic one', async () => {
+    const s = setup();
+    s.pods.push(pod('a', 'n1'), pod('b', 'n1'));
+    await s.clock.advance(10 * MIN, MIN);
+    const b = s.pods[1];
+    if (!b) throw new Error('no pod');
+    s.annotate(b, 'now');
+    await s.tick();
+    // Only one of the two pods on n1 at a time; the request goes before the periodic one.
+    expect(s.io.calls).toEqual(['n1:shop/b/app']);
+  });
+
+  it('a Deployment `now` → each of its pods, one answer on the Deployment: taken 2/2', async () => {
+    const s = setup({ checkpoint: { interval: '', onDrain: false } });
+    s.pods.push(pod('web-1', 'n1', { annotations: {} }), pod('web-2', 'n2', { annotations: {} }), pod('other', 'n1', { ownerReferences: [] }));
+    s.annotateWorkload('Deployment', 'web', 'now', 'enabled');
+    await s.tick(); await s.tick();
+    expect(s.io.calls.sort()).toEqual(['n1:shop/web-1/app', 'n2:shop/web-2/app']);
+    expect(s.io.answers).toEqual([
+      `Deployment/shop/web: requested ${NOW}`,
+      `Deployment/shop/web: taken ${NOW}: 2/2 pods (web-1, web-2), archives on their nodes; the agent on the node turns each archive into an image and a Checkpoint (Ready later)`,
+    ]);
+    expect(s.io.events.filter((e) => e.regarding.kind === 'Deployment').map((e) => e.reason)).toEqual(['CheckpointRequested', 'CheckpointTaken']);
+    expect(s.io.events.find((e) => e.regarding.kind === 'Deployment')?.regarding.apiVersion).toBe('apps/v1');
+  });
+
+  it('a Deployment that is not opted in: failed at once; its ReplicaSet copy of the annotation is not a second request', async () => {
+    const s = setup({ checkpoint: { interval: '', onDrain: false } });
+    s.pods.push(pod('web-1', 'n1', { annotations: {} }));
+    s.annotateWorkload('Deployment', 'web', 'now');
+    s.annotateWorkload('ReplicaSet', 'web-7d9c', 'now');
+    await s.tick();
+    expect(s.io.calls).toEqual([]);
+    expect(s.io.answers).toHaveLength(1);
+    expect(s.io.answers[0]).toMatch(/^Deployment\/shop\/web: failed 2026-11-27T12:00:00Z: not opted in: annotate lazarus.dev\/restore=enabled/);
+  });
+
+  it('a request is not overwritten: `now` set again while checkpointing drops the stale answer and starts anew', async () => {
+    const s = setup({ checkpoint: { interval: '', onDrain: false } });
+    const a = pod('a', 'n1');
+    s.pods.push(a);
+    let release: () => void = () => undefined;
+    const slow = new Promise<void>((r) => { release = r; });
+    const plain = s.io.checkpoint.bind(s.io);
+    s.io.checkpoint = async (...args) => { await slow; return plain(...args); };
+    s.annotate(a, 'now');
+    const signal = new AbortController().signal;
+    await s.controller.tick(signal);
+    s.annotate(a, 'now');
+    release();
+    await s.controller.idle();
+    // The first answer finds `now`, not its `requested …`: it is dropped, never written over the new request.
+    await s.tick();
+    expect(s.io.answers).toEqual([`Pod/shop/a: requested ${NOW}`]);
+    await s.tick();
+    expect(s.io.answers).toEqual([`Pod/shop/a: requested ${NOW}`, `Pod/shop/a: requested ${NOW}`]);
+    await s.tick();
+    expect(s.io.answers.at(-1)).toMatch(/^Pod\/shop\/a: taken /);
+    expect(s.io.calls).toHaveLength(2);
+  });
+
+  it.each([
+    { name: 'a value outside the grammar is answered, not ignored', value: 'Now', answer: `failed ${NOW}: "Now" is not a request: set lazarus.dev/checkpoint=now` },
+    { name: 'a pod that is not running', value: 'now', answer: `failed ${NOW}: pod a is Pending, not Running`, extra: { phase: 'Pending' } },
+  ])('$name', async ({ value, answer, extra }) => {
+    const s = setup({ checkpoint: { interval: '', onDrain: false } });
+    const a = pod('a', 'n1', extra ?? {});
+    s.pods.push(a);
+    s.annotate(a, value);
+    await s.tick();
+    expect(s.io.answers).toEqual([`Pod/shop/a: ${answer}`]);
+  });
+
+  it('a new leader carries on a request the previous one accepted (`requested …` that no one serves)', async () => {
+    const s = setup({ checkpoint: { interval: '', onDrain: false } });
+    const a = pod('a', 'n1');
+    s.pods.push(a);
+    s.annotate(a, 'requested 2026-11-27T11:59:58Z');
+    await s.tick(); await s.tick();
+    expect(s.io.calls).toEqual(['n1:shop/a/app']);
+    expect(s.io.answers[0]).toMatch(/^Pod\/shop\/a: taken /);
+  });
+});

@@ -131,3 +131,16 @@ describe('hashJitter', () => {
     expect(Math.min(...buckets)).toBeGreaterThan(50);
   });
 });
+
+describe('planCheckpoints: on demand', () => {
+  const demanded = (keys: Record<string, number>) => (key: string): number | undefined => keys[key];
+  it.each([
+    { name: 'a request is due at once, with no interval and no cordon', targets: [target('a', 'n1', { intervalMs: 0, onDrain: false })], over: { demanded: demanded({ 'shop/a/app': T0 }) }, want: ['demand:a'] },
+    { name: 'a request ignores the backoff after failures', targets: [target('a', 'n1')], over: { demanded: demanded({ 'shop/a/app': T0 }), states: { 'shop/a/app': { failures: 5, lastFailureAt: T0 } } }, want: ['demand:a'] },
+    { name: 'drain before demand before interval', targets: [target('i', 'n1'), target('d', 'n2'), target('r', 'n3')], over: { now: T0 + 31 * MIN, cordoned: { n2: T0 + 30 * MIN }, demanded: demanded({ 'shop/r/app': T0 + 31 * MIN }), maxConcurrent: 2 }, want: ['drain:d', 'demand:r'] },
+    { name: 'a busy node waits, request or not', targets: [target('a', 'n1')], over: { demanded: demanded({ 'shop/a/app': T0 }), busyNodes: new Set(['n1']) }, want: [] },
+    { name: 'the cluster-wide bound counts requests too', targets: [target('a', 'n1'), target('b', 'n2')], over: { demanded: demanded({ 'shop/a/app': T0, 'shop/b/app': T0 }), inFlight: 3 }, want: ['demand:a'] },
+  ])('$name', ({ targets, over, want }) => {
+    expect(picked(input(targets, over))).toEqual(want);
+  });
+});
