@@ -1,3 +1,4 @@
+import { parse } from 'yaml';
 import { OVERLAYS, render, type K8sObject } from '../support/kustomize.js';
 
 interface Rule { apiGroups?: string[]; resources?: string[]; verbs?: string[]; resourceNames?: string[] }
@@ -69,4 +70,23 @@ it('the cert-manager overlay hands certificates to cert-manager', () => {
   expect(mwc.metadata.annotations?.['cert-manager.io/inject-ca-from']).toBe('lazarus-system/lazarus-webhook');
   expect(objects.some((o) => o.kind === 'Job')).toBe(false);
   expect(objects.some((o) => o.kind === 'Certificate')).toBe(true);
+});
+
+// Issue 12: system:kube-scheduler allows get/update only on the Lease `kube-scheduler`; the second
+// scheduler's own Lease needs a Role of its own, or it never leads and its pods stay Pending.
+it('the second scheduler may take its own leader-election Lease', () => {
+  const objects = render('manifests/overlays/second-scheduler');
+  const cm = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'lazarus-scheduler-config') as unknown as { data: Record<string, string> };
+  const config = parse(cm.data['config.yaml'] ?? '') as { leaderElection: { leaderElect: boolean; resourceNamespace: string; resourceName: string } };
+  const { resourceNamespace: ns, resourceName: name } = config.leaderElection;
+  expect({ ns, name }).toEqual({ ns: 'lazarus-system', name: 'lazarus-scheduler' });
+  const bound = objects.filter((o) => o.kind === 'RoleBinding' && o.metadata.namespace === ns)
+    .map((o) => o as unknown as { roleRef: { kind: string; name: string }; subjects: { kind: string; name: string; namespace?: string }[] })
+    .filter((b) => b.roleRef.kind === 'Role' && b.subjects.some((s) => s.kind === 'ServiceAccount' && s.name === 'lazarus-scheduler' && s.namespace === ns));
+  const rules = bound.flatMap((b) => (objects.find((o) => o.kind === 'Role' && o.metadata.namespace === ns && o.metadata.name === b.roleRef.name) as unknown as { rules: Rule[] } | undefined)?.rules ?? [])
+    .filter((r) => r.apiGroups?.includes('coordination.k8s.io') && r.resources?.includes('leases'));
+  const allows = (verb: string, byName: boolean) => rules.some((r) => r.verbs?.includes(verb) && (r.resourceNames === undefined || (byName && r.resourceNames.includes(name))));
+  expect({ get: allows('get', true), update: allows('update', true), create: allows('create', false) }).toEqual({ get: true, update: true, create: true });
+  // Least privilege: get/update are limited to that one Lease.
+  expect(rules.filter((r) => r.verbs?.some((v) => v !== 'create')).every((r) => r.resourceNames?.length === 1 && r.resourceNames[0] === name)).toBe(true);
 });
