@@ -88,6 +88,8 @@ export interface ControlPlane {
   pids(): number[];
   /** Log file of a component: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kube-scheduler-<profile>. */
   logPath(component: string): string;
+  /** Puts a process started elsewhere (a real node's kubelet) under the reaper: killed if this process dies. */
+  adopt(name: string, pid: number): void;
   /** The egress proxy kube-apiserver and kube-scheduler reach nodes and Services through. */
   readonly egress: NodeProxy;
   /** Stops every process started, by PID; safe to call more than once. */
@@ -347,6 +349,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       kubeconfigPath: file('kubeconfig'), server, dir, client, ca, binDir, timings,
       pids: () => [...components.map((c) => c.pid), ...(reaper ? [reaper.pid] : [])],
       logPath: (name) => file(`${name}.log`),
+      adopt: (name, pid) => { reaper?.watch(pid); options.onProcess?.(name, pid); },
       egress,
       stop,
     };

@@ -5,11 +5,11 @@
  * `overlayKustomization`; everything else is the base as shipped.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { stringify } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import type { KubeClient } from '../../kube/client.js';
 import { imageArchive, pushArchive, type RealCluster } from './real-node.js';
 
@@ -32,6 +32,10 @@ export interface OverlayInput {
   imageTag: string;
   /** Parent of every node's directory; node N's kubelet root is `${nodesDir}/N/kubelet`. */
   nodesDir: string;
+  /** Index of `--host-exec=…` in the base agent's args. */
+  hostExecArg: number;
+  /** A process in the host's mount namespace (the base enters PID 1's). */
+  hostPid: number;
 }
 
 /**
@@ -63,6 +67,10 @@ export function overlayKustomization(o: OverlayInput): Record<string, unknown> {
           agentArg('-', `--runtime-config=${o.nodesDir}/$(NODE_NAME)/runtime.toml`),
           { op: 'replace', path: '/spec/template/spec/volumes/0/hostPath/path', value: o.nodesDir },
           { op: 'replace', path: '/spec/template/spec/containers/0/volumeMounts/0/mountPath', value: o.nodesDir },
+          // PID 1 of this machine is a sandbox init whose namespaces nobody may enter, not the
+          // host's systemd: the host's mount namespace is entered through a process that lives
+          // in it for as long as the nodes do (the one that started them).
+          { op: 'replace', path: `/spec/template/spec/containers/0/args/${String(o.hostExecArg)}`, value: `--host-exec=nsenter --target ${String(o.hostPid)} --mount --` },
         ]),
       },
       {
@@ -89,6 +97,7 @@ export async function installLazarus(cluster: RealCluster, options: { log?: (lin
   await writeFile(path.join(overlayDir, 'kustomization.yaml'), stringify(overlayKustomization({
     base: path.relative(overlayDir, path.join(repoRoot, 'manifests/base')),
     registry: cluster.registry, imageTag, nodesDir: path.join(cluster.cp.dir, 'nodes'),
+    hostExecArg: await baseAgentArgIndex('--host-exec='), hostPid: process.pid,
   })));
   const kubectl = async (args: readonly string[]): Promise<string> => {
     try {
@@ -107,6 +116,15 @@ export async function installLazarus(cluster: RealCluster, options: { log?: (lin
   return { image, overlayDir, kubectl };
 }
 
+/** Where an argument sits in the base agent's container args (JSON patches address by index). */
+async function baseAgentArgIndex(prefix: string): Promise<number> {
+  const docs = parseAllDocuments(await readFile(path.join(repoRoot, 'manifests/base/agent.yaml'), 'utf8')).map((d) => d.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: Array<{ args?: string[] }> } } } });
+  const args = docs.find((d) => d.kind === 'DaemonSet')?.spec?.template?.spec?.containers?.[0]?.args ?? [];
+  const i = args.findIndex((a) => a.startsWith(prefix));
+  if (i < 0) throw new Error(`manifests/base/agent.yaml: no ${prefix} argument`);
+  return i;
+}
+
 async function waitForRollout(kubectl: InstalledLazarus['kubectl'], timeoutMs: number): Promise<void> {
   const timeout = `--timeout=${String(Math.round(timeoutMs / 1000))}s`;
   for (const target of ['deployment/lazarus-webhook', 'deployment/lazarus-extender', 'deployment/lazarus-controller', 'daemonset/lazarus-agent']) {
@@ -114,7 +132,9 @@ async function waitForRollout(kubectl: InstalledLazarus['kubectl'], timeoutMs: n
       await kubectl(['-n', LAZARUS_NAMESPACE, 'rollout', 'status', timeout, target]);
     } catch (err) {
       const pods = await kubectl(['-n', LAZARUS_NAMESPACE, 'get', 'pods', '-o', 'wide']).catch(() => '');
-      throw new Error(`${target} did not roll out: ${(err as Error).message}\n${pods}`);
+      const waiting = await kubectl(['-n', LAZARUS_NAMESPACE, 'get', 'pods', '-o',
+        'jsonpath={range .items[*]}{.metadata.name}{": "}{.status.containerStatuses[*].state.waiting.message}{"\\n"}{end}']).catch(() => '');
+      throw new Error(`${target} did not roll out: ${(err as Error).message}\n${pods}\n${waiting.split('\n').filter((l) => !l.endsWith(': ')).join('\n')}`);
     }
   }
 }

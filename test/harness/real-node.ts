@@ -27,7 +27,7 @@ import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { kubeconfigYaml, type ControlPlane } from './control-plane.js';
 import { issueCertificate } from './pki.js';
-import { freePort, startComponent, stopComponent, tailLog, type Component } from './processes.js';
+import { freePort, isAlive, startComponent, stopComponent, tailLog, type Component } from './processes.js';
 import { connectInto } from './netns-forwarder.js';
 import type { KubeClient } from '../../kube/client.js';
 
@@ -344,6 +344,10 @@ default_runtime = "runc"
 runtime_path = "${d}/runc-wrapper"
 runtime_root = "${d}/runc"
 monitor_path = "/usr/bin/conmon"
+# Both switches, as docs/runtime-support.md tells operators: 1.34.0 as served by the Go module
+# proxy predates container_level_enabled (and ignores it); builds with the backport need it.
+[crio.checkpoint_restore]
+container_level_enabled = "checkpoint_restore"
 [crio.image]
 pause_image = "${registry}/pause:3.10"
 # No signature_policy: CRI-O refuses every restore while one is set.
@@ -354,8 +358,11 @@ plugin_dirs = ["/usr/lib/cni"]
 }
 
 /**
- * CRI-O sets hugepage limits from /proc/cgroups, which lists hugetlb here with no v1 hierarchy
- * mounted for it, and runc then fails to join that cgroup: drop them from the bundle first.
+ * Two things this VM refuses that CRI-O asks of runc, dropped from the bundle first:
+ * - hugepage limits: CRI-O sets them from /proc/cgroups, which lists hugetlb here with no v1
+ *   hierarchy mounted for it, and runc then fails to join that cgroup;
+ * - capabilities outside this machine's bounding set (it lacks CAP_SYS_RESOURCE): CRI-O gives a
+ *   privileged container every capability it knows, containerd only those the host has.
  */
 const RUNC_WRAPPER = `#!/bin/sh
 bundle=""; prev=""
@@ -367,11 +374,26 @@ done
 if [ -n "$bundle" ] && [ -f "$bundle/config.json" ]; then
   python3 - "$bundle/config.json" <<'PY'
 import json, sys
+NAMES = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+  "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+  "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+  "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+  "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+  "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+  "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]
+bound = int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("CapBnd:")), 16)
+missing = {n for i, n in enumerate(NAMES) if not bound >> i & 1}
 p = sys.argv[1]
 with open(p) as f: spec = json.load(f)
+changed = False
 res = spec.get("linux", {}).get("resources", {})
 if "hugepageLimits" in res:
-    del res["hugepageLimits"]
+    del res["hugepageLimits"]; changed = True
+caps = spec.get("process", {}).get("capabilities", {})
+for k, v in caps.items():
+    kept = [c for c in v if c not in missing]
+    if kept != v: caps[k] = kept; changed = True
+if changed:
     with open(p, "w") as f: json.dump(spec, f)
 PY
 fi
@@ -411,18 +433,73 @@ function kubeletConfig(n: { dir: string; cgroupRoot: string; endpoint: string; c
   });
 }
 
+/**
+ * Every run records what it touches outside its directory in RUNS_DIR/<id>.json; a run whose
+ * owner died without stopping (SIGKILL, a crashed test runner: the reaper kills processes, not
+ * mounts) is swept by the next one.
+ */
+const RUNS_DIR = '/run/lazarus-real-node';
+interface RunRecord { pid: number; dir: string; nodes: Array<{ dir: string; netns: string; cgroupRoot: string; network: string }> }
+
+async function writeRunRecord(id: string, record: RunRecord): Promise<void> {
+  await mkdir(RUNS_DIR, { recursive: true });
+  await writeFile(path.join(RUNS_DIR, `${id}.json`), JSON.stringify(record));
+}
+
+async function cleanNode(n: { dir: string; netns: string; cgroupRoot: string; network: string }, ids: readonly string[]): Promise<void> {
+  await removeCgroupRoot(n.cgroupRoot);
+  await killProcessesNaming(n.dir);
+  await unmountUnder(n.dir);
+  await sh('ip', ['netns', 'del', n.netns]).catch(() => undefined);
+  // libcni's result cache (outside the run directory) and the sockets of killed containerd shims.
+  const results = '/var/lib/cni/results';
+  for (const f of await readdir(results).catch(() => [] as string[])) {
+    if (f.startsWith(`${n.network}-`) || ids.some((id) => f.includes(id))) await rm(path.join(results, f), { force: true });
+  }
+  const grpc = path.join(n.dir, 'containerd.sock');
+  for (const id of ids) await rm(path.join('/run/containerd/s', createHash('sha256').update(`${grpc}/k8s.io/${id}`).digest('hex')), { force: true });
+}
+
+async function cleanRunDir(dir: string): Promise<void> {
+  await unmountUnder(path.join(dir, 'nodes'));
+  for (const f of await readdir('/var/log/containers').catch(() => [] as string[])) {
+    const target = await readlink(path.join('/var/log/containers', f)).catch(() => '');
+    if (target.startsWith(`${dir}/`)) await rm(path.join('/var/log/containers', f), { force: true });
+  }
+}
+
+/** Removes what earlier runs left behind when their owner process died. Returns how many. */
+export async function sweepDeadRuns(log: (line: string) => void = () => undefined): Promise<number> {
+  let swept = 0;
+  for (const f of await readdir(RUNS_DIR).catch(() => [] as string[])) {
+    const file = path.join(RUNS_DIR, f);
+    const record = JSON.parse(await readFile(file, 'utf8').catch(() => '{}')) as Partial<RunRecord>;
+    if (record.pid && isAlive(record.pid)) continue;
+    for (const n of record.nodes ?? []) await cleanNode(n, await containerIds(n.dir)).catch(() => undefined);
+    if (record.dir) await cleanRunDir(record.dir).catch(() => undefined);
+    await rm(file, { force: true });
+    log(`[real-node] swept what a dead run left in ${record.dir ?? '?'}`);
+    swept++;
+  }
+  return swept;
+}
+
 export async function startRealCluster(cp: ControlPlane, options: RealClusterOptions = {}): Promise<RealCluster> {
   const log = options.log ?? ((line: string) => console.log(line));
   const why = await realNodePreflight();
   if (why) throw new Error(why);
   const t0 = Date.now();
+  await sweepDeadRuns(log);
   const binaries = await nodeBinaries();
   const specs = options.nodes ?? DEFAULT_REAL_NODES;
   const id = randomBytes(3).toString('hex');
   const dir = cp.dir;
+  const record: RunRecord = { pid: process.pid, dir, nodes: [] };
+  await writeRunRecord(id, record);
   const nodes: NodeState[] = [];
   const hostSockets: net.Server[] = [];
   let registry: Registry | undefined;
+  let nodesMounted: string | undefined;
   let stopped: Promise<void> | undefined;
 
   async function stopNode(n: NodeState): Promise<void> {
@@ -432,28 +509,17 @@ export async function startRealCluster(cp: ControlPlane, options: RealClusterOpt
     // Containers and conmon live in the node's cgroups; containerd's shims name its socket.
     await removeCgroupRoot(n.cgroupRoot);
     if (runtime) await stopComponent(runtime, 5000);
-    await killProcessesNaming(n.dir);
     if (forwarder) await stopComponent(forwarder, 2000);
-    await unmountUnder(n.dir);
-    await sh('ip', ['netns', 'del', n.netns]).catch(() => undefined);
-    // libcni's result cache (outside the run directory) and the sockets of killed containerd shims.
-    const results = '/var/lib/cni/results';
-    for (const f of await readdir(results).catch(() => [] as string[])) {
-      if (f.startsWith(`${n.network}-`) || ids.some((id) => f.includes(id))) await rm(path.join(results, f), { force: true });
-    }
-    const grpc = path.join(n.dir, 'containerd.sock');
-    for (const id of ids) await rm(path.join('/run/containerd/s', createHash('sha256').update(`${grpc}/k8s.io/${id}`).digest('hex')), { force: true });
+    await cleanNode(n, ids);
   }
 
   async function stop(): Promise<void> {
     stopped ??= (async () => {
       for (const n of [...nodes].reverse()) await stopNode(n).catch((err: unknown) => log(`[real-node] stopping ${n.name}: ${(err as Error).message}`));
+      if (nodesMounted) await cleanRunDir(dir);
       for (const s of hostSockets) s.close();
       await registry?.stop();
-      for (const f of await readdir('/var/log/containers').catch(() => [] as string[])) {
-        const target = await readlink(path.join('/var/log/containers', f)).catch(() => '');
-        if (target.startsWith(`${dir}/`)) await rm(path.join('/var/log/containers', f), { force: true });
-      }
+      await rm(path.join(RUNS_DIR, `${id}.json`), { force: true });
     })();
     return stopped;
   }
@@ -461,8 +527,16 @@ export async function startRealCluster(cp: ControlPlane, options: RealClusterOpt
   try {
     // ---- registry, and the host ends of the forwarders ---------------------------------------
     registry = await startRegistry(dir);
+    cp.adopt('registry', registry.component.pid);
     const regPort = Number(registry.address.split(':')[1]);
     const apiPort = Number(new URL(cp.server).port);
+    // Kubelets and runtimes expect the host's mounts to propagate (systemd makes / shared; this
+    // machine has no systemd): the nodes' directory is a shared mount of its own.
+    const nodesDir = path.join(dir, 'nodes');
+    await mkdir(nodesDir, { recursive: true });
+    await sh('mount', ['--bind', nodesDir, nodesDir]);
+    nodesMounted = nodesDir;
+    await sh('mount', ['--make-rshared', nodesDir]);
     const netDir = path.join(dir, 'net');
     await mkdir(netDir, { recursive: true });
     const hostEnd = async (name: string, port: number): Promise<string> => {
@@ -521,6 +595,8 @@ export async function startRealCluster(cp: ControlPlane, options: RealClusterOpt
         async startKubelet() { node.components.kubelet = node.startKubeletProcess(); await waitReady(cp.client, node, options.readyTimeoutMs ?? 90_000); },
       };
       nodes.push(node);
+      record.nodes.push({ dir: d, netns, cgroupRoot, network });
+      await writeRunRecord(id, record);
 
       // Network namespace: lo, the Service IP of `kubernetes`, and the node IP on one end of a veth
       // pair whose both ends stay inside (this kernel has no dummy device): nothing leaves.
@@ -533,8 +609,11 @@ export async function startRealCluster(cp: ControlPlane, options: RealClusterOpt
       await inNs('link', 'set', 'eth0-end', 'up');
       await inNs('link', 'set', 'eth0', 'up');
       await inNs('route', 'add', 'default', 'dev', 'eth0');
-      const nsenter = (name: string, binary: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Component =>
-        startComponent(name, '/usr/bin/nsenter', [`--net=/run/netns/${netns}`, '--', binary, ...args], logPath(name as 'kubelet'), env);
+      const nsenter = (name: 'kubelet' | 'runtime' | 'forwarder', binary: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Component => {
+        const c = startComponent(`${spec.name} ${name}`, '/usr/bin/nsenter', [`--net=/run/netns/${netns}`, '--', binary, ...args], logPath(name), env);
+        cp.adopt(`${spec.name}-${name}`, c.pid);
+        return c;
+      };
 
       node.components.forwarder = nsenter('forwarder', process.execPath, [
         path.join(repoRoot, 'dist/test/harness/netns-forwarder.js'),
