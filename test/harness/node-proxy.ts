@@ -61,6 +61,8 @@ export async function startNodeProxy(): Promise<NodeProxy> {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
       });
+      // A routed connection arrives paused (its first bytes were read by hand): let the parser read.
+      out.on('socket', (socket) => socket.resume());
       out.on('error', (err) => { if (!res.headersSent) res.writeHead(502).end(`${err.message}\n`); else res.destroy(); });
       req.pipe(out);
     }, (err: Error) => { res.writeHead(502).end(`${url.host}: ${err.message}\n`); });
