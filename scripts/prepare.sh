@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Everything `npm test` and `npm run demo` need, installed on first use and cached after:
 # npm packages (when node_modules is missing or older than the lockfile), the Kubernetes
-# control plane built from the Go module proxy, and — as root — the checkpoint tools.
+# control plane built from the Go module proxy, and — as root — the checkpoint tools and what
+# real nodes need: kubelet, containerd and CRI-O (scripts/node-build.sh) and the images
+# (scripts/images.sh: Lazarus' own from its Dockerfile, pause, busybox).
 # `prepare.sh kube` stops after the control plane: the demo needs no CRIU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +22,9 @@ bash scripts/kube-build.sh >/dev/null
 
 if [ -x scripts/install-checkpoint-tools.sh ]; then
   if [ "$(id -u)" = 0 ]; then
-    bash scripts/install-checkpoint-tools.sh
+    bash scripts/install-checkpoint-tools.sh >/dev/null
+    bash scripts/node-build.sh >/dev/null
+    for image in pause busybox lazarus; do bash scripts/images.sh "$image" >/dev/null; done
   elif [ "${CI:-}" = true ]; then
     say "error: CI needs root to install CRIU, podman and the registry"; exit 1
   else
