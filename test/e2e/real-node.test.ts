@@ -38,11 +38,11 @@ let lazarus: InstalledLazarus;
 
 const NS = 'shop';
 
-async function createCounter(name: string, preferredNode: string, env: Record<string, string> = {}): Promise<void> {
+async function createCounter(name: string, preferredNode: string, labels: Record<string, string> = {}): Promise<void> {
   await cp.client.request('POST', `/apis/apps/v1/namespaces/${NS}/deployments`, {
     body: {
       apiVersion: 'apps/v1', kind: 'Deployment',
-      metadata: { name, annotations: { [K.RESTORE]: 'enabled' } },
+      metadata: { name, labels, annotations: { [K.RESTORE]: 'enabled' } },
       spec: {
         replicas: 1,
         selector: { matchLabels: { app: name } },
@@ -56,7 +56,6 @@ async function createCounter(name: string, preferredNode: string, env: Record<st
             containers: [{
               name: 'app', image: cluster.busybox,
               command: ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i; sleep 1; done'],
-              env: Object.entries(env).map(([n, value]) => ({ name: n, value })),
             }],
           },
         },
@@ -95,8 +94,16 @@ async function checkpointNow(pod: string): Promise<Checkpoint> {
   return mine[0] as Checkpoint;
 }
 
+/** Cordoning also makes the controller checkpoint the node's pods (onDrain), as a drain would. */
 const cordon = (node: string, on: boolean): Promise<unknown> =>
   cp.client.request('PATCH', `/api/v1/nodes/${node}`, { body: { spec: { unschedulable: on } }, contentType: 'application/merge-patch+json' });
+
+/** Keeps new pods off a node without a cordon (so without drain checkpoints). */
+const taintAway = (node: string, on: boolean): Promise<unknown> =>
+  cp.client.request('PATCH', `/api/v1/nodes/${node}`, { body: { spec: { taints: on ? [{ key: 'lazarus.test/away', effect: 'NoSchedule' }] : null } }, contentType: 'application/merge-patch+json' });
+
+const checkpointsOf = async (sourcePod: string): Promise<Checkpoint[]> =>
+  (await cp.client.request<{ items: Checkpoint[] }>('GET', `/apis/lazarus.dev/v1alpha1/namespaces/${NS}/checkpoints`)).items.filter((c) => c.spec.sourcePod === sourcePod);
 
 async function deletePod(name: string): Promise<void> {
   await cp.client.request('DELETE', `/api/v1/namespaces/${NS}/pods/${name}`);
@@ -160,8 +167,11 @@ suite('on real nodes, Lazarus installed from its own image', () => {
       await deletePod(first.metadata.name);
       const restored = await runningPod('counter', first.metadata.name);
       expect(restored.spec.nodeName).toBe('node-b');
-      expect(restored.metadata.annotations?.[K.RESTORED_FROM]).toBe(`app=${checkpoint.metadata.name}`);
-      expect(restored.spec.containers[0]?.image).toBe(checkpoint.spec.image);
+      // From the checkpoint taken on demand, or a fresher one the cordon made (onDrain).
+      const from = /^app=(.+)$/.exec(restored.metadata.annotations?.[K.RESTORED_FROM] ?? '')?.[1];
+      const used = (await checkpointsOf(first.metadata.name)).find((c) => c.metadata.name === from);
+      expect(used?.spec.origin.node).toBe('node-a');
+      expect(restored.spec.containers[0]?.image).toBe(used?.spec.image);
       expect(restored.status?.containerStatuses?.[0]?.restartCount).toBe(0);
       // Continues from the checkpoint: one unbroken sequence 1, 2, … past the checkpointed value
       // (a cold start would begin again at 1 in a log of its own).
@@ -212,11 +222,12 @@ suite('on real nodes, Lazarus installed from its own image', () => {
     await waitForCount(first.metadata.name, 2);
     const checkpoint = await checkpointNow(first.metadata.name);
     // The checkpoint image's layer disappears from the registry: node-b, which never pulled it,
-    // cannot restore (node-a has it cached, so it is cordoned).
+    // cannot restore (node-a has it cached, so new pods are kept off it — by a taint, not a
+    // cordon, which would take a fresh drain checkpoint).
     const [repo, digest] = (checkpoint.spec.image ?? '').slice(cluster.registry.length + 1).split('@') as [string, string];
     const manifest = await (await fetch(`http://${cluster.registry}/v2/${repo}/manifests/${digest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json() as { layers: Array<{ digest: string }> };
     for (const layer of manifest.layers) expect((await fetch(`http://${cluster.registry}/v2/${repo}/blobs/${layer.digest}`, { method: 'DELETE' })).status).toBe(202);
-    await cordon('node-a', true);
+    await taintAway('node-a', true);
     try {
       await deletePod(first.metadata.name);
       const failed = await waitFor(async () => {
@@ -229,7 +240,56 @@ suite('on real nodes, Lazarus installed from its own image', () => {
       const events = await listEvents(cp.client, NS, { reason: 'RestoreFailed' });
       expect(events.length).toBeGreaterThan(0);
     } finally {
-      await cordon('node-a', false);
+      await taintAway('node-a', false);
     }
   }, 300_000);
+
+  it('the agent pod killed while an archive waits loses nothing: one image, one Checkpoint', async () => {
+    await createCounter('steady', 'node-b');
+    const pod = await runningPod('steady');
+    expect(pod.spec.nodeName).toBe('node-b');
+    await waitForCount(pod.metadata.name, 2);
+    const agent = async (): Promise<string | undefined> => (await cp.client.request<{ items: Pod[] }>('GET', '/api/v1/namespaces/lazarus-system/pods', { query: { labelSelector: 'app.kubernetes.io/name=lazarus-agent', fieldSelector: 'spec.nodeName=node-b' } }))
+      .items.find((p) => !p.metadata.deletionTimestamp && p.status?.containerStatuses?.[0]?.state?.running)?.metadata.name;
+    const before = await agent();
+    expect(before).toBeDefined();
+    const archives = path.join(cluster.nodes.find((n) => n.name === 'node-b')?.kubeletDir ?? '', 'checkpoints');
+    const { readdir } = await import('node:fs/promises');
+    await cp.client.request('PATCH', `/api/v1/namespaces/${NS}/pods/${pod.metadata.name}`, { body: { metadata: { annotations: { [K.CHECKPOINT_REQUEST]: 'now' } } }, contentType: 'application/merge-patch+json' });
+    // The moment the kubelet's archive lands, the agent that should take it is killed.
+    await waitFor(async () => (await readdir(archives).catch(() => [])).some((f) => f.includes(pod.metadata.name)), { timeoutMs: 30_000, intervalMs: 20, description: 'the archive' });
+    await lazarus.kubectl(['-n', 'lazarus-system', 'delete', 'pod', before ?? '', '--grace-period=0', '--force']);
+    const ready = await waitFor(async () => { const c = (await checkpointsOf(pod.metadata.name)).filter((x) => x.status?.phase === 'Ready'); return c.length > 0 ? c : undefined; }, { timeoutMs: 120_000, description: 'a Ready Checkpoint from the new agent' });
+    expect(await agent()).not.toBe(before);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(await checkpointsOf(pod.metadata.name)).toHaveLength(1);
+    expect(ready).toHaveLength(1);
+    expect(await readdir(archives)).toEqual([]);
+    const tags = await (await fetch(`http://${cluster.registry}/v2/lazarus/${NS}/steady-app/tags/list`)).json() as { tags: string[] | null };
+    expect(tags.tags ?? []).toHaveLength(1);
+  }, 240_000);
+
+  it('a periodic policy takes checkpoints and retention keeps `retain` of them', async () => {
+    await cp.client.request('POST', '/apis/lazarus.dev/v1alpha1/restorepolicies', {
+      body: {
+        apiVersion: 'lazarus.dev/v1alpha1', kind: 'RestorePolicy', metadata: { name: 'periodic' },
+        spec: { priority: 10, workloadSelector: { matchLabels: { tier: 'periodic' } }, mode: 'OptIn', checkpoint: { interval: '10s', retain: 2, registry: `${cluster.registry}/lazarus` } },
+      },
+    });
+    await createCounter('ticker', 'node-a', { tier: 'periodic' });
+    const pod = await runningPod('ticker');
+    // Four intervals: at least three checkpoints taken, never more than two kept.
+    const seen = new Set<string>();
+    const deadline = Date.now() + 60_000;
+    let most = 0;
+    while (Date.now() < deadline && seen.size < 3) {
+      const ready = (await checkpointsOf(pod.metadata.name)).filter((c) => c.status?.phase === 'Ready');
+      for (const c of ready) seen.add(c.metadata.name ?? '');
+      most = Math.max(most, ready.length);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(seen.size).toBeGreaterThanOrEqual(3);
+    await waitFor(async () => (await checkpointsOf(pod.metadata.name)).filter((c) => c.status?.phase === 'Ready').length === 2, { timeoutMs: 30_000, description: 'retention to keep 2' });
+    expect(most).toBeLessThanOrEqual(3);
+  }, 180_000);
 });
