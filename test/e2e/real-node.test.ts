@@ -8,110 +8,27 @@
  * Needs root and the tools of scripts/install-checkpoint-tools.sh; under CI=true a missing one
  * fails the run, elsewhere the suite is skipped with the reason.
  */
-import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { realNodeHook } from '../harness/cluster-hooks.js';
 import { realNodePreflight, startRealCluster, type RealCluster } from '../harness/real-node.js';
 import { installLazarus, waitForNodeFacts, type InstalledLazarus } from '../harness/install.js';
 import { createNamespace, listEvents, waitFor } from '../harness/wait.js';
 import { tearDown } from '../harness/teardown.js';
+import { counterScenario, type CounterScenario, type Pod } from '../harness/counter-scenario.js';
 import * as K from '../../api/keys.js';
 import type { Checkpoint } from '../../api/types.js';
 
-const run = promisify(execFile);
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../cli/main.js');
 const why = await realNodePreflight();
 
-interface Pod {
-  metadata: { name: string; annotations?: Record<string, string>; deletionTimestamp?: string; labels?: Record<string, string> };
-  spec: { nodeName?: string; containers: Array<{ image: string }> };
-  status?: { phase?: string; containerStatuses?: Array<{ restartCount: number; state?: { running?: unknown; waiting?: { reason?: string; message?: string } } }> };
-}
 interface Node { metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> } }
 
 let cp: ControlPlane;
 let cluster: RealCluster;
 let lazarus: InstalledLazarus;
+let sc: CounterScenario;
 
 const NS = 'shop';
-
-async function createCounter(name: string, preferredNode: string, labels: Record<string, string> = {}): Promise<void> {
-  await cp.client.request('POST', `/apis/apps/v1/namespaces/${NS}/deployments`, {
-    body: {
-      apiVersion: 'apps/v1', kind: 'Deployment',
-      metadata: { name, labels, annotations: { [K.RESTORE]: 'enabled' } },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: { app: name } },
-        template: {
-          metadata: { labels: { app: name } },
-          spec: {
-            // A shell loop as PID 1 ignores SIGTERM: do not wait 30 s for it.
-            terminationGracePeriodSeconds: 1,
-            // Preferred, not required: the replacement must be free to go elsewhere.
-            affinity: { nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, preference: { matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [preferredNode] }] } }] } },
-            containers: [{
-              name: 'app', image: cluster.busybox,
-              command: ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i; sleep 1; done'],
-            }],
-          },
-        },
-      },
-    },
-  });
-}
-
-const podsOf = async (app: string): Promise<Pod[]> =>
-  (await cp.client.request<{ items: Pod[] }>('GET', `/api/v1/namespaces/${NS}/pods`, { query: { labelSelector: `app=${app}` } })).items.filter((p) => !p.metadata.deletionTimestamp);
-
-/** The one running pod of `app` other than `not`, once its container runs. */
-function runningPod(app: string, not?: string, timeoutMs = 90_000): Promise<Pod> {
-  return waitFor(async () => {
-    const pods = (await podsOf(app)).filter((p) => p.metadata.name !== not);
-    return pods.length === 1 && pods[0]?.status?.containerStatuses?.[0]?.state?.running ? pods[0] : undefined;
-  }, { timeoutMs, description: `a running pod of ${app}${not ? ` other than ${not}` : ''}` });
-}
-
-/** The counter's output: the archived lines of a restored container come first, then the new ones. */
-async function counts(pod: string): Promise<number[]> {
-  const text = await cp.client.request<string>('GET', `/api/v1/namespaces/${NS}/pods/${pod}/log`);
-  return String(text).trim().split('\n').filter(Boolean).map(Number);
-}
-
-async function waitForCount(pod: string, atLeast: number): Promise<number[]> {
-  return waitFor(async () => { const c = await counts(pod); return (c.at(-1) ?? 0) >= atLeast ? c : undefined; }, { timeoutMs: 30_000, description: `${pod} to count to ${String(atLeast)}` });
-}
-
-async function checkpointNow(pod: string): Promise<Checkpoint> {
-  const { stdout } = await run(process.execPath, [CLI, 'checkpoint', 'pod', `${NS}/${pod}`, '--wait', '--timeout=90s', `--kubeconfig=${cp.kubeconfigPath}`], { timeout: 120_000 });
-  expect(stdout).toMatch(/ok: 1 checkpoint\(s\) Ready/);
-  const list = await cp.client.request<{ items: Checkpoint[] }>('GET', `/apis/lazarus.dev/v1alpha1/namespaces/${NS}/checkpoints`);
-  const mine = list.items.filter((c) => c.spec.sourcePod === pod && c.status?.phase === 'Ready');
-  expect(mine).toHaveLength(1);
-  return mine[0] as Checkpoint;
-}
-
-/** Cordoning also makes the controller checkpoint the node's pods (onDrain), as a drain would. */
-const cordon = (node: string, on: boolean): Promise<unknown> =>
-  cp.client.request('PATCH', `/api/v1/nodes/${node}`, { body: { spec: { unschedulable: on } }, contentType: 'application/merge-patch+json' });
-
-/** Keeps new pods off a node without a cordon (so without drain checkpoints). */
-const taintAway = (node: string, on: boolean): Promise<unknown> =>
-  cp.client.request('PATCH', `/api/v1/nodes/${node}`, { body: { spec: { taints: on ? [{ key: 'lazarus.test/away', effect: 'NoSchedule' }] : null } }, contentType: 'application/merge-patch+json' });
-
-const checkpointsOf = async (sourcePod: string): Promise<Checkpoint[]> =>
-  (await cp.client.request<{ items: Checkpoint[] }>('GET', `/apis/lazarus.dev/v1alpha1/namespaces/${NS}/checkpoints`)).items.filter((c) => c.spec.sourcePod === sourcePod);
-
-async function deletePod(name: string): Promise<void> {
-  await cp.client.request('DELETE', `/api/v1/namespaces/${NS}/pods/${name}`);
-}
-
-async function explain(pod: string): Promise<string> {
-  return (await run(process.execPath, [CLI, 'explain', 'pod', `${NS}/${pod}`, `--kubeconfig=${cp.kubeconfigPath}`])).stdout;
-}
 
 const suite = why && process.env.CI !== 'true' ? describe.skip : describe;
 if (why) console.warn(`real-node suite: ${why}`);
@@ -125,6 +42,7 @@ suite('on real nodes, Lazarus installed from its own image', () => {
     lazarus = await installLazarus(cluster, { log: () => undefined });
     await waitForNodeFacts(cp.client, cluster.nodes.map((n) => n.name));
     await createNamespace(cp.client, NS);
+    sc = counterScenario(cp, cluster, NS);
   }, 600_000);
 
   afterAll(() => tearDown([
@@ -147,12 +65,12 @@ suite('on real nodes, Lazarus installed from its own image', () => {
   });
 
   it('a checkpoint on demand, restored on the other containerd node (never on CRI-O), keeps counting', async () => {
-    await createCounter('counter', 'node-a');
-    const first = await runningPod('counter');
+    await sc.createCounter('counter', 'node-a');
+    const first = await sc.runningPod('counter');
     expect(first.spec.nodeName).toBe('node-a');
-    await waitForCount(first.metadata.name, 3);
+    await sc.waitForCount(first.metadata.name, 3);
 
-    const checkpoint = await checkpointNow(first.metadata.name);
+    const checkpoint = await sc.checkpointNow(first.metadata.name);
     expect(checkpoint.spec.image).toMatch(new RegExp(`^${cluster.registry.replace(/\./g, '\\.')}/lazarus/${NS}/counter-app@sha256:[0-9a-f]{64}$`));
     expect(checkpoint.spec.origin).toMatchObject({ node: 'node-a', runtime: 'containerd://2.3.7', criuVersion: 40101 });
     // The image is really in the registry.
@@ -161,27 +79,27 @@ suite('on real nodes, Lazarus installed from its own image', () => {
     expect(manifest.status).toBe(200);
 
     // The checkpointed count lies between what the log said just before and just after.
-    const atCheckpoint = (await counts(first.metadata.name)).at(-1) ?? 0;
-    await cordon('node-a', true);
+    const atCheckpoint = (await sc.counts(first.metadata.name)).at(-1) ?? 0;
+    await sc.cordon('node-a', true);
     try {
-      await deletePod(first.metadata.name);
-      const restored = await runningPod('counter', first.metadata.name);
+      await sc.deletePod(first.metadata.name);
+      const restored = await sc.runningPod('counter', first.metadata.name);
       expect(restored.spec.nodeName).toBe('node-b');
       // From the checkpoint taken on demand, or a fresher one the cordon made (onDrain).
       const from = /^app=(.+)$/.exec(restored.metadata.annotations?.[K.RESTORED_FROM] ?? '')?.[1];
-      const used = (await checkpointsOf(first.metadata.name)).find((c) => c.metadata.name === from);
+      const used = (await sc.checkpointsOf(first.metadata.name)).find((c) => c.metadata.name === from);
       expect(used?.spec.origin.node).toBe('node-a');
       expect(restored.spec.containers[0]?.image).toBe(used?.spec.image);
       expect(restored.status?.containerStatuses?.[0]?.restartCount).toBe(0);
       // Continues from the checkpoint: one unbroken sequence 1, 2, … past the checkpointed value
       // (a cold start would begin again at 1 in a log of its own).
-      const seen = await waitForCount(restored.metadata.name, atCheckpoint + 3);
+      const seen = await sc.waitForCount(restored.metadata.name, atCheckpoint + 3);
       expect(seen).toEqual(seen.map((_, i) => i + 1));
-      const why = await explain(restored.metadata.name);
+      const why = await sc.explain(restored.metadata.name);
       expect(why).toMatch(/node-c\s+runtime cri-o differs from the checkpoint's containerd/);
       expect(why).toMatch(/node-b\s+score\s+\d+\s+← bound here/);
     } finally {
-      await cordon('node-a', false);
+      await sc.cordon('node-a', false);
     }
   }, 240_000);
 
@@ -190,65 +108,65 @@ suite('on real nodes, Lazarus installed from its own image', () => {
       body: { spec: { template: { spec: { containers: [{ name: 'app', env: [{ name: 'VERSION', value: '2' }] }] } } } },
       contentType: 'application/strategic-merge-patch+json',
     });
-    const fresh = await waitFor(async () => (await podsOf('counter')).find((p) => p.status?.containerStatuses?.[0]?.state?.running && p.spec.containers[0]?.image === cluster.busybox && !p.metadata.annotations?.[K.RESTORED_FROM]), { timeoutMs: 90_000, description: 'a cold pod of the new template' });
+    const fresh = await waitFor(async () => (await sc.podsOf('counter')).find((p) => p.status?.containerStatuses?.[0]?.state?.running && p.spec.containers[0]?.image === cluster.busybox && !p.metadata.annotations?.[K.RESTORED_FROM]), { timeoutMs: 90_000, description: 'a cold pod of the new template' });
     expect(fresh.metadata.annotations?.[K.RESTORED_FROM]).toBeUndefined();
-    const seen = await waitForCount(fresh.metadata.name, 1);
+    const seen = await sc.waitForCount(fresh.metadata.name, 1);
     expect(seen[0]).toBe(1);
   }, 120_000);
 
   it("a CRI-O workload's checkpoint, with no other CRI-O node to take it, starts cold on containerd", async () => {
-    await createCounter('crio-counter', 'node-c');
-    const first = await runningPod('crio-counter');
+    await sc.createCounter('crio-counter', 'node-c');
+    const first = await sc.runningPod('crio-counter');
     expect(first.spec.nodeName).toBe('node-c');
-    await waitForCount(first.metadata.name, 2);
-    const checkpoint = await checkpointNow(first.metadata.name);
+    await sc.waitForCount(first.metadata.name, 2);
+    const checkpoint = await sc.checkpointNow(first.metadata.name);
     expect(checkpoint.spec.origin).toMatchObject({ node: 'node-c', runtime: 'cri-o://1.34.0' });
-    await cordon('node-c', true);
+    await sc.cordon('node-c', true);
     try {
-      await deletePod(first.metadata.name);
-      const cold = await runningPod('crio-counter', first.metadata.name);
+      await sc.deletePod(first.metadata.name);
+      const cold = await sc.runningPod('crio-counter', first.metadata.name);
       expect(['node-a', 'node-b']).toContain(cold.spec.nodeName);
       expect(cold.metadata.annotations?.[K.RESTORED_FROM]).toBeUndefined();
       expect(cold.spec.containers[0]?.image).toBe(cluster.busybox);
-      expect((await waitForCount(cold.metadata.name, 1))[0]).toBe(1);
+      expect((await sc.waitForCount(cold.metadata.name, 1))[0]).toBe(1);
     } finally {
-      await cordon('node-c', false);
+      await sc.cordon('node-c', false);
     }
   }, 240_000);
 
   it('a restore that fails on the node ends in a cold start, and the Checkpoint is marked Failed with the reason', async () => {
-    await createCounter('fragile', 'node-a');
-    const first = await runningPod('fragile');
-    await waitForCount(first.metadata.name, 2);
-    const checkpoint = await checkpointNow(first.metadata.name);
+    await sc.createCounter('fragile', 'node-a');
+    const first = await sc.runningPod('fragile');
+    await sc.waitForCount(first.metadata.name, 2);
+    const checkpoint = await sc.checkpointNow(first.metadata.name);
     // The checkpoint image's layer disappears from the registry: node-b, which never pulled it,
     // cannot restore (node-a has it cached, so new pods are kept off it — by a taint, not a
     // cordon, which would take a fresh drain checkpoint).
     const [repo, digest] = (checkpoint.spec.image ?? '').slice(cluster.registry.length + 1).split('@') as [string, string];
     const manifest = await (await fetch(`http://${cluster.registry}/v2/${repo}/manifests/${digest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json() as { layers: Array<{ digest: string }> };
     for (const layer of manifest.layers) expect((await fetch(`http://${cluster.registry}/v2/${repo}/blobs/${layer.digest}`, { method: 'DELETE' })).status).toBe(202);
-    await taintAway('node-a', true);
+    await sc.taintAway('node-a', true);
     try {
-      await deletePod(first.metadata.name);
+      await sc.deletePod(first.metadata.name);
       const failed = await waitFor(async () => {
         const c = await cp.client.request<Checkpoint>('GET', `/apis/lazarus.dev/v1alpha1/namespaces/${NS}/checkpoints/${checkpoint.metadata.name}`);
         return c.status?.phase === 'Failed' ? c : undefined;
       }, { timeoutMs: 120_000, description: 'the Checkpoint to be marked Failed' });
       expect(failed.status?.reason ?? failed.status?.lastRestore?.message).toMatch(/ErrImagePull|ImagePullBackOff|not found|blob/i);
-      const cold = await waitFor(async () => (await podsOf('fragile')).find((p) => p.status?.containerStatuses?.[0]?.state?.running && !p.metadata.annotations?.[K.RESTORED_FROM]), { timeoutMs: 90_000, description: 'a cold replacement' });
-      expect((await waitForCount(cold.metadata.name, 1))[0]).toBe(1);
+      const cold = await waitFor(async () => (await sc.podsOf('fragile')).find((p) => p.status?.containerStatuses?.[0]?.state?.running && !p.metadata.annotations?.[K.RESTORED_FROM]), { timeoutMs: 90_000, description: 'a cold replacement' });
+      expect((await sc.waitForCount(cold.metadata.name, 1))[0]).toBe(1);
       const events = await listEvents(cp.client, NS, { reason: 'RestoreFailed' });
       expect(events.length).toBeGreaterThan(0);
     } finally {
-      await taintAway('node-a', false);
+      await sc.taintAway('node-a', false);
     }
   }, 300_000);
 
   it('the agent pod killed while an archive waits loses nothing: one image, one Checkpoint', async () => {
-    await createCounter('steady', 'node-b');
-    const pod = await runningPod('steady');
+    await sc.createCounter('steady', 'node-b');
+    const pod = await sc.runningPod('steady');
     expect(pod.spec.nodeName).toBe('node-b');
-    await waitForCount(pod.metadata.name, 2);
+    await sc.waitForCount(pod.metadata.name, 2);
     const agent = async (): Promise<string | undefined> => (await cp.client.request<{ items: Pod[] }>('GET', '/api/v1/namespaces/lazarus-system/pods', { query: { labelSelector: 'app.kubernetes.io/name=lazarus-agent', fieldSelector: 'spec.nodeName=node-b' } }))
       .items.find((p) => !p.metadata.deletionTimestamp && p.status?.containerStatuses?.[0]?.state?.running)?.metadata.name;
     const before = await agent();
@@ -259,10 +177,10 @@ suite('on real nodes, Lazarus installed from its own image', () => {
     // The moment the kubelet's archive lands, the agent that should take it is killed.
     await waitFor(async () => (await readdir(archives).catch(() => [])).some((f) => f.includes(pod.metadata.name)), { timeoutMs: 30_000, intervalMs: 20, description: 'the archive' });
     await lazarus.kubectl(['-n', 'lazarus-system', 'delete', 'pod', before ?? '', '--grace-period=0', '--force']);
-    const ready = await waitFor(async () => { const c = (await checkpointsOf(pod.metadata.name)).filter((x) => x.status?.phase === 'Ready'); return c.length > 0 ? c : undefined; }, { timeoutMs: 120_000, description: 'a Ready Checkpoint from the new agent' });
+    const ready = await waitFor(async () => { const c = (await sc.checkpointsOf(pod.metadata.name)).filter((x) => x.status?.phase === 'Ready'); return c.length > 0 ? c : undefined; }, { timeoutMs: 120_000, description: 'a Ready Checkpoint from the new agent' });
     expect(await agent()).not.toBe(before);
     await new Promise((r) => setTimeout(r, 3000));
-    expect(await checkpointsOf(pod.metadata.name)).toHaveLength(1);
+    expect(await sc.checkpointsOf(pod.metadata.name)).toHaveLength(1);
     expect(ready).toHaveLength(1);
     expect(await readdir(archives)).toEqual([]);
     const tags = await (await fetch(`http://${cluster.registry}/v2/lazarus/${NS}/steady-app/tags/list`)).json() as { tags: string[] | null };
@@ -276,20 +194,20 @@ suite('on real nodes, Lazarus installed from its own image', () => {
         spec: { priority: 10, workloadSelector: { matchLabels: { tier: 'periodic' } }, mode: 'OptIn', checkpoint: { interval: '10s', retain: 2, registry: `${cluster.registry}/lazarus` } },
       },
     });
-    await createCounter('ticker', 'node-a', { tier: 'periodic' });
-    const pod = await runningPod('ticker');
+    await sc.createCounter('ticker', 'node-a', { tier: 'periodic' });
+    const pod = await sc.runningPod('ticker');
     // Four intervals: at least three checkpoints taken, never more than two kept.
     const seen = new Set<string>();
     const deadline = Date.now() + 60_000;
     let most = 0;
     while (Date.now() < deadline && seen.size < 3) {
-      const ready = (await checkpointsOf(pod.metadata.name)).filter((c) => c.status?.phase === 'Ready');
+      const ready = (await sc.checkpointsOf(pod.metadata.name)).filter((c) => c.status?.phase === 'Ready');
       for (const c of ready) seen.add(c.metadata.name ?? '');
       most = Math.max(most, ready.length);
       await new Promise((r) => setTimeout(r, 500));
     }
     expect(seen.size).toBeGreaterThanOrEqual(3);
-    await waitFor(async () => (await checkpointsOf(pod.metadata.name)).filter((c) => c.status?.phase === 'Ready').length === 2, { timeoutMs: 30_000, description: 'retention to keep 2' });
+    await waitFor(async () => (await sc.checkpointsOf(pod.metadata.name)).filter((c) => c.status?.phase === 'Ready').length === 2, { timeoutMs: 30_000, description: 'retention to keep 2' });
     expect(most).toBeLessThanOrEqual(3);
   }, 180_000);
 });

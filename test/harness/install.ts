@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parseAllDocuments, stringify } from 'yaml';
 import type { KubeClient } from '../../kube/client.js';
-import { imageArchive, pushArchive, type RealCluster } from './real-node.js';
+import { imageArchive, pushArchive, SERVICE_PROXY, type RealCluster } from './real-node.js';
 
 const run = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -36,6 +36,8 @@ export interface OverlayInput {
   hostExecArg: number;
   /** A process in the host's mount namespace (the base enters PID 1's). */
   hostPid: number;
+  /** With the second-scheduler overlay: where its kube-scheduler image is. */
+  scheduler?: { image: string };
 }
 
 /**
@@ -55,8 +57,17 @@ export function overlayKustomization(o: OverlayInput): Record<string, unknown> {
     apiVersion: 'kustomize.config.k8s.io/v1beta1',
     kind: 'Kustomization',
     resources: [o.base],
-    images: [{ name: 'lazarus', newName: `${o.registry}/lazarus`, newTag: o.imageTag }],
+    images: [
+      { name: 'lazarus', newName: `${o.registry}/lazarus`, newTag: o.imageTag },
+      ...(o.scheduler ? [{ name: 'kube-scheduler', newName: o.scheduler.image.replace(/:[^:/]+$/, ''), newTag: o.scheduler.image.replace(/^.*:/, '') }] : []),
+    ],
     patches: [
+      // The second scheduler calls the extender by its Service name; pods here have no cluster DNS
+      // or kube-proxy, so it goes through the harness' Service proxy (real-node.ts).
+      ...(o.scheduler ? [{
+        target: { kind: 'Deployment', name: 'lazarus-scheduler' },
+        patch: stringify([{ op: 'add', path: '/spec/template/spec/containers/0/env', value: [{ name: 'HTTP_PROXY', value: SERVICE_PROXY }, { name: 'NO_PROXY', value: '10.0.0.1' }] }]),
+      }] : []),
       {
         target: { kind: 'DaemonSet', name: 'lazarus-agent' },
         patch: stringify([
@@ -82,7 +93,14 @@ export function overlayKustomization(o: OverlayInput): Record<string, unknown> {
 }
 
 /** Builds (cached) and pushes the image, applies the overlay, waits until every component is ready. */
-export async function installLazarus(cluster: RealCluster, options: { log?: (line: string) => void; timeoutMs?: number } = {}): Promise<InstalledLazarus> {
+export interface InstallOptions {
+  log?: (line: string) => void;
+  timeoutMs?: number;
+  /** `second-scheduler`: manifests/overlays/second-scheduler instead of the base (default `base`). */
+  variant?: 'base' | 'second-scheduler';
+}
+
+export async function installLazarus(cluster: RealCluster, options: InstallOptions = {}): Promise<InstalledLazarus> {
   const log = options.log ?? ((line: string) => console.log(line));
   const t0 = Date.now();
   const archive = await imageArchive('lazarus');
@@ -92,12 +110,19 @@ export async function installLazarus(cluster: RealCluster, options: { log?: (lin
   await pushArchive(archive, image);
   log(`[install] image ${image} (${String(Date.now() - t0)} ms)`);
 
+  const secondScheduler = options.variant === 'second-scheduler';
+  let scheduler: { image: string } | undefined;
+  if (secondScheduler) {
+    scheduler = { image: `${cluster.registry}/kube-scheduler:v1.35.4` };
+    await pushArchive(await imageArchive('kube-scheduler'), scheduler.image);
+  }
   const overlayDir = path.join(cluster.cp.dir, 'lazarus-overlay');
   await mkdir(overlayDir, { recursive: true });
   await writeFile(path.join(overlayDir, 'kustomization.yaml'), stringify(overlayKustomization({
-    base: path.relative(overlayDir, path.join(repoRoot, 'manifests/base')),
+    base: path.relative(overlayDir, path.join(repoRoot, secondScheduler ? 'manifests/overlays/second-scheduler' : 'manifests/base')),
     registry: cluster.registry, imageTag, nodesDir: path.join(cluster.cp.dir, 'nodes'),
     hostExecArg: await baseAgentArgIndex('--host-exec='), hostPid: process.pid,
+    ...(scheduler ? { scheduler } : {}),
   })));
   const kubectl = async (args: readonly string[]): Promise<string> => {
     try {
@@ -111,7 +136,7 @@ export async function installLazarus(cluster: RealCluster, options: { log?: (lin
   await kubectl(['apply', '--server-side', '-f', path.join(repoRoot, 'manifests/base/crds')]);
   await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/checkpoints.lazarus.dev', 'crd/restorepolicies.lazarus.dev']);
   await kubectl(['apply', '--server-side', '-k', overlayDir]);
-  await waitForRollout(kubectl, options.timeoutMs ?? 180_000);
+  await waitForRollout(kubectl, options.timeoutMs ?? 180_000, secondScheduler ? ['deployment/lazarus-scheduler'] : []);
   log(`[install] Lazarus running from ${image} (${String(Date.now() - t0)} ms): webhook ×2, extender, controller, agent on ${String(cluster.nodes.length)} nodes`);
   return { image, overlayDir, kubectl };
 }
@@ -125,9 +150,9 @@ async function baseAgentArgIndex(prefix: string): Promise<number> {
   return i;
 }
 
-async function waitForRollout(kubectl: InstalledLazarus['kubectl'], timeoutMs: number): Promise<void> {
+async function waitForRollout(kubectl: InstalledLazarus['kubectl'], timeoutMs: number, extra: readonly string[] = []): Promise<void> {
   const timeout = `--timeout=${String(Math.round(timeoutMs / 1000))}s`;
-  for (const target of ['deployment/lazarus-webhook', 'deployment/lazarus-extender', 'deployment/lazarus-controller', 'daemonset/lazarus-agent']) {
+  for (const target of ['deployment/lazarus-webhook', 'deployment/lazarus-extender', 'deployment/lazarus-controller', 'daemonset/lazarus-agent', ...extra]) {
     try {
       await kubectl(['-n', LAZARUS_NAMESPACE, 'rollout', 'status', timeout, target]);
     } catch (err) {

@@ -46,6 +46,13 @@ export const DEFAULT_REAL_NODES: readonly RealNodeSpec[] = [
 
 /** Service IP of `kubernetes` (the harness' service CIDR is 10.0.0.0/24). */
 const API_SERVICE_IP = '10.0.0.1';
+/**
+ * Pods have no route to another Service (no kube-proxy, no cluster DNS here). A pod that must call
+ * one by name (the second scheduler calling the extender) sets HTTP_PROXY to SERVICE_PROXY: the
+ * control plane's egress proxy, which resolves `svc.ns.svc` names to endpoints.
+ */
+const SERVICE_PROXY_PORT = 3128;
+export const SERVICE_PROXY = `http://${API_SERVICE_IP}:${String(SERVICE_PROXY_PORT)}`;
 const nodeIp = (i: number): string => `10.250.${String(i + 1)}.2`;
 const podSubnet = (i: number): string => `10.88.${String(i + 1)}`;
 
@@ -553,6 +560,7 @@ export async function startRealCluster(cp: ControlPlane, options: RealClusterOpt
     };
     const apiSock = await hostEnd('apiserver', apiPort);
     const regSock = await hostEnd('registry', regPort);
+    const egressSock = await hostEnd('egress', cp.egress.port);
 
     // ---- images every node needs -------------------------------------------------------------
     let t = Date.now();
@@ -617,7 +625,14 @@ export async function startRealCluster(cp: ControlPlane, options: RealClusterOpt
 
       node.components.forwarder = nsenter('forwarder', process.execPath, [
         path.join(repoRoot, 'dist/test/harness/netns-forwarder.js'),
-        JSON.stringify({ listen: [{ host: API_SERVICE_IP, port: 443, unix: apiSock }, { host: '127.0.0.1', port: regPort, unix: regSock }], inbound: node.inbound }),
+        JSON.stringify({
+          listen: [
+            { host: API_SERVICE_IP, port: 443, unix: apiSock },
+            { host: '127.0.0.1', port: regPort, unix: regSock },
+            { host: API_SERVICE_IP, port: SERVICE_PROXY_PORT, unix: egressSock },
+          ],
+          inbound: node.inbound,
+        }),
       ]);
 
       await writeFile(path.join(cniDir, '10-lazarus.conflist'), cniConfig(network, podSubnet(i), path.join(d, 'cni-ipam')));
