@@ -23,6 +23,23 @@ export interface Pod {
   status?: { phase?: string; containerStatuses?: Array<{ restartCount: number; state?: { running?: unknown; waiting?: { reason?: string; message?: string } } }> };
 }
 
+/**
+ * Where a counter's log breaks, or undefined when it is one run 1, 2, 3, … A restored log may say
+ * one number twice at the seam: the kubelet copies the container's log a moment after CRIU dumped
+ * its memory, so the line printed in between is in the archive and printed again after restore.
+ * A cold start would begin again at 1.
+ */
+export function counterBreak(seen: readonly number[]): string | undefined {
+  if (seen[0] !== 1) return `starts at ${String(seen[0])}, not 1`;
+  let repeats = 0;
+  for (let i = 1; i < seen.length; i++) {
+    const step = (seen[i] ?? 0) - (seen[i - 1] ?? 0);
+    if (step === 0 && ++repeats === 1) continue;
+    if (step !== 1) return `${String(seen[i - 1])} is followed by ${String(seen[i])} at line ${String(i + 1)}`;
+  }
+  return undefined;
+}
+
 export type CounterScenario = ReturnType<typeof counterScenario>;
 
 export function counterScenario(cp: ControlPlane, cluster: RealCluster, NS: string) {
