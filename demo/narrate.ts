@@ -125,3 +125,64 @@ export class Narrator {
     return result;
   }
 }
+
+// ---- real nodes ------------------------------------------------------------------------------
+
+/** A real node as its kubelet and the Lazarus agent published it. */
+export interface RealNodeInfo {
+  name: string;
+  ready: boolean;
+  runtime: string;
+  kernel: string;
+  kubelet: string;
+  restoreCapable: string | undefined;
+  criu: string | undefined;
+  reason: string | undefined;
+}
+
+/** One line per node: what it runs, or (`facts`) what the agent published about restoring on it. */
+export function realNodeLines(nodes: readonly RealNodeInfo[], facts = false): string[] {
+  const w = Math.max(0, ...nodes.map((n) => n.name.length));
+  if (facts) {
+    return nodes.map((n) => `${n.name.padEnd(w)}  restore-capable=${n.restoreCapable ?? '(none)'}  criu ${n.criu ?? '-'}  ${n.reason ?? ''}`.trimEnd());
+  }
+  const rw = Math.max(0, ...nodes.map((n) => n.runtime.length));
+  return nodes.map((n) => `${n.name.padEnd(w)}  ${n.ready ? 'Ready   ' : 'NotReady'}  ${n.runtime.padEnd(rw)}  kubelet ${n.kubelet}  kernel ${n.kernel}`);
+}
+
+/** Lazarus' pods by component: `lazarus-webhook  ×2  node-a, node-b  Ready`. */
+export function lazarusPodLines(pods: ReadonlyArray<{ app: string; node: string; ready: boolean }>): string[] {
+  const apps = [...new Set(pods.map((p) => p.app))].sort();
+  const w = Math.max(0, ...apps.map((a) => a.length));
+  return apps.map((app) => {
+    const mine = pods.filter((p) => p.app === app);
+    const nodes = mine.map((p) => p.node).sort().join(', ');
+    const ready = mine.filter((p) => p.ready).length;
+    return `${app.padEnd(w)}  ×${mine.length}  on ${nodes.padEnd(22)}  ${ready === mine.length ? 'Ready' : `${ready}/${mine.length} Ready`}`;
+  });
+}
+
+/** One line of a pod's log with the kubelet's timestamp (ms since the epoch) and the number printed. */
+export interface LogLine { at: number; n: number }
+
+export interface RestoredCounts {
+  /** Every number in the log, in order. */
+  all: number[];
+  /** Lines stamped before the pod was created: the log archived with the checkpoint. */
+  before: number[];
+  /** Lines of the restored process. */
+  after: number[];
+  atCheckpoint: number | undefined;
+  /** One unbroken 1, 2, 3, … with the restored process going on from the checkpoint's last line. */
+  continues: boolean;
+}
+
+/** Splits a restored counter's log at the pod's creation: a cold start would print 1 again, in a log of its own. */
+export function restoredCounts(lines: readonly LogLine[], createdAt: number): RestoredCounts {
+  const all = lines.map((l) => l.n);
+  const before = lines.filter((l) => l.at < createdAt).map((l) => l.n);
+  const after = lines.filter((l) => l.at >= createdAt).map((l) => l.n);
+  const atCheckpoint = before.at(-1);
+  const unbroken = all.every((n, i) => n === i + 1);
+  return { all, before, after, atCheckpoint, continues: atCheckpoint !== undefined && unbroken && after.length > 0 && after[0] === atCheckpoint + 1 };
+}

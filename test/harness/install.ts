@@ -82,7 +82,7 @@ export function overlayKustomization(o: OverlayInput): Record<string, unknown> {
 }
 
 /** Builds (cached) and pushes the image, applies the overlay, waits until every component is ready. */
-export async function installLazarus(cluster: RealCluster, options: { log?: (line: string) => void; timeoutMs?: number } = {}): Promise<InstalledLazarus> {
+export async function installLazarus(cluster: RealCluster, options: { log?: (line: string) => void; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<InstalledLazarus> {
   const log = options.log ?? ((line: string) => console.log(line));
   const t0 = Date.now();
   const archive = await imageArchive('lazarus');
@@ -101,7 +101,7 @@ export async function installLazarus(cluster: RealCluster, options: { log?: (lin
   })));
   const kubectl = async (args: readonly string[]): Promise<string> => {
     try {
-      return (await run(path.join(cluster.binaries.kube, 'kubectl'), [`--kubeconfig=${cluster.cp.kubeconfigPath}`, ...args], { maxBuffer: 16 << 20 })).stdout;
+      return (await run(path.join(cluster.binaries.kube, 'kubectl'), [`--kubeconfig=${cluster.cp.kubeconfigPath}`, ...args], { maxBuffer: 16 << 20, ...(options.signal ? { signal: options.signal } : {}) })).stdout;
     } catch (err) {
       const e = err as { stderr?: string; message: string };
       throw new Error(`kubectl ${args.join(' ')}: ${(e.stderr ?? e.message).trim()}`);
@@ -140,9 +140,10 @@ async function waitForRollout(kubectl: InstalledLazarus['kubectl'], timeoutMs: n
 }
 
 /** Waits until the agent has published restore-capable on every node. */
-export async function waitForNodeFacts(client: KubeClient, nodes: readonly string[], timeoutMs = 60_000): Promise<void> {
+export async function waitForNodeFacts(client: KubeClient, nodes: readonly string[], timeoutMs = 60_000, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    signal?.throwIfAborted();
     const list = await client.request<{ items: Array<{ metadata: { name: string; labels?: Record<string, string> } }> }>('GET', '/api/v1/nodes');
     const missing = nodes.filter((n) => !list.items.find((i) => i.metadata.name === n)?.metadata.labels?.['lazarus.dev/restore-capable']);
     if (missing.length === 0) return;
