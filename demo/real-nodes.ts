@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import * as K from '../api/keys.js';
 import type { Checkpoint } from '../api/types.js';
+import { criuString } from '../api/versions.js';
 import type { KubeClient } from '../kube/client.js';
 import { startControlPlane, type ControlPlane } from '../test/harness/control-plane.js';
 import { SERVICE_EXTENDER, realNodeHook } from '../test/harness/cluster-hooks.js';
@@ -64,18 +65,17 @@ export async function realNodesAct(say: Narrator, signal: AbortSignal, register:
   const stop = (): Promise<string> => (stopped ??= (async () => {
     // A start in flight ends on the abort signal and stops what it started; then the rest goes.
     await parts.starting?.catch(() => undefined);
-    const pids = parts.cp?.pids().length ?? 0;
     await parts.cluster?.stop();
     await parts.cp?.stop();
     await removeBulk(dir);
-    return `real nodes, registry and control plane stopped (${pids} processes); logs kept in ${dir}`;
+    return `real nodes, registry and control plane stopped; logs kept in ${dir}`;
   })());
   const unregister = register(stop);
   const starting = <T>(p: Promise<T>): Promise<T> => { parts.starting = p; return p; };
 
   await say.step(() => starting(nodeBinaries()), (b) => ({
     title: `kubelet ${version(b.kube)}, containerd ${version(b.containerd)}, CRI-O ${version(b.crio)} binaries`,
-    details: [`${home(path.dirname(path.dirname(b.containerd)))}/…  (scripts/node-build.sh: built from the Go module proxy on first use, cached after)`],
+    details: [`${home(path.dirname(path.dirname(path.dirname(b.containerd))))}/{kube,containerd,cri-o}/… (scripts/node-build.sh: built from the Go module proxy on first use, cached after)`],
   }));
   signal.throwIfAborted();
 
@@ -108,7 +108,11 @@ export async function realNodesAct(say: Narrator, signal: AbortSignal, register:
     details: [
       `image ${i.image}: the repo's Dockerfile, built by scripts/images.sh lazarus (cached), pushed to the registry`,
       `kubectl apply -k ${home(path.join(dir, 'lazarus-overlay'))} (manifests/base + registry, kubelet directories, host network for the agent)`,
-      ...lazarusPodLines(i.pods.map((p) => ({ app: p.metadata.labels?.['app.kubernetes.io/name'] ?? p.metadata.name, node: p.spec.nodeName ?? '?', ready: p.status?.containerStatuses?.every((s) => s.ready) ?? false }))),
+      // The components' pods (the certificate Job's pod, done by now, is not one).
+      ...lazarusPodLines(i.pods.flatMap((p) => {
+        const app = p.metadata.labels?.['app.kubernetes.io/name'];
+        return app ? [{ app, node: p.spec.nodeName ?? '?', ready: p.status?.containerStatuses?.every((s) => s.ready) ?? false }] : [];
+      })),
     ],
   }));
   signal.throwIfAborted();
@@ -145,8 +149,8 @@ async function counterScenario(env: RealEnvironment, say: Narrator, signal: Abor
     await waitFor(async () => ((await counts(client, pod.metadata.name)).at(-1)?.n ?? 0) >= 3, { timeoutMs: 30_000, signal, description: 'the counter to reach 3' });
     return pod;
   }, (p) => ({
-    title: `Deployment ${ns}/${COUNTER}, annotated ${K.RESTORE}=enabled: ${p.metadata.name} runs on ${p.spec.nodeName ?? '?'}`,
-    details: [`busybox: sh -c '${COUNT}'`],
+    title: `Deployment ${ns}/${COUNTER} created, annotated ${K.RESTORE}=enabled`,
+    details: [`${p.metadata.name} runs on ${p.spec.nodeName ?? '?'}: busybox sh -c '${COUNT}'`],
   }));
   if (first.spec.nodeName !== ORIGIN) throw new Error(`the counter runs on ${first.spec.nodeName ?? '?'}, not ${ORIGIN}`);
   say.note(`counting: ${(await counts(client, first.metadata.name)).map((l) => l.n).join(' ')} …`);
@@ -164,7 +168,7 @@ async function counterScenario(env: RealEnvironment, say: Narrator, signal: Abor
       `$ lazarus ${args.join(' ')}`,
       ...indent(out.trimEnd().split('\n'), '  '),
       `image ${shortDigest(c.spec.image)} (in the registry: the kubelet's archive, as an OCI checkpoint image by the agent)`,
-      `origin ${c.spec.origin.node}: ${c.spec.origin.runtime}, criu ${c.spec.origin.criuVersion}, kernel ${c.spec.origin.kernelVersion}`,
+      `origin ${c.spec.origin.node}: ${c.spec.origin.runtime}, criu ${criuString(c.spec.origin.criuVersion)}, kernel ${c.spec.origin.kernelVersion}`,
     ],
   }));
 
