@@ -172,17 +172,26 @@ export interface RestoredCounts {
   before: number[];
   /** Lines of the restored process. */
   after: number[];
+  /** The count in the process' checkpointed memory: one less than its first new line. */
   atCheckpoint: number | undefined;
-  /** One unbroken 1, 2, 3, … with the restored process going on from the checkpoint's last line. */
+  /**
+   * The archived log is 1, 2, …, k, and the restored process goes on from a count of at most k
+   * (the runtime copies the log after CRIU's dump while the container runs on, so the archive
+   * may hold a line or two more than the memory image): a cold start would print 1 again.
+   */
   continues: boolean;
 }
 
-/** Splits a restored counter's log at the pod's creation: a cold start would print 1 again, in a log of its own. */
+/** Splits a restored counter's log at the pod's creation. */
 export function restoredCounts(lines: readonly LogLine[], createdAt: number): RestoredCounts {
   const all = lines.map((l) => l.n);
   const before = lines.filter((l) => l.at < createdAt).map((l) => l.n);
   const after = lines.filter((l) => l.at >= createdAt).map((l) => l.n);
-  const atCheckpoint = before.at(-1);
-  const unbroken = all.every((n, i) => n === i + 1);
-  return { all, before, after, atCheckpoint, continues: atCheckpoint !== undefined && unbroken && after.length > 0 && after[0] === atCheckpoint + 1 };
+  const first = after[0];
+  const atCheckpoint = first === undefined ? undefined : first - 1;
+  const last = before.at(-1) ?? 0;
+  const counts = (xs: readonly number[], from: number): boolean => xs.every((n, i) => n === from + i);
+  const continues = atCheckpoint !== undefined && atCheckpoint >= 1 && atCheckpoint <= last
+    && counts(before, 1) && counts(after, atCheckpoint + 1);
+  return { all, before, after, atCheckpoint, continues };
 }

@@ -139,13 +139,15 @@ describe('on its own local control plane', () => {
     // From the checkpoint taken on demand, or a fresher one the cordon made (onDrain).
     expect(restored?.[2]).toMatch(/^counter-app-/);
     expect(cp).toBeDefined();
-    // The replacement's log goes on from the checkpoint's last line: … N-1 N | N+1 N+2 N+3.
+    // The replacement goes on from the checkpointed count N: … N | N+1 N+2 N+3. The archived log
+    // may hold a line or two more (containerd copies it after the dump, the container running on).
     const at = Number(/counter at the checkpoint: (\d+);/.exec(out)?.[1]);
     expect(at).toBeGreaterThanOrEqual(3);
     const tail = /^ {6}… ([\d ]+) \| ([\d ]+)$/m.exec(out);
     const before = (tail?.[1] ?? '').split(' ').map(Number);
     const after = (tail?.[2] ?? '').split(' ').map(Number);
-    expect(before.at(-1)).toBe(at);
+    expect(before.at(-1)).toBeGreaterThanOrEqual(at);
+    expect(before.at(-1)).toBeLessThanOrEqual(at + 2);
     expect(after.slice(0, 3)).toEqual([at + 1, at + 2, at + 3]);
     expect(out).toMatch(/✘ node-c +runtime cri-o differs from the checkpoint's containerd/);
     expect(out).toMatch(/✔ node-b +score +\d+ +← bound here/);
