@@ -194,7 +194,7 @@ async function counterScenario(env: RealEnvironment, say: Narrator, signal: Abor
     `${from}: ${which}, image ${shortDigest(used?.spec.image ?? '')}`,
     `counter at the checkpoint: ${c.atCheckpoint ?? '?'}; the pod's log, last lines (the archived ones first, then the restored process):`,
     `  … ${c.before.slice(-3).join(' ')} | ${c.after.join(' ')}`,
-    ...(c.before.at(-1) !== c.atCheckpoint ? [`  (the archived log ran on to ${c.before.at(-1) ?? '?'}: containerd copies it after CRIU's dump, while the container runs on)`] : []),
+    ...(c.before.at(-1) !== c.atCheckpoint ? [`  (the archived log ran on to ${c.before.at(-1) ?? '?'} past the dump: the container ran on while the archive was written)`] : []),
     `restarts: ${restored.status?.containerStatuses?.[0]?.restartCount ?? '?'}; a cold start would have begun again at 1`,
     `$ lazarus explain pod ${ns}/${restored.metadata.name}`,
     ...indent((await env.lazarus(['explain', 'pod', `${ns}/${restored.metadata.name}`])).trimEnd().split('\n'), '  '),
