@@ -7,7 +7,9 @@
 import type { Subcommand } from '../cli/main.js';
 import { parseFlags, usage, UsageError, type FlagSpec } from '../cli/flags.js';
 import { runScenario } from './demo.js';
-import { startLocal, useExisting, type Environment } from './environment.js';
+import { startLocal, useExisting, type Environment, type RegisterStop } from './environment.js';
+import { realNodesAct } from './real-nodes.js';
+import { realNodePreflight } from '../test/harness/real-node.js';
 import { Narrator, OK, formatDuration } from './narrate.js';
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -32,6 +34,8 @@ export interface DemoIo {
   signal: AbortSignal;
   /** What ended the run early, for the message (e.g. "SIGINT"). */
   interruptedBy?: () => string | undefined;
+  /** Why real nodes cannot run here, or undefined when they can (realNodePreflight). */
+  realNodes: () => Promise<string | undefined>;
 }
 
 /** The whole demo; returns the exit code: 0 done, 1 Lazarus or the cluster failed, 130 interrupted. */
@@ -41,9 +45,18 @@ export async function runDemo(cfg: DemoConfig, io: DemoIo): Promise<number> {
   const t0 = io.clock();
   say.line('Lazarus demo: an annotated Deployment\'s pod comes back from its latest usable checkpoint,');
   say.line('on the node best able to restore it.');
-  let stop: (() => Promise<string>) | undefined;
-  const register = (s: () => Promise<string>): void => { stop = s; };
+  // What is running, newest last; a part that stops itself (the real nodes) takes its own back.
+  const stops: Array<() => Promise<string>> = [];
+  const register: RegisterStop = (s) => {
+    stops.push(s);
+    return () => { stops.splice(stops.indexOf(s), 1); };
+  };
   const work = (async () => {
+    const why = cfg.kubeconfig ? `--kubeconfig: only that cluster is used` : await io.realNodes();
+    if (why) say.line(`real nodes skipped (${why}); the placement acts on fake nodes follow`);
+    else await realNodesAct(say, io.signal, register);
+    io.signal.throwIfAborted();
+    if (!why) say.section('On fake nodes: which checkpoint, and which node');
     const env: Environment = cfg.kubeconfig ? await useExisting(cfg.kubeconfig, say, io.signal, register) : await startLocal(say, io.signal, register);
     io.signal.throwIfAborted();
     await runScenario(env, { narrator: say, clock: io.clock, signal: io.signal });
@@ -66,7 +79,7 @@ export async function runDemo(cfg: DemoConfig, io: DemoIo): Promise<number> {
     code = io.signal.aborted ? 130 : 1;
     io.err(io.signal.aborted ? `lazarus demo: interrupted by ${io.interruptedBy?.() ?? 'a signal'}; stopping everything it started` : `lazarus demo: failed: ${firstLine(err)}`);
   }
-  if (stop) {
+  for (const stop of stops.reverse()) {
     const t = io.clock();
     try {
       const summary = await stop();
@@ -95,7 +108,7 @@ export const command: Subcommand = {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
-      const code = await runDemo(cfg, { out: (l) => console.log(l), err: (l) => console.error(l), clock: Date.now, signal: abort.signal, interruptedBy: () => by });
+      const code = await runDemo(cfg, { out: (l) => console.log(l), err: (l) => console.error(l), clock: Date.now, signal: abort.signal, interruptedBy: () => by, realNodes: realNodePreflight });
       // Everything started is stopped by now; an abandoned step's sockets must not keep the process up.
       if (abort.signal.aborted) setTimeout(() => process.exit(code), 500).unref();
       return code;

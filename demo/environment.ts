@@ -37,8 +37,11 @@ function fileLogger(file: string, component: string): Logger {
   return pino({ level: 'info', base: { component }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: file, sync: true, mkdir: true }));
 }
 
-/** Takes the function that undoes what was started or created, as soon as there is one. */
-export type RegisterStop = (stop: () => Promise<string>) => void;
+/**
+ * Takes the function that undoes what was started or created, as soon as there is one; returns
+ * what takes it back (for a part that stopped itself, narrated, before the demo goes on).
+ */
+export type RegisterStop = (stop: () => Promise<string>) => () => void;
 
 /**
  * Builds (cached) and starts everything locally, narrating each step. `register` gets the stop

@@ -125,3 +125,73 @@ export class Narrator {
     return result;
   }
 }
+
+// ---- real nodes ------------------------------------------------------------------------------
+
+/** A real node as its kubelet and the Lazarus agent published it. */
+export interface RealNodeInfo {
+  name: string;
+  ready: boolean;
+  runtime: string;
+  kernel: string;
+  kubelet: string;
+  restoreCapable: string | undefined;
+  criu: string | undefined;
+  reason: string | undefined;
+}
+
+/** One line per node: what it runs, or (`facts`) what the agent published about restoring on it. */
+export function realNodeLines(nodes: readonly RealNodeInfo[], facts = false): string[] {
+  const w = Math.max(0, ...nodes.map((n) => n.name.length));
+  if (facts) {
+    return nodes.map((n) => `${n.name.padEnd(w)}  restore-capable=${n.restoreCapable ?? '(none)'}  criu ${n.criu ?? '-'}  ${n.reason ?? ''}`.trimEnd());
+  }
+  const rw = Math.max(0, ...nodes.map((n) => n.runtime.length));
+  return nodes.map((n) => `${n.name.padEnd(w)}  ${n.ready ? 'Ready   ' : 'NotReady'}  ${n.runtime.padEnd(rw)}  kubelet ${n.kubelet}  kernel ${n.kernel}`);
+}
+
+/** Lazarus' pods by component: `lazarus-webhook  ×2  node-a, node-b  Ready`. */
+export function lazarusPodLines(pods: ReadonlyArray<{ app: string; node: string; ready: boolean }>): string[] {
+  const apps = [...new Set(pods.map((p) => p.app))].sort();
+  const w = Math.max(0, ...apps.map((a) => a.length));
+  return apps.map((app) => {
+    const mine = pods.filter((p) => p.app === app);
+    const nodes = mine.map((p) => p.node).sort().join(', ');
+    const ready = mine.filter((p) => p.ready).length;
+    return `${app.padEnd(w)}  ×${mine.length}  on ${nodes.padEnd(22)}  ${ready === mine.length ? 'Ready' : `${ready}/${mine.length} Ready`}`;
+  });
+}
+
+/** One line of a pod's log with the kubelet's timestamp (ms since the epoch) and the number printed. */
+export interface LogLine { at: number; n: number }
+
+export interface RestoredCounts {
+  /** Every number in the log, in order. */
+  all: number[];
+  /** Lines stamped before the pod was created: the log archived with the checkpoint. */
+  before: number[];
+  /** Lines of the restored process. */
+  after: number[];
+  /** The count in the process' checkpointed memory: one less than its first new line. */
+  atCheckpoint: number | undefined;
+  /**
+   * The archived log is 1, 2, …, k, and the restored process goes on from a count of at most k
+   * (the runtime copies the log after CRIU's dump while the container runs on, so the archive
+   * may hold a line or two more than the memory image): a cold start would print 1 again.
+   */
+  continues: boolean;
+}
+
+/** Splits a restored counter's log at the pod's creation. */
+export function restoredCounts(lines: readonly LogLine[], createdAt: number): RestoredCounts {
+  const all = lines.map((l) => l.n);
+  const before = lines.filter((l) => l.at < createdAt).map((l) => l.n);
+  const after = lines.filter((l) => l.at >= createdAt).map((l) => l.n);
+  const first = after[0];
+  const atCheckpoint = first === undefined ? undefined : first - 1;
+  const last = before.at(-1) ?? 0;
+  const counts = (xs: readonly number[], from: number): boolean => xs.every((n, i) => n === from + i);
+  const continues = atCheckpoint !== undefined && atCheckpoint >= 1 && atCheckpoint <= last
+    && counts(before, 1) && counts(after, atCheckpoint + 1);
+  return { all, before, after, atCheckpoint, continues };
+}

@@ -98,6 +98,8 @@ export interface InstallOptions {
   timeoutMs?: number;
   /** `second-scheduler`: manifests/overlays/second-scheduler instead of the base (default `base`). */
   variant?: 'base' | 'second-scheduler';
+  /** Stops waiting (Ctrl-C in the demo). */
+  signal?: AbortSignal;
 }
 
 export async function installLazarus(cluster: RealCluster, options: InstallOptions = {}): Promise<InstalledLazarus> {
@@ -126,7 +128,7 @@ export async function installLazarus(cluster: RealCluster, options: InstallOptio
   })));
   const kubectl = async (args: readonly string[]): Promise<string> => {
     try {
-      return (await run(path.join(cluster.binaries.kube, 'kubectl'), [`--kubeconfig=${cluster.cp.kubeconfigPath}`, ...args], { maxBuffer: 16 << 20 })).stdout;
+      return (await run(path.join(cluster.binaries.kube, 'kubectl'), [`--kubeconfig=${cluster.cp.kubeconfigPath}`, ...args], { maxBuffer: 16 << 20, ...(options.signal ? { signal: options.signal } : {}) })).stdout;
     } catch (err) {
       const e = err as { stderr?: string; message: string };
       throw new Error(`kubectl ${args.join(' ')}: ${(e.stderr ?? e.message).trim()}`);
@@ -165,9 +167,10 @@ async function waitForRollout(kubectl: InstalledLazarus['kubectl'], timeoutMs: n
 }
 
 /** Waits until the agent has published restore-capable on every node. */
-export async function waitForNodeFacts(client: KubeClient, nodes: readonly string[], timeoutMs = 60_000): Promise<void> {
+export async function waitForNodeFacts(client: KubeClient, nodes: readonly string[], timeoutMs = 60_000, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    signal?.throwIfAborted();
     const list = await client.request<{ items: Array<{ metadata: { name: string; labels?: Record<string, string> } }> }>('GET', '/api/v1/nodes');
     const missing = nodes.filter((n) => !list.items.find((i) => i.metadata.name === n)?.metadata.labels?.['lazarus.dev/restore-capable']);
     if (missing.length === 0) return;

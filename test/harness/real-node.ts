@@ -156,6 +156,8 @@ export interface RealClusterOptions {
   log?: (line: string) => void;
   /** How long each node may take to be Ready (default 90 s). */
   readyTimeoutMs?: number;
+  /** Ends a start in flight: it stops what it started and rejects. */
+  signal?: AbortSignal;
 }
 
 interface NodeState extends RealNode {
@@ -175,10 +177,11 @@ async function sh(cmd: string, args: readonly string[]): Promise<string> {
   }
 }
 
-async function waitUntil(what: string, timeoutMs: number, component: Component | undefined, check: () => Promise<boolean>): Promise<void> {
+async function waitUntil(what: string, timeoutMs: number, component: Component | undefined, check: () => Promise<boolean>, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
+    signal?.throwIfAborted();
     const exit = component?.exitDescription();
     if (component && exit !== undefined) throw new Error(`${component.name} ${exit} while waiting for ${what}; log ${component.logPath}:\n${tailLog(component.logPath)}`);
     try { if (await check()) return; } catch (err) { last = (err as Error).message; }
@@ -582,6 +585,7 @@ export async function startRealCluster(cp: ControlPlane, options: RealClusterOpt
     t = Date.now();
     const caFile = path.join(dir, 'ca.crt');
     for (const [i, spec] of specs.entries()) {
+      options.signal?.throwIfAborted();
       const d = path.join(dir, 'nodes', spec.name);
       const cniDir = path.join(d, 'cni');
       await Promise.all(['kubelet', 'kubelet-certs', 'pod-logs', 'runc', 'cni-ipam', 'crio'].map((s) => mkdir(path.join(d, s), { recursive: true })));
@@ -655,7 +659,7 @@ export async function startRealCluster(cp: ControlPlane, options: RealClusterOpt
         endpoint = `unix://${d}/crio.sock`;
       }
       const socket = endpoint.slice('unix://'.length);
-      await waitUntil(`${spec.name}: ${spec.runtime} socket`, 60_000, node.components.runtime, () => access(socket).then(() => true, () => false));
+      await waitUntil(`${spec.name}: ${spec.runtime} socket`, 60_000, node.components.runtime, () => access(socket).then(() => true, () => false), options.signal);
 
       await createCgroupRoot(cgroupRoot);
       const cert = await issueCertificate(cp.ca, { commonName: `system:node:${spec.name}`, organizations: ['system:nodes'], usage: 'client' });
@@ -669,7 +673,7 @@ export async function startRealCluster(cp: ControlPlane, options: RealClusterOpt
       ], env);
       node.components.kubelet = node.startKubeletProcess();
     }
-    await Promise.all(nodes.map((n) => waitReady(cp.client, n, options.readyTimeoutMs ?? 90_000)));
+    await Promise.all(nodes.map((n) => waitReady(cp.client, n, options.readyTimeoutMs ?? 90_000, options.signal)));
     log(`[real-node] ${String(nodes.length)} nodes Ready in ${String(Date.now() - t)} ms: ${nodes.map((n) => `${n.name} (${n.runtime})`).join(', ')}; ${String(Date.now() - t0)} ms in all`);
     return { cp, registry: registry.address, nodes, binaries, busybox: `${registry.address}/library/busybox:stable`, stop };
   } catch (err) {
@@ -678,11 +682,11 @@ export async function startRealCluster(cp: ControlPlane, options: RealClusterOpt
   }
 }
 
-async function waitReady(client: KubeClient, node: NodeState, timeoutMs: number): Promise<void> {
+async function waitReady(client: KubeClient, node: NodeState, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   await waitUntil(`node ${node.name} Ready`, timeoutMs, node.components.kubelet, async () => {
     const n = await client.request<{ status?: { conditions?: Array<{ type: string; status: string }> } }>('GET', `/api/v1/nodes/${node.name}`);
     return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-  });
+  }, signal);
 }
 
 /** A ready endpoint of a Service port: what kube-proxy would pick, for the egress proxy. */
