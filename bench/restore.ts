@@ -55,15 +55,18 @@ const SLOW_APP = 'awk \'BEGIN{h=7; for(i=0;i<2000000;i++){ for(j=0;j<8;j++) h=(h
 const BIG_APP = `dd if=/dev/zero bs=${String(BIG_BYTES)} count=1 2>/dev/null | sleep 1000000`;
 
 interface Pod {
-  metadata: { name: string; annotations?: Record<string, string>; deletionTimestamp?: string };
+  metadata: { name: string; annotations?: Record<string, string>; deletionTimestamp?: string; creationTimestamp?: string };
   spec: { nodeName?: string };
-  status?: { phase?: string; containerStatuses?: Array<{ state?: { running?: unknown } }> };
+  status?: { phase?: string; conditions?: Array<{ type: string; lastTransitionTime?: string }>; containerStatuses?: Array<{ state?: { running?: { startedAt?: string } } }> };
 }
 
 type Path = 'cold' | 'restore';
-interface Round { path: Path; round: number; ms: number; node: string; first: string; before?: string; restoredFrom?: string; demandMs?: number; drainWaitMs?: number }
+/** Where the time went, from the replacement's own (whole-second) timestamps, relative to the DELETE. */
+interface Steps { created?: number; scheduled?: number; running?: number }
+interface Round { path: Path; round: number; ms: number; steps: Steps; node: string; first: string; before?: string; restoredFrom?: string; demandMs?: number; drainWaitMs?: number }
 
 const secs = (ms: number): string => (ms / 1000).toFixed(2);
+const stepText = (s: Steps): string => (['created', 'scheduled', 'running'] as const).map((k) => `${k} ${s[k] === undefined ? '?' : `+${String(Math.round((s[k] ?? 0) / 1000))}`}`).join(', ');
 const log = (line: string): void => { process.stderr.write(`${line}\n`); };
 
 class Bench {
@@ -179,14 +182,23 @@ class Bench {
         const next = await this.runningPod(app, first.metadata.name);
         const answer = await this.firstAnswer(next.metadata.name, t0);
         const restoredFrom = next.metadata.annotations?.[K.RESTORED_FROM];
+        const seen = await this.client.request<Pod>('GET', `/api/v1/namespaces/${NS}/pods/${next.metadata.name}`);
+        const since = (at: string | undefined): number | undefined => (at ? Date.parse(at) - t0 : undefined);
+        const steps: Steps = {};
+        const created = since(seen.metadata.creationTimestamp);
+        const scheduled = since(seen.status?.conditions?.find((c) => c.type === 'PodScheduled')?.lastTransitionTime);
+        const running = since(seen.status?.containerStatuses?.[0]?.state?.running?.startedAt);
+        if (created !== undefined) steps.created = created;
+        if (scheduled !== undefined) steps.scheduled = scheduled;
+        if (running !== undefined) steps.running = running;
         if (path === 'restore' && !restoredFrom) throw new Error(`${next.metadata.name} was not restored (no ${K.RESTORED_FROM}): ${JSON.stringify(next.metadata.annotations ?? {})}`);
         if (path === 'cold' && restoredFrom) throw new Error(`${next.metadata.name} of the cold path was restored from ${restoredFrom}`);
         const r: Round = {
-          path, round, ms: answer.answer.atMs - t0, node: next.spec.nodeName ?? '?', first: answer.answer.text,
+          path, round, ms: answer.answer.atMs - t0, steps, node: next.spec.nodeName ?? '?', first: answer.answer.text,
           ...(answer.before ? { before: answer.before.text } : {}), ...(restoredFrom ? { restoredFrom } : {}),
           ...(demandMs !== undefined ? { demandMs } : {}), ...(drainWaitMs !== undefined ? { drainWaitMs } : {}),
         };
-        log(`[bench] ${app}: first answer ${secs(r.ms)} s after the delete, on ${r.node}: "${r.first}"${r.before ? ` (line before: "${r.before}")` : ''}${restoredFrom ? ` restored from ${restoredFrom}` : ''}`);
+        log(`[bench] ${app}: first answer ${secs(r.ms)} s after the delete (${stepText(steps)}), on ${r.node}: "${r.first}"${r.before ? ` (line before: "${r.before}")` : ''}${restoredFrom ? ` restored from ${restoredFrom}` : ''}`);
         return r;
       } finally {
         await this.cordon(ORIGIN, false);
@@ -289,6 +301,12 @@ function report(rounds: readonly Round[], big: Awaited<ReturnType<Bench['big']>>
     `| restore: delete → replacement restored on node-b answers | ${list('restore')} | **${secs(restore)}** |`,
     '',
     `**Ratio cold / restore = ${(cold / restore).toFixed(2)}** (restore / cold = ${(restore / cold).toFixed(3)}).`,
+    '',
+    'Each round, from the replacement pod\'s own timestamps (whole seconds after the DELETE: creationTimestamp, PodScheduled, container startedAt):',
+    '',
+    '| round | path | first answer (s) | replacement created, scheduled, running (s) | node |',
+    '|---|---|---:|---|---|',
+    ...rounds.map((r) => `| ${String(r.round)} | ${r.path} | ${secs(r.ms)} | ${stepText(r.steps)} | ${r.node} |`),
     '',
     'Restored replacements, first new line (and the archived line before it):',
     ...rounds.filter((r) => r.path === 'restore').map((r) => `- round ${String(r.round)}: \`${r.first}\` after \`${r.before ?? '–'}\` (from ${r.restoredFrom ?? '?'})`),
