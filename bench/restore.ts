@@ -183,7 +183,8 @@ class Bench {
         const answer = await this.firstAnswer(next.metadata.name, t0);
         const restoredFrom = next.metadata.annotations?.[K.RESTORED_FROM];
         const seen = await this.client.request<Pod>('GET', `/api/v1/namespaces/${NS}/pods/${next.metadata.name}`);
-        const since = (at: string | undefined): number | undefined => (at ? Date.parse(at) - t0 : undefined);
+        // Whole-second timestamps, so measured from the DELETE's whole second.
+        const since = (at: string | undefined): number | undefined => (at ? Date.parse(at) - Math.floor(t0 / 1000) * 1000 : undefined);
         const steps: Steps = {};
         const created = since(seen.metadata.creationTimestamp);
         const scheduled = since(seen.status?.conditions?.find((c) => c.type === 'PodScheduled')?.lastTransitionTime);
@@ -302,7 +303,7 @@ function report(rounds: readonly Round[], big: Awaited<ReturnType<Bench['big']>>
     '',
     `**Ratio cold / restore = ${(cold / restore).toFixed(2)}** (restore / cold = ${(restore / cold).toFixed(3)}).`,
     '',
-    'Each round, from the replacement pod\'s own timestamps (whole seconds after the DELETE: creationTimestamp, PodScheduled, container startedAt):',
+    'Each round, from the replacement pod\'s own timestamps (whole seconds, counted from the whole second of the DELETE: creationTimestamp, PodScheduled, container startedAt):',
     '',
     '| round | path | first answer (s) | replacement created, scheduled, running (s) | node |',
     '|---|---|---:|---|---|',
