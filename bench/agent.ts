@@ -2,8 +2,6 @@
  * `npm run bench:agent` — a 1 GiB checkpoint archive (half random, half zero pages) built and
  * pushed by `lazarus agent build` versus `buildah add` + `commit` + `push` of the same archive to
  * the same loopback registry; plus the floors (sha256) and what each layer compression would cost.
- * `npm run bench:restore` — a containerised process that needs ~10 s to become ready: cold start
- * versus podman restoring it from the image Lazarus pushed (pull included).
  * Every ratio is against a baseline measured in the same run. Results go to bench/RESULTS.md.
  */
 import { recordSection } from './results.js';
@@ -17,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { createGzip } from 'node:zlib';
 import { createHash } from 'node:crypto';
-import { Podman, lazarus, missingPreconditions, must, run, startRegistry, tempDir, waitUntil, type Registry } from '../test/integration/agent-env.js';
+import { missingPreconditions, must, run, startRegistry, tempDir, type Registry } from '../test/integration/agent-env.js';
 import { dumps, writeArchive } from '../test/unit/agent-fixtures.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -153,71 +151,9 @@ async function benchAgent(): Promise<void> {
   }
 }
 
-// ---- restore: cold start vs restore from the pushed image -----------------------------------
-
-/** Builds a 2M-entry table (each entry a few rounds of hashing, ~10 s here), then answers from it every 100 ms. */
-const SLOW_APP = 'awk \'BEGIN{h=7; for(i=0;i<2000000;i++){ for(j=0;j<8;j++) h=(h*31+i+j)%1000003; t[i]=h }; n=0; while(1){ print "ready", t[n%2000000]; fflush(); n++; system("sleep 0.1") } }\'';
-
-async function firstReady(p: Podman, name: string, timeoutMs: number): Promise<void> {
-  await waitUntil(async () => (/^ready /m.test((await p.run(['logs', name])).stdout) ? true : undefined), timeoutMs, `${name} to answer`);
-}
-
-async function benchRestore(): Promise<void> {
-  preconditions(['podman', 'runc', 'docker-registry', 'zstd'], true);
-  const p = await Podman.create();
-  let registry: Registry | undefined;
-  try {
-    registry = await startRegistry();
-    await p.importBusybox('localhost/lazarus-bench/busybox:1');
-
-    console.log('cold start…');
-    const t0 = performance.now();
-    await p.must(['run', '-d', '--name', 'slow', ...Podman.RUN_FLAGS, 'localhost/lazarus-bench/busybox:1', '/bin/sh', '-c', SLOW_APP]);
-    await firstReady(p, 'slow', 120_000);
-    const coldMs = performance.now() - t0;
-
-    const archive = join(p.dir, 'slow.tar.zst');
-    const [, checkpointMs] = await timed(() => p.must(['container', 'checkpoint', '--export', archive, 'slow'], 300_000));
-    const [built, buildMs] = await timed(() => lazarus(['agent', 'build', archive, `${registry?.host ?? ''}/lazarus/bench/slow:1`, '--insecure']));
-    if (built.code !== 0) throw new Error(`lazarus agent build: ${built.stderr}`);
-    const ref = built.stdout.trim();
-    await p.must(['rm', '-f', 'slow']);
-
-    console.log('restore from the pushed image (pull included)…');
-    const t1 = performance.now();
-    const [, pullMs] = await timed(() => p.must(['pull', '-q', '--tls-verify=false', ref], 300_000));
-    const [, restoreCmdMs] = await timed(() => p.must(['container', 'restore', ref], 300_000));
-    await firstReady(p, 'slow', 60_000);
-    const restoreMs = performance.now() - t1;
-    const archiveMb = (await import('node:fs')).statSync(archive).size / MiB;
-
-    const ratio = restoreMs / coldMs;
-    const report = [
-      `A busybox awk service builds a 2M-entry table (~${secs(coldMs)} s here) and then answers from it every 100 ms; "ready" = its first answer in \`podman logs\` (polled; ~0.1–0.2 s resolution). podman ${(await must('podman', ['--version'])).trim().replace(/^podman version /, '')}, runc, CRIU 4.1; loopback docker-registry. Measured ${new Date().toISOString()}.`,
-      '',
-      '| path | seconds |',
-      '|---|---|',
-      `| cold start: \`podman run\` → first answer | **${secs(coldMs)}** |`,
-      `| restore: \`podman pull\` + \`podman container restore <image>\` → first answer | **${secs(restoreMs)}** |`,
-      `| — pull | ${secs(pullMs)} |`,
-      `| — restore command | ${secs(restoreCmdMs)} |`,
-      `| (before it: \`podman container checkpoint --export\`, ${archiveMb.toFixed(0)} MiB zstd archive) | ${secs(checkpointMs)} |`,
-      `| (before it: \`lazarus agent build\` + push) | ${secs(buildMs)} |`,
-      '',
-      `**Ratio restore / cold = ${ratio.toFixed(3)}** (${(coldMs / restoreMs).toFixed(1)}× faster to ready).`,
-    ].join('\n');
-    console.log(`\n${report}\n`);
-    recordSection('Restore', report);
-  } finally {
-    await p.destroy();
-    await registry?.stop();
-  }
-}
-
 const mode = process.argv[2];
 if (mode === 'agent') await benchAgent();
-else if (mode === 'restore') await benchRestore();
 else {
-  console.error('usage: node dist/bench/agent.js agent|restore');
+  console.error('usage: node dist/bench/agent.js agent (the restore bench is bench/restore.ts, on real nodes)');
   process.exitCode = 2;
 }
