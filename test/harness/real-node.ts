@@ -578,7 +578,10 @@ export async function startRealCluster(cp: ControlPlane, options: RealClusterOpt
       const svc = /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?$/.exec(host);
       if (svc) target = await serviceEndpoint(cp.client, svc[2] as string, svc[1] as string, port).then((e) => { port = e.port; return e.ip; });
       const node = ownerOf(target);
-      return node ? connectInto(node.inbound, target, port) : undefined;
+      // Nothing here lives on the host's loopback: an address no node owns is refused (502), never
+      // quietly sent to the host's port of the same number.
+      if (!node) throw new Error(`no real node owns ${target}`);
+      return connectInto(node.inbound, target, port);
     });
 
     // ---- nodes -------------------------------------------------------------------------------

@@ -155,11 +155,14 @@ it('the API server calls the webhook through the injected caBundle, before and a
 }, 60_000);
 
 it('the API server keeps admitting through a CA rotation: zero failed admissions with failurePolicy Fail', async () => {
-  // CA of 12 s, serving cert of 6 s: the cert renews at ~4 s (same CA), the CA rotates at ~8 s and
-  // is served from ~10.5 s (the propagation delay; a loaded 2-core machine needs more than 1 s).
+  // CA of 20 s, serving cert of 10 s: the cert renews at ~6.7 s (same CA), the CA rotates at ~13 s
+  // and is served from ~18 s. The 5 s propagation delay is how long the API server may take to see
+  // the new caBundle: on a loaded 2-core machine its informer has lagged 2.5 s. The clock starts
+  // with the source, so a slow warm-up cannot push the rotation out of the measured window.
+  const sourceStarted = Date.now();
   const source = await createCertSource({
     mode: 'secret', store: createKubeStore(cp.client), secretNamespace: NS, secretName: 'rotate-tls', webhookConfigName: 'lazarus-rotate',
-    identity: { service: 'wh', namespace: NS, ips: ['127.0.0.1'] }, caLifetimeMs: 12_000, certLifetimeMs: 6_000, checkIntervalMs: 200, caPropagationMs: 2_500,
+    identity: { service: 'wh', namespace: NS, ips: ['127.0.0.1'] }, caLifetimeMs: 20_000, certLifetimeMs: 10_000, checkIntervalMs: 200, caPropagationMs: 5_000,
   }, { logger: silentLogger() });
   const webhook = await startWebhook(source);
   const signer = (bundle: string): string => bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/)?.[0] ?? '';
@@ -171,12 +174,12 @@ it('the API server keeps admitting through a CA rotation: zero failed admissions
     const failures: string[] = [];
     let admitted = 0;
     const start = Date.now();
-    for (let i = 0; Date.now() - start < 14_000; i++) {
+    for (let i = 0; Date.now() - sourceStarted < 22_000; i++) {
       await createConfigMap(`rotate-${i}`).then(() => { admitted++; }, (err: unknown) => { failures.push(`${Date.now() - start} ms: ${String(err)}`); });
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(failures).toEqual([]);
-    expect(admitted).toBeGreaterThan(50);
+    expect(admitted).toBeGreaterThan(30);
     expect(cas.size).toBeGreaterThanOrEqual(2); // a new signing CA was served during the run
     console.log(`CA rotation through the real API server: ${admitted} admissions, 0 failed, ${webhook.calls()} webhook calls, ${cas.size} signing CAs served`);
   } finally {
