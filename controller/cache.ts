@@ -91,6 +91,7 @@ export class ControllerCache implements ControllerView {
   pods(): Iterable<PodView> { return this.podStore.values(); }
   checkpoints(): Iterable<Checkpoint> { return this.cluster.checkpointStore.values(); }
   checkpoint(namespace: string, name: string): Checkpoint | undefined { return this.cluster.checkpointStore.get(`${namespace}/${name}`); }
+  checkpointsVersion(): number { return this.cluster.checkpointStore.version; }
   *nodes(): Iterable<{ name: string; unschedulable: boolean }> {
     for (const n of this.cluster.nodes()) yield { name: n.name, unschedulable: n.unschedulable };
   }

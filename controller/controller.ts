@@ -21,6 +21,8 @@ export interface ControllerView extends PolicyView {
   pods(): Iterable<PodView>;
   checkpoints(): Iterable<Checkpoint>;
   checkpoint(namespace: string, name: string): Checkpoint | undefined;
+  /** Grows with every change to Checkpoints (adds, updates, deletes); unchanged means unchanged. */
+  checkpointsVersion(): number;
   /** Deployments, StatefulSets and ReplicaSets with a `lazarus.dev/checkpoint` annotation. */
   annotatedWorkloads(): Iterable<AnnotatedWorkload>;
   /** Name and cordon state of every node. */
@@ -52,6 +54,9 @@ export interface ControllerDeps {
   config: Readonly<ControllerConfig>;
   jitter?: (key: string) => number;
 }
+
+/** How soon after a change to Checkpoints retention runs again (at most this often for changes). */
+export const RETENTION_AFTER_CHANGE_MS = 5_000;
 
 const podSubject = (pod: PodView): EventSubject => ({ apiVersion: 'v1', kind: 'Pod', name: pod.name, namespace: pod.namespace, uid: pod.uid });
 function workloadSubject(namespace: string, workload: WorkloadRef): EventSubject | undefined {
@@ -89,6 +94,9 @@ export class Controller {
   /** The `requested …` value last answered per subject: a lagging cache must not make it look unserved. */
   private readonly answered = new Map<string, string>();
   private nextRetention = 0;
+  private lastRetention = Number.NEGATIVE_INFINITY;
+  /** checkpointsVersion() when retention last ran. */
+  private retainedAt = -1;
   private wake: (() => void) | undefined;
 
   constructor(private readonly d: ControllerDeps) {}
@@ -117,8 +125,13 @@ export class Controller {
     this.startCheckpoints(now, signal);
     await this.guard('checkpoint answers', () => this.answerRequests());
     await this.guard('restore outcomes', () => this.restoreOutcomes());
+    // A Checkpoint that changed (a new one Ready) brings retention forward, so `retain` holds
+    // seconds after a checkpoint, not up to a retention interval later.
+    if (this.d.view.checkpointsVersion() !== this.retainedAt) this.nextRetention = Math.min(this.nextRetention, this.lastRetention + RETENTION_AFTER_CHANGE_MS);
     if (now >= this.nextRetention) {
+      this.retainedAt = this.d.view.checkpointsVersion();
       await this.guard('retention', () => this.retention(now));
+      this.lastRetention = now;
       this.nextRetention = now + this.d.config.retentionIntervalMs;
     }
   }

@@ -1,7 +1,7 @@
 import { effectivePolicy } from '../../../api/policy.js';
 import type { Checkpoint, CheckpointStatus, EffectivePolicy } from '../../../api/types.js';
 import type { OwnerKind, OwnerView } from '../../../api/workload.js';
-import { Controller, type ControllerConfig, type ControllerView } from '../../../controller/controller.js';
+import { Controller, RETENTION_AFTER_CHANGE_MS, type ControllerConfig, type ControllerView } from '../../../controller/controller.js';
 import type { ControllerIO, EventSpec, StatusChange } from '../../../controller/kube-io.js';
 import { createControllerMetrics } from '../../../controller/metrics.js';
 import type { PodView } from '../../../controller/targets.js';
@@ -79,6 +79,17 @@ const CONFIG: ControllerConfig = {
   settleMs: 10_000, earlyExitMs: 10_000, jitterFactor: 0, backoff: { baseMs: 10_000, maxMs: 5 * MIN },
 };
 
+const versions = new WeakMap<Map<string, Checkpoint>, { text: string; version: number }>();
+/** A version that changes whenever the store's contents do, as an informer's would. */
+function storeVersion(store: Map<string, Checkpoint>): number {
+  const text = JSON.stringify([...store.entries()]);
+  const last = versions.get(store);
+  if (last?.text === text) return last.version;
+  const version = (last?.version ?? 0) + 1;
+  versions.set(store, { text, version });
+  return version;
+}
+
 function setup(policySpec: NonNullable<Parameters<typeof effectivePolicy>[0]['spec']> = { checkpoint: { interval: '10m', retain: 2 } }) {
   const clock = new FakeClock(T0);
   const pods: PodView[] = [];
@@ -91,7 +102,8 @@ function setup(policySpec: NonNullable<Parameters<typeof effectivePolicy>[0]['sp
   };
   const workloads: AnnotatedWorkload[] = [];
   const view: ControllerView = {
-    pods: () => pods, checkpoints: () => store.values(), checkpoint: (ns, name) => store.get(`${ns}/${name}`),
+    // The fake store's version: every read of a changed map is a new version.
+    pods: () => pods, checkpoints: () => store.values(), checkpoint: (ns, name) => store.get(`${ns}/${name}`), checkpointsVersion: () => storeVersion(store),
     nodes: () => nodes, notSynced: () => undefined, annotatedWorkloads: () => workloads, policies: () => policies, namespaceLabels: () => ({}),
     owners: { get: (kind: OwnerKind, ns: string, name: string) => owners[`${kind}/${ns}/${name}`] },
   };
@@ -278,6 +290,26 @@ describe('Controller: retention', () => {
     expect([...s.store.keys()].sort()).toEqual(['shop/c4', 'shop/c5']);
     expect(phases.sort()).toEqual(['c1:Expired', 'c2:Expired', 'c3:Expired']);
     expect(s.io.deletedCheckpoints.sort()).toEqual(['c1', 'c2', 'c3', 'f']);
+  });
+
+  it('a new Ready checkpoint brings retention forward: retain holds seconds later, not a retention interval later', async () => {
+    const s = setup({ checkpoint: { retain: 2 } });
+    s.store.set('shop/c1', checkpoint('c1', T0 - 3 * MIN));
+    s.store.set('shop/c2', checkpoint('c2', T0 - 2 * MIN));
+    await s.tick(); // retention runs: two Ready, nothing to do
+    expect(s.io.deletedCheckpoints).toEqual([]);
+    s.store.set('shop/c3', checkpoint('c3', T0 - MIN));
+    await s.clock.advance(RETENTION_AFTER_CHANGE_MS - 1000, 1000);
+    await s.tick();
+    expect(s.io.deletedCheckpoints).toEqual([]); // not sooner than RETENTION_AFTER_CHANGE_MS after the last pass
+    await s.clock.advance(1000, 1000);
+    await s.tick();
+    expect(s.io.deletedCheckpoints).toEqual(['c1']);
+    // A change right after a pass waits RETENTION_AFTER_CHANGE_MS too: retention never runs back to back.
+    const before = s.io.deletedCheckpoints.length;
+    s.store.set('shop/c0', checkpoint('c0', T0 - 10 * MIN));
+    await s.tick();
+    expect(s.io.deletedCheckpoints.length).toBe(before);
   });
 });
 
