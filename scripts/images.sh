@@ -279,6 +279,9 @@ cmd_lazarus() {
   hash=$(lazarus_hash "$base")
   LAZARUS_REF="localhost/lazarus:$hash"
   cached "$IMAGES/lazarus-$hash.oci.tar" build_lazarus
+  # Every source change makes a new ~140 MB archive: keep the newest four (other checkouts may
+  # still use a recent one), drop older ones.
+  ls -t "$IMAGES"/lazarus-*.oci.tar 2>/dev/null | tail -n +5 | xargs -r rm -f
 }
 
 # ---- kube-scheduler ------------------------------------------------------------------------------
