@@ -31,12 +31,11 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { recordSection } from './results.js';
 import { firstAnswerSince, histogramTotals, median, parseTimestampedLog } from './restore-times.js';
-import { startControlPlane, type ControlPlane } from '../test/harness/control-plane.js';
-import { realNodeHook } from '../test/harness/cluster-hooks.js';
-import { realNodePreflight, startRealCluster, type RealCluster, type RealNode } from '../test/harness/real-node.js';
-import { installLazarus, waitForNodeFacts } from '../test/harness/install.js';
+import type { ControlPlane } from '../test/harness/control-plane.js';
+import { realNodePreflight, type RealCluster, type RealNode } from '../test/harness/real-node.js';
+import { startRealLazarus, type RealLazarus } from '../test/harness/install.js';
 import { createNamespace, waitFor } from '../test/harness/wait.js';
-import { tearDown } from '../test/harness/teardown.js';
+import { preferringDeployment } from '../test/harness/counter-scenario.js';
 import * as K from '../api/keys.js';
 import type { Checkpoint } from '../api/types.js';
 
@@ -80,23 +79,8 @@ class Bench {
 
   async createDeployment(name: string, command: string, restore: boolean, preferred: string): Promise<void> {
     await this.client.request('POST', `/apis/apps/v1/namespaces/${NS}/deployments`, {
-      body: {
-        apiVersion: 'apps/v1', kind: 'Deployment',
-        metadata: { name, ...(restore ? { annotations: { [K.RESTORE]: 'enabled' } } : {}) },
-        spec: {
-          replicas: 1,
-          selector: { matchLabels: { app: name } },
-          template: {
-            metadata: { labels: { app: name } },
-            spec: {
-              terminationGracePeriodSeconds: 1,
-              affinity: { nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, preference: { matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [preferred] }] } }] } },
-              // Burstable, as an app with a request is: not the 2 CPU shares of a BestEffort pod.
-              containers: [{ name: 'app', image: this.cluster.busybox, command: ['sh', '-c', command], resources: { requests: { cpu: '100m' } } }],
-            },
-          },
-        },
-      },
+      // Burstable, as an app with a request is: not the 2 CPU shares of a BestEffort pod.
+      body: preferringDeployment({ name, image: this.cluster.busybox, command, restore, preferredNode: preferred, cpuRequest: '100m' }),
     });
   }
 
@@ -338,16 +322,10 @@ async function main(): Promise<void> {
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { log(`[bench] ${sig}: stopping`); controller.abort(); });
   const started = new Date().toISOString();
   const loadStart = os.loadavg().map((l) => l.toFixed(1)).join(' ');
-  let cp: ControlPlane | undefined;
-  let cluster: RealCluster | undefined;
+  let real: RealLazarus | undefined;
   try {
-    const hook = realNodeHook();
-    cp = await startControlPlane({ ...await hook.prepare?.({ log }), schedulerConfig: { podInitialBackoffSeconds: 1, podMaxBackoffSeconds: 2 } });
-    controller.signal.throwIfAborted();
-    cluster = await startRealCluster(cp, { log });
-    controller.signal.throwIfAborted();
-    await installLazarus(cluster, { log });
-    await waitForNodeFacts(cp.client, cluster.nodes.map((n) => n.name));
+    real = await startRealLazarus({ log, signal: controller.signal });
+    const { cp, cluster } = real;
     await createNamespace(cp.client, NS);
     const bench = new Bench(cp, cluster, controller.signal);
     await bench.taint(AWAY, true);
@@ -363,10 +341,7 @@ async function main(): Promise<void> {
     console.log(`\n${text}\n`);
     if (!noWrite) recordSection('Restore', text);
   } finally {
-    await tearDown([
-      ['real nodes', () => cluster?.stop()],
-      ['control plane', () => cp?.stop()],
-    ], { stepMs: 60_000, log });
+    await real?.stop();
   }
 }
 

@@ -21,6 +21,7 @@ import { SERVICE_EXTENDER, realNodeHook } from '../test/harness/cluster-hooks.js
 import { nodeBinaries, startRealCluster, type RealCluster } from '../test/harness/real-node.js';
 import { installLazarus, waitForNodeFacts, LAZARUS_NAMESPACE } from '../test/harness/install.js';
 import { createNamespace, waitFor } from '../test/harness/wait.js';
+import { COUNTER_SCRIPT, preferringDeployment } from '../test/harness/counter-scenario.js';
 import type { Narrator } from './narrate.js';
 import { indent, lazarusPodLines, realNodeLines, restoredCounts, shortDigest, type LogLine, type RealNodeInfo } from './narrate.js';
 import type { RegisterStop } from './environment.js';
@@ -33,7 +34,7 @@ export const COUNTER = 'counter';
 const ORIGIN = 'node-a';
 const TARGET = 'node-b';
 /** A shell loop that prints 1, 2, 3, … once a second: what it prints next shows where it resumed. */
-const COUNT = 'i=0; while true; do i=$((i+1)); echo $i; sleep 1; done';
+const COUNT = COUNTER_SCRIPT;
 
 interface Pod {
   metadata: { name: string; creationTimestamp?: string; annotations?: Record<string, string>; labels?: Record<string, string>; deletionTimestamp?: string };
@@ -144,7 +145,7 @@ async function counterScenario(env: RealEnvironment, say: Narrator, signal: Abor
   say.section(`A counter on ${ORIGIN}, checkpointed on demand`);
   const first = await say.step(async () => {
     await createNamespace(client, ns, {}, { signal });
-    await client.request('POST', `/apis/apps/v1/namespaces/${ns}/deployments`, { body: counterDeployment(env.cluster.busybox) });
+    await client.request('POST', `/apis/apps/v1/namespaces/${ns}/deployments`, { body: preferringDeployment({ name: COUNTER, namespace: REAL_NAMESPACE, image: env.cluster.busybox, command: COUNT, preferredNode: ORIGIN }) });
     const pod = await runningPod(client, undefined, signal);
     await waitFor(async () => ((await counts(client, pod.metadata.name)).at(-1)?.n ?? 0) >= 3, { timeoutMs: 30_000, signal, description: 'the counter to reach 3' });
     return pod;
@@ -208,27 +209,6 @@ function version(binDir: string): string {
 
 function home(p: string): string {
   return p.replace(os.homedir(), '~');
-}
-
-function counterDeployment(image: string): Record<string, unknown> {
-  return {
-    apiVersion: 'apps/v1', kind: 'Deployment',
-    metadata: { name: COUNTER, namespace: REAL_NAMESPACE, annotations: { [K.RESTORE]: 'enabled' } },
-    spec: {
-      replicas: 1,
-      selector: { matchLabels: { app: COUNTER } },
-      template: {
-        metadata: { labels: { app: COUNTER } },
-        spec: {
-          // A shell loop as PID 1 ignores SIGTERM: do not wait 30 s for it.
-          terminationGracePeriodSeconds: 1,
-          // Preferred, not required: the replacement must be free to go elsewhere.
-          affinity: { nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, preference: { matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [ORIGIN] }] } }] } },
-          containers: [{ name: 'app', image, command: ['sh', '-c', COUNT] }],
-        },
-      },
-    },
-  };
 }
 
 async function listPods(client: KubeClient, namespace: string, labelSelector?: string): Promise<Pod[]> {

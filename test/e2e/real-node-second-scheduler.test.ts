@@ -8,19 +8,17 @@
  * Needs root and the tools of scripts/install-checkpoint-tools.sh; under CI=true a missing one
  * fails the run, elsewhere the suite is skipped with the reason.
  */
-import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
-import { realNodeHook } from '../harness/cluster-hooks.js';
-import { realNodePreflight, startRealCluster, type RealCluster } from '../harness/real-node.js';
-import { installLazarus, waitForNodeFacts } from '../harness/install.js';
+import type { ControlPlane } from '../harness/control-plane.js';
+import { realNodePreflight } from '../harness/real-node.js';
+import { startRealLazarus, type RealLazarus } from '../harness/install.js';
 import { createNamespace, waitFor } from '../harness/wait.js';
-import { tearDown } from '../harness/teardown.js';
 import { counterBreak, counterScenario, type CounterScenario } from '../harness/counter-scenario.js';
 import * as K from '../../api/keys.js';
 
 const why = await realNodePreflight();
 const NS = 'second';
 let cp: ControlPlane;
-let cluster: RealCluster;
+let real: RealLazarus | undefined;
 let sc: CounterScenario;
 
 const suite = why && process.env.CI !== 'true' ? describe.skip : describe;
@@ -30,20 +28,13 @@ suite('the second-scheduler overlay on real nodes', () => {
   beforeAll(async () => {
     if (why) throw new Error(`cannot run real nodes here: ${why}`);
     // The control plane's own scheduler has no extender here: only the overlay's scheduler uses it.
-    const hook = realNodeHook();
-    const options = await hook.prepare?.({ log: () => undefined }) ?? {};
-    cp = await startControlPlane({ ...options, extenders: [] });
-    cluster = await startRealCluster(cp, { log: () => undefined });
-    await installLazarus(cluster, { variant: 'second-scheduler', log: () => undefined });
-    await waitForNodeFacts(cp.client, cluster.nodes.map((n) => n.name));
+    real = await startRealLazarus({ variant: 'second-scheduler', schedulerExtender: false, log: () => undefined });
+    cp = real.cp;
     await createNamespace(cp.client, NS);
-    sc = counterScenario(cp, cluster, NS);
+    sc = counterScenario(cp, real.cluster, NS);
   }, 600_000);
 
-  afterAll(() => tearDown([
-    ['real nodes', () => cluster?.stop()],
-    ['control plane', () => cp?.stop()],
-  ], { stepMs: 60_000 }), 150_000);
+  afterAll(() => real?.stop(), 150_000);
 
   it('the scheduler pods hold their own Lease', async () => {
     const lease = await waitFor(async () => {

@@ -9,12 +9,10 @@
  * fails the run, elsewhere the suite is skipped with the reason.
  */
 import path from 'node:path';
-import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
-import { realNodeHook } from '../harness/cluster-hooks.js';
-import { realNodePreflight, startRealCluster, type RealCluster } from '../harness/real-node.js';
-import { installLazarus, waitForNodeFacts, type InstalledLazarus } from '../harness/install.js';
+import type { ControlPlane } from '../harness/control-plane.js';
+import { realNodePreflight, type RealCluster } from '../harness/real-node.js';
+import { startRealLazarus, type InstalledLazarus, type RealLazarus } from '../harness/install.js';
 import { createNamespace, listEvents, waitFor } from '../harness/wait.js';
-import { tearDown } from '../harness/teardown.js';
 import { counterBreak, counterScenario, type CounterScenario, type Pod } from '../harness/counter-scenario.js';
 import * as K from '../../api/keys.js';
 import type { Checkpoint } from '../../api/types.js';
@@ -26,6 +24,7 @@ interface Node { metadata: { name: string; labels?: Record<string, string>; anno
 let cp: ControlPlane;
 let cluster: RealCluster;
 let lazarus: InstalledLazarus;
+let real: RealLazarus | undefined;
 let sc: CounterScenario;
 
 const NS = 'shop';
@@ -36,19 +35,13 @@ if (why) console.warn(`real-node suite: ${why}`);
 suite('on real nodes, Lazarus installed from its own image', () => {
   beforeAll(async () => {
     if (why) throw new Error(`cannot run real nodes here: ${why}`);
-    const hook = realNodeHook();
-    cp = await startControlPlane({ ...await hook.prepare?.({ log: () => undefined }), schedulerConfig: { podInitialBackoffSeconds: 1, podMaxBackoffSeconds: 2 } });
-    cluster = await startRealCluster(cp, { log: () => undefined });
-    lazarus = await installLazarus(cluster, { log: () => undefined });
-    await waitForNodeFacts(cp.client, cluster.nodes.map((n) => n.name));
+    real = await startRealLazarus({ log: () => undefined });
+    ({ cp, cluster, lazarus } = real);
     await createNamespace(cp.client, NS);
     sc = counterScenario(cp, cluster, NS);
   }, 600_000);
 
-  afterAll(() => tearDown([
-    ['real nodes', () => cluster?.stop()],
-    ['control plane', () => cp?.stop()],
-  ], { stepMs: 60_000 }), 150_000);
+  afterAll(() => real?.stop(), 150_000);
 
   it('each node publishes what its CRIU, CPU and runtime really are', async () => {
     const nodes = (await cp.client.request<{ items: Node[] }>('GET', '/api/v1/nodes')).items;

@@ -23,6 +23,54 @@ export interface Pod {
   status?: { phase?: string; containerStatuses?: Array<{ restartCount: number; state?: { running?: unknown; waiting?: { reason?: string; message?: string } } }> };
 }
 
+/** Prints 1, 2, 3, … one a second. */
+export const COUNTER_SCRIPT = 'i=0; while true; do i=$((i+1)); echo $i; sleep 1; done';
+
+export interface PreferringDeployment {
+  name: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  image: string;
+  /** A shell script, run as `sh -c`. */
+  command: string;
+  /** The node its first pod should go to. */
+  preferredNode: string;
+  /** Annotated lazarus.dev/restore=enabled (default true). */
+  restore?: boolean;
+  /** Makes the pod Burstable rather than BestEffort (2 CPU shares). */
+  cpuRequest?: string;
+}
+
+/** A one-replica Deployment of a shell script that prefers, not requires, one node. */
+export function preferringDeployment(o: PreferringDeployment): Record<string, unknown> {
+  return {
+    apiVersion: 'apps/v1', kind: 'Deployment',
+    metadata: {
+      name: o.name,
+      ...(o.namespace ? { namespace: o.namespace } : {}),
+      ...(o.labels ? { labels: o.labels } : {}),
+      ...(o.restore === false ? {} : { annotations: { [K.RESTORE]: 'enabled' } }),
+    },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: o.name } },
+      template: {
+        metadata: { labels: { app: o.name } },
+        spec: {
+          // A shell loop as PID 1 ignores SIGTERM: do not wait 30 s for it.
+          terminationGracePeriodSeconds: 1,
+          // Preferred, not required: the replacement must be free to go elsewhere.
+          affinity: { nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, preference: { matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [o.preferredNode] }] } }] } },
+          containers: [{
+            name: 'app', image: o.image, command: ['sh', '-c', o.command],
+            ...(o.cpuRequest ? { resources: { requests: { cpu: o.cpuRequest } } } : {}),
+          }],
+        },
+      },
+    },
+  };
+}
+
 /**
  * Where a counter's log breaks, or undefined when it is one run 1, 2, 3, … A restored log may say
  * one number twice at the seam: the kubelet copies the container's log a moment after CRIU dumped
@@ -45,27 +93,7 @@ export type CounterScenario = ReturnType<typeof counterScenario>;
 export function counterScenario(cp: ControlPlane, cluster: RealCluster, NS: string) {
   async function createCounter(name: string, preferredNode: string, labels: Record<string, string> = {}): Promise<void> {
     await cp.client.request('POST', `/apis/apps/v1/namespaces/${NS}/deployments`, {
-      body: {
-        apiVersion: 'apps/v1', kind: 'Deployment',
-        metadata: { name, labels, annotations: { [K.RESTORE]: 'enabled' } },
-        spec: {
-          replicas: 1,
-          selector: { matchLabels: { app: name } },
-          template: {
-            metadata: { labels: { app: name } },
-            spec: {
-              // A shell loop as PID 1 ignores SIGTERM: do not wait 30 s for it.
-              terminationGracePeriodSeconds: 1,
-              // Preferred, not required: the replacement must be free to go elsewhere.
-              affinity: { nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, preference: { matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [preferredNode] }] } }] } },
-              containers: [{
-                name: 'app', image: cluster.busybox,
-                command: ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i; sleep 1; done'],
-              }],
-            },
-          },
-        },
-      },
+      body: preferringDeployment({ name, labels, image: cluster.busybox, command: COUNTER_SCRIPT, preferredNode }),
     });
   }
 

@@ -11,7 +11,10 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parseAllDocuments, stringify } from 'yaml';
 import type { KubeClient } from '../../kube/client.js';
-import { imageArchive, pushArchive, SERVICE_PROXY, type RealCluster } from './real-node.js';
+import { imageArchive, pushArchive, SERVICE_PROXY, startRealCluster, type RealCluster } from './real-node.js';
+import { startControlPlane, type ControlPlane } from './control-plane.js';
+import { realNodeHook } from './cluster-hooks.js';
+import { tearDown } from './teardown.js';
 
 const run = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -176,5 +179,44 @@ export async function waitForNodeFacts(client: KubeClient, nodes: readonly strin
     if (missing.length === 0) return;
     if (Date.now() > deadline) throw new Error(`no lazarus.dev/restore-capable label on ${missing.join(', ')} after ${String(timeoutMs)} ms`);
     await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+export interface RealLazarus {
+  cp: ControlPlane;
+  cluster: RealCluster;
+  lazarus: InstalledLazarus;
+  /** Stops the nodes, then the control plane; each step bounded (teardown.ts). */
+  stop(): Promise<void>;
+}
+
+/**
+ * A control plane, three real nodes and Lazarus installed on them, with every node's facts
+ * published: where the real-node tests and the restore bench begin. Stops what it started if a
+ * step fails. With `schedulerExtender: false` the control plane's own scheduler has no extender
+ * (the second-scheduler overlay brings one of its own).
+ */
+export async function startRealLazarus(options: InstallOptions & { schedulerExtender?: boolean } = {}): Promise<RealLazarus> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const prepared = await realNodeHook().prepare?.({ log }) ?? {};
+  const cp = await startControlPlane({
+    ...prepared,
+    ...(options.schedulerExtender === false ? { extenders: [] } : {}),
+    schedulerConfig: { podInitialBackoffSeconds: 1, podMaxBackoffSeconds: 2 },
+  });
+  let cluster: RealCluster | undefined;
+  const stop = (): Promise<void> => tearDown([
+    ['real nodes', () => cluster?.stop()],
+    ['control plane', () => cp.stop()],
+  ], { stepMs: 60_000, log });
+  try {
+    options.signal?.throwIfAborted();
+    cluster = await startRealCluster(cp, { log, ...(options.signal ? { signal: options.signal } : {}) });
+    const lazarus = await installLazarus(cluster, options);
+    await waitForNodeFacts(cp.client, cluster.nodes.map((n) => n.name), 60_000, options.signal);
+    return { cp, cluster, lazarus, stop };
+  } catch (err) {
+    await stop();
+    throw err;
   }
 }
