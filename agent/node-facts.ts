@@ -5,7 +5,7 @@
  */
 import * as K from '../api/keys.js';
 import type { Node, OriginFacts } from '../api/types.js';
-import { criuCode } from '../api/versions.js';
+import { criuCode, runtimeLabelValue } from '../api/versions.js';
 import type { RestoreSupport } from './runtime-restore.js';
 
 export interface LocalFacts {
@@ -51,8 +51,12 @@ const MAX_REASON = 1024;
 
 export interface NodeMetadata { labels: Record<string, string | null>; annotations: Record<string, string | null> }
 
-/** What the agent publishes; `null` removes a key that no longer holds (criu uninstalled). */
-export function desiredNodeMetadata(facts: LocalFacts, runtime: RestoreSupport): NodeMetadata {
+/**
+ * What the agent publishes; `null` removes a key that no longer holds (criu uninstalled).
+ * `containerRuntimeVersion` (the Node's status.nodeInfo) becomes the label `lazarus.dev/runtime`
+ * (its name), which a restored pod's required affinity names under `runtime: SameName`.
+ */
+export function desiredNodeMetadata(facts: LocalFacts, runtime: RestoreSupport, containerRuntimeVersion?: string): NodeMetadata {
   const code = facts.criuVersion ? criuCode(facts.criuVersion) : undefined;
   const verdict = restoreCapability(facts, runtime);
   const capable = verdict.capable && code !== undefined;
@@ -61,6 +65,7 @@ export function desiredNodeMetadata(facts: LocalFacts, runtime: RestoreSupport):
     labels: {
       [K.NODE_CRIU_VERSION]: code !== undefined ? String(code) : null,
       [K.NODE_RESTORE_CAPABLE]: capable ? 'true' : 'false',
+      [K.NODE_RUNTIME]: runtimeLabelValue(containerRuntimeVersion) ?? null,
     },
     annotations: {
       [K.NODE_RESTORE_CAPABLE_REASON]: reason,

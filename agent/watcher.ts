@@ -85,7 +85,7 @@ export class Agent {
     const facts = await this.o.readFacts();
     const node = await this.o.kube.request<Node>('GET', `/api/v1/nodes/${this.o.nodeName}`);
     const runtime = await this.o.runtimeSupport(node.status?.nodeInfo?.containerRuntimeVersion);
-    const desired = desiredNodeMetadata(facts, runtime);
+    const desired = desiredNodeMetadata(facts, runtime, node.status?.nodeInfo?.containerRuntimeVersion);
     const patch = nodeMetadataPatch(node, desired);
     this.node = patch
       ? await this.o.kube.request<Node>('PATCH', `/api/v1/nodes/${this.o.nodeName}`, { body: patch, contentType: MERGE })

@@ -4,6 +4,7 @@
  * all call these.
  */
 import * as K from './keys.js';
+import { isHardTaint, type PlacementFacts, type Taint } from './placement.js';
 import { criuCode, criuString, parseCriuLabel, parseKernel, parseRuntime } from './versions.js';
 import type { CompatibilityRules, Node, OriginFacts, Placement, Pod } from './types.js';
 
@@ -13,7 +14,7 @@ export interface ImageIndex { has(name: string): boolean }
 export interface FlagSet { has(flag: string): boolean }
 
 /** What Lazarus knows about a node, extracted once from its object. */
-export interface NodeFacts {
+export interface NodeFacts extends PlacementFacts {
   name: string;
   architecture: string | undefined;
   kernelVersion: string | undefined;
@@ -63,6 +64,22 @@ class ScannedImages implements ImageIndex {
   }
 }
 const NO_IMAGES: ImageIndex = Object.freeze({ has: () => false });
+const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
+const NO_TAINTS: readonly Taint[] = Object.freeze([]);
+
+/** The taints that keep pods off (NoSchedule, NoExecute), as small plain objects; most nodes have none. */
+function hardTaints(taints: unknown): readonly Taint[] {
+  if (!Array.isArray(taints) || taints.length === 0) return NO_TAINTS;
+  const out: Taint[] = [];
+  for (const t of taints) {
+    const taint = record(t);
+    const key = taint?.key;
+    if (!taint || typeof key !== 'string' || !isHardTaint(taint.effect)) continue;
+    const value = text(taint.value);
+    out.push({ key, effect: taint.effect as string, ...(value === undefined ? {} : { value }) });
+  }
+  return out.length > 0 ? out : NO_TAINTS;
+}
 
 function isSpace(code: number): boolean {
   return code === 32 || (code >= 9 && code <= 13);
@@ -105,8 +122,12 @@ export function nodeFacts(node: Node, options: NodeFactsOptions = {}): NodeFacts
   if (flags?.trim()) cpuFlags = new FlagText(flags);
   let imageIndex = NO_IMAGES;
   if (Array.isArray(images) && images.length > 0) imageIndex = options.index ? indexImages(images) : new ScannedImages(images);
+  const spec = record(n?.spec);
   return {
     name: text(metadata?.name) ?? '',
+    // The object's own label record, not a copy: placement reads it, nothing changes it.
+    labels: (labels as Record<string, string> | undefined) ?? NO_LABELS,
+    taints: hardTaints(spec?.taints),
     architecture: text(info?.architecture) ?? text(labels?.[K.LABEL_ARCH]),
     kernelVersion: text(info?.kernelVersion),
     criuVersion: typeof criuLabel === 'string' ? parseCriuLabel(criuLabel) : undefined,
@@ -114,7 +135,7 @@ export function nodeFacts(node: Node, options: NodeFactsOptions = {}): NodeFacts
     restoreCapable: labels?.[K.NODE_RESTORE_CAPABLE] === 'true',
     cpuFlags,
     ready: isReady(conditions),
-    unschedulable: record(n?.spec)?.unschedulable === true,
+    unschedulable: spec?.unschedulable === true,
     images: imageIndex,
   };
 }
@@ -128,14 +149,26 @@ export function sameNodeFacts(a: NodeFacts, b: NodeFacts): boolean {
 }
 
 /**
- * Whether two facts agree on everything canRestoreOn() reads: all but the images, which only
- * scores read (a node pulling an image changes no admission decision).
+ * Whether two facts agree on everything an admission decision reads (canRestoreOn() and the
+ * pod's placement): all but the images, which only scores read (a node pulling an image
+ * changes no admission decision).
  */
 export function sameRestoreFacts(a: NodeFacts, b: NodeFacts): boolean {
   return a.name === b.name && a.architecture === b.architecture && a.kernelVersion === b.kernelVersion
     && a.criuVersion === b.criuVersion && a.runtime === b.runtime && a.restoreCapable === b.restoreCapable
     && a.ready === b.ready && a.unschedulable === b.unschedulable
-    && sameFlags(a.cpuFlags, b.cpuFlags);
+    && sameFlags(a.cpuFlags, b.cpuFlags) && sameLabels(a.labels, b.labels) && sameTaints(a.taints, b.taints);
+}
+
+function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  if (a === b) return true;
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
+}
+
+function sameTaints(a: readonly Taint[], b: readonly Taint[]): boolean {
+  return a.length === b.length && a.every((t, i) => t.key === b[i]?.key && t.value === b[i]?.value && t.effect === b[i]?.effect);
 }
 
 function sameFlags(a: FlagSet | undefined, b: FlagSet | undefined): boolean {

@@ -18,6 +18,11 @@ export const ORIGIN_CPU_FLAGS = 'lazarus.dev/origin-cpu-flags';
 /** Node label: CRIU version as major×10000+minor×100+patch, so node affinity can use `Gt`. */
 export const NODE_CRIU_VERSION = 'lazarus.dev/criu-version';
 export const NODE_RESTORE_CAPABLE = 'lazarus.dev/restore-capable';
+/**
+ * Node label: the container runtime's name from status.nodeInfo.containerRuntimeVersion
+ * (`containerd://2.3.7` → `containerd`), so a restored pod's required affinity can name it.
+ */
+export const NODE_RUNTIME = 'lazarus.dev/runtime';
 /** Node annotation: why the node is (not) restore-capable, in words an operator can act on. */
 export const NODE_RESTORE_CAPABLE_REASON = 'lazarus.dev/restore-capable-reason';
 export const NODE_CRIU = 'lazarus.dev/criu';

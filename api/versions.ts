@@ -39,6 +39,19 @@ export function parseRuntime(value: string | undefined): RuntimeVersion | undefi
   return { name: value.slice(0, i), version: value.slice(i + 3) };
 }
 
+/** A valid label value (≤ 63 characters, alphanumerics with `-`, `_`, `.` inside). */
+const LABEL_VALUE = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
+
+/**
+ * The runtime's name as the value of the node label `lazarus.dev/runtime`: `containerd://2.3.7`
+ * → `containerd`. Undefined when there is no name or it cannot be a label value; then the agent
+ * publishes no label and the webhook requires none.
+ */
+export function runtimeLabelValue(containerRuntimeVersion: string | undefined): string | undefined {
+  const name = parseRuntime(containerRuntimeVersion)?.name;
+  return name !== undefined && LABEL_VALUE.test(name) ? name : undefined;
+}
+
 /** Compares dotted numeric versions (`1.33.2` vs `1.26`); non-numeric parts compare as 0. */
 export function compareVersions(a: string, b: string): number {
   const pa = a.replace(/^v/, '').split(/[.+-]/).map((x) => Number.parseInt(x, 10) || 0);

@@ -1,7 +1,9 @@
 /**
  * Which workload a pod belongs to, and whether it opted in (DESIGN §2): the pod's own
  * annotation, else its owners' (Pod → ReplicaSet → Deployment, Pod → StatefulSet), else the
- * policy's mode.
+ * policy's mode. A Deployment speaks for its ReplicaSets: the Deployment controller copies its
+ * annotations onto them and never removes one, so a ReplicaSet's copy counts only while its
+ * Deployment is not known.
  */
 import * as K from './keys.js';
 import type { EffectivePolicy, ObjectMeta, OwnerReference, WorkloadKind, WorkloadRef } from './types.js';
@@ -19,7 +21,13 @@ export interface OwnerLookup {
   get(kind: OwnerKind, namespace: string, name: string): OwnerView | undefined;
 }
 
-export interface ChainLink { kind: WorkloadKind; name: string; annotations: Record<string, string> | undefined }
+export interface ChainLink {
+  kind: WorkloadKind;
+  name: string;
+  annotations: Record<string, string> | undefined;
+  /** The owner is named by a reference but not in the cache: its annotations are unknown, not absent. */
+  missing?: true;
+}
 
 export interface ResolvedWorkload {
   workload: WorkloadRef;
@@ -44,12 +52,12 @@ export function resolveWorkload(pod: { metadata: ObjectMeta }, podName: string, 
 
   if (owner?.kind === 'StatefulSet' && owner.apiVersion.startsWith('apps/')) {
     const sts = owners.get('StatefulSet', namespace, owner.name);
-    chain.push({ kind: 'StatefulSet', name: owner.name, annotations: sts?.annotations });
+    chain.push({ kind: 'StatefulSet', name: owner.name, annotations: sts?.annotations, ...(sts ? {} : { missing: true as const }) });
     return { workload: { kind: 'StatefulSet', name: owner.name }, labels: sts?.labels, chain };
   }
   if (owner?.kind === 'ReplicaSet' && owner.apiVersion.startsWith('apps/')) {
     const rs = owners.get('ReplicaSet', namespace, owner.name);
-    chain.push({ kind: 'ReplicaSet', name: owner.name, annotations: rs?.annotations });
+    chain.push({ kind: 'ReplicaSet', name: owner.name, annotations: rs?.annotations, ...(rs ? {} : { missing: true as const }) });
     const rsOwner = controllerOf(rs?.ownerReferences);
     const hash = meta.labels?.['pod-template-hash'];
     const deploymentName = rsOwner?.kind === 'Deployment'
@@ -58,7 +66,7 @@ export function resolveWorkload(pod: { metadata: ObjectMeta }, podName: string, 
     if (deploymentName) {
       const deployment = owners.get('Deployment', namespace, deploymentName);
       if (deployment || rsOwner) {
-        chain.push({ kind: 'Deployment', name: deploymentName, annotations: deployment?.annotations });
+        chain.push({ kind: 'Deployment', name: deploymentName, annotations: deployment?.annotations, ...(deployment ? {} : { missing: true as const }) });
         return { workload: { kind: 'Deployment', name: deploymentName }, labels: deployment?.labels, chain };
       }
     }
@@ -69,16 +77,18 @@ export function resolveWorkload(pod: { metadata: ObjectMeta }, podName: string, 
 
 export interface OptIn { enabled: boolean; because: string }
 
-/** The nearest explicit `lazarus.dev/restore` wins; otherwise the policy's mode decides. */
+/**
+ * The nearest explicit `lazarus.dev/restore` wins; otherwise the policy's mode decides. A
+ * ReplicaSet under a known Deployment is skipped: its annotation is the Deployment controller's
+ * copy, stale once the user removes or changes the Deployment's.
+ */
 export function resolveOptIn(chain: readonly ChainLink[], policy: EffectivePolicy): OptIn {
   for (const [i, link] of chain.entries()) {
+    const up = chain[i + 1];
+    if (link.kind === 'ReplicaSet' && up?.kind === 'Deployment' && !up.missing) continue;
     const value = link.annotations?.[K.RESTORE];
     if (value === 'enabled' || value === 'disabled') {
-      // The Deployment controller copies a Deployment's annotations onto its ReplicaSets: name
-      // the Deployment, where the user put it.
-      const up = chain[i + 1];
-      const source = link.kind === 'ReplicaSet' && up?.kind === 'Deployment' && up.annotations?.[K.RESTORE] === value ? up : link;
-      return { enabled: value === 'enabled', because: `${K.RESTORE}=${value} on ${source.kind} ${source.name}` };
+      return { enabled: value === 'enabled', because: `${K.RESTORE}=${value} on ${link.kind} ${link.name}` };
     }
   }
   const source = policy.name ? `RestorePolicy ${policy.name}` : 'the default policy';

@@ -15,6 +15,7 @@ const FLAGS: Record<string, FlagSpec> = {
   json: { type: 'bool', default: false, description: 'print the explanation as JSON' },
   namespace: { type: 'string', default: 'lazarus-system', description: "Lazarus' own namespace (the webhook never mutates it)" },
   'exclude-namespace': { type: 'list', description: "the webhook's --exclude-namespace values (repeatable)" },
+  registry: { type: 'string', default: '', description: "the webhook's --registry (trusted prefix for checkpoint images when the policy sets no spec.checkpoint.registry)" },
 };
 
 const OWNER_PATHS: Record<OwnerKind, string> = { ReplicaSet: 'replicasets', Deployment: 'deployments', StatefulSet: 'statefulsets' };
@@ -81,7 +82,7 @@ export const command: Subcommand = {
     const pod = await orIfMissing(client.request<Pod | undefined>('GET', `/api/v1/namespaces/${namespace}/pods/${name}`), undefined);
     if (!pod) throw new Error(`pod ${namespace}/${name} not found`);
     const { view, nodes } = await snapshot(client, namespace, pod);
-    const explanation = explainPod(pod, namespace, view, nodes, Date.now(), excluded);
+    const explanation = explainPod(pod, namespace, view, nodes, Date.now(), excluded, String(values.registry));
     console.log(values.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation));
     return 0;
   },

@@ -12,7 +12,8 @@ import { criuString } from '../api/versions.js';
 import { formatAge } from '../api/duration.js';
 import { resolveOptIn, resolveWorkload } from '../api/workload.js';
 import type { Checkpoint, EffectivePolicy, Node, OriginFacts, Pod } from '../api/types.js';
-import { chooseCheckpoints, decide, type ClusterView, type Outcome } from '../webhook/decide.js';
+import { trustedPrefix } from '../api/image-trust.js';
+import { chooseCheckpoints, decide, untrustedReason, type ClusterView, type Outcome } from '../webhook/decide.js';
 
 export interface NodeVerdict { node: string; compatible: boolean; score: number; reasons: string[]; ready: boolean; unschedulable: boolean }
 
@@ -52,11 +53,11 @@ export interface Explanation {
 }
 
 /**
- * `now` in milliseconds since the epoch; `excludedNamespaces` as the webhook has them
- * (kube-system, Lazarus' own, its --exclude-namespace).
+ * `now` in milliseconds since the epoch; `excludedNamespaces` and `defaultRegistry` as the
+ * webhook has them (kube-system, Lazarus' own, its --exclude-namespace; its --registry).
  */
 export function explainPod(pod: Pod & { spec: { nodeName?: string } }, namespace: string, view: ClusterView, nodes: readonly Node[], now: number,
-  excludedNamespaces: ReadonlySet<string> = new Set(ALWAYS_EXCLUDED_NAMESPACES)): Explanation {
+  excludedNamespaces: ReadonlySet<string> = new Set(ALWAYS_EXCLUDED_NAMESPACES), defaultRegistry = ''): Explanation {
   const name = pod.metadata.name ?? '';
   const resolved = resolveWorkload(pod, name, namespace, view.owners);
   const policy: EffectivePolicy = selectPolicy(view.policies(), { namespaceLabels: view.namespaceLabels(namespace), workloadLabels: resolved.labels });
@@ -71,10 +72,10 @@ export function explainPod(pod: Pod & { spec: { nodeName?: string } }, namespace
   let wouldRestore: Explanation['wouldRestore'];
   if (!restored) {
     // The pod as it was created: what would the webhook do with it now?
-    const d = decide({ pod, namespace, excludedNamespaces, now }, view);
+    const d = decide({ pod, namespace, excludedNamespaces, defaultRegistry, now }, view);
     wouldRestore = { outcome: d.outcome, reason: d.reason, ...(d.checkpoints ? { checkpoints: d.checkpoints } : {}) };
     if (d.outcome === 'restored' || d.outcome === 'cold') {
-      const choice = chooseCheckpoints(pod.spec.containers, namespace, resolved.workload, view, policy, now);
+      const choice = chooseCheckpoints(pod.spec.containers, namespace, resolved.workload, view, policy, now, defaultRegistry);
       if (choice.ok) {
         origin = choice.origin.spec.origin;
         chosen = Object.fromEntries([...choice.byContainer].map(([c, cp]) => [c, cp.metadata.name ?? '']));
@@ -83,7 +84,7 @@ export function explainPod(pod: Pod & { spec: { nodeName?: string } }, namespace
   }
 
   const checkpoints = pod.spec.containers.flatMap((c) => view.checkpoints(namespace, resolved.workload, c.name)
-    .map((cp) => checkpointVerdict(cp, c.name, specHashes[c.name] ?? '', chosen?.[c.name] === cp.metadata.name, policy, now)))
+    .map((cp) => checkpointVerdict(cp, c.name, specHashes[c.name] ?? '', chosen?.[c.name] === cp.metadata.name, policy, now, defaultRegistry)))
     .sort((a, b) => a.container.localeCompare(b.container) || Date.parse(b.takenAt) - Date.parse(a.takenAt) || a.name.localeCompare(b.name));
 
   const rules = { compatibility: policy.spec.compatibility, placement: policy.spec.placement };
@@ -115,13 +116,17 @@ export function explainPod(pod: Pod & { spec: { nodeName?: string } }, namespace
 }
 
 /** The same tests, in the same order, as chooseCheckpoints applies. */
-function checkpointVerdict(cp: Checkpoint, container: string, podHash: string, chosen: boolean, policy: EffectivePolicy, now: number): CheckpointVerdict {
+function checkpointVerdict(cp: Checkpoint, container: string, podHash: string, chosen: boolean, policy: EffectivePolicy, now: number, defaultRegistry: string): CheckpointVerdict {
   const phase = cp.status?.phase ?? 'Pending';
   const takenAt = Date.parse(cp.spec.takenAt);
   let unusable = '';
   if (phase !== 'Ready') unusable = `not Ready (${phase}${cp.status?.reason ? `: ${cp.status.reason}` : ''})`;
   else if (now - takenAt > policy.maxCheckpointAgeMs) unusable = `older than maxCheckpointAge ${policy.spec.maxCheckpointAge}`;
   else if (cp.spec.specHash !== podHash) unusable = `spec hash ${cp.spec.specHash} is not the pod's ${podHash}: the container changed since`;
+  else {
+    const untrusted = untrustedReason(cp.spec.image, trustedPrefix(policy.spec.checkpoint.registry, defaultRegistry));
+    if (untrusted) unusable = `not trusted: ${untrusted}`;
+  }
   return {
     container, name: cp.metadata.name ?? '', phase, takenAt: cp.spec.takenAt, age: formatAge(now - takenAt),
     originNode: cp.spec.origin.node, specHash: cp.spec.specHash, chosen, unusable,
@@ -133,7 +138,7 @@ const WOULD: Record<Outcome, string> = { restored: 'restore it', cold: 'start it
 export function formatExplanation(e: Explanation): string {
   const lines = [
     `pod ${e.pod} (${e.workload})${e.boundTo ? ` on ${e.boundTo}` : ', not scheduled yet'}`,
-    `policy: ${e.policy}; ${e.optIn.enabled ? 'opted in' : 'not opted in'}: ${e.optIn.because}`,
+    `policy: ${e.policy}; ${e.optIn.enabled ? 'opted in' : e.optIn.because.startsWith(`${K.RESTORE}=disabled`) ? 'opted out' : 'not opted in'}: ${e.optIn.because}`,
     `spec hash: ${Object.entries(e.specHashes).map(([c, h]) => `${c}=${h}`).join(' ')}`,
   ];
   if (e.restoredFrom) {

@@ -43,6 +43,7 @@ const FLAGS: Record<string, FlagSpec> = {
   kubeconfig: { type: 'string', env: 'KUBECONFIG', description: 'kubeconfig (default: in-cluster)' },
   namespace: { type: 'string', default: 'lazarus-system', env: 'POD_NAMESPACE', description: "Lazarus' own namespace, never mutated" },
   'exclude-namespace': { type: 'list', description: 'more namespaces never mutated (repeatable)' },
+  registry: { type: 'string', default: '', description: "trusted prefix for checkpoint images when the pod's RestorePolicy sets no spec.checkpoint.registry (the agent's --registry); only digest references under it are restored" },
   'log-level': { type: 'string', default: 'info', description: 'debug, info, warn or error' },
 };
 
@@ -73,6 +74,8 @@ export interface WebhookConfig {
   kubeconfig: string | undefined;
   namespace: string;
   excludedNamespaces: ReadonlySet<string>;
+  /** Trusted checkpoint-image prefix when a policy names no registry; '' for none. */
+  defaultRegistry: string;
   logLevel: string;
 }
 
@@ -129,8 +132,12 @@ export function parseWebhookConfig(argv: string[], env: NodeJS.ProcessEnv): Read
     kubeconfig: values.kubeconfig as string | undefined,
     namespace,
     excludedNamespaces: new Set([...ALWAYS_EXCLUDED_NAMESPACES, namespace, ...((values['exclude-namespace'] as string[] | undefined) ?? [])]),
+    defaultRegistry: String(values.registry).trim().replace(/\/+$/, ''),
     logLevel: String(values['log-level']),
   };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(config.defaultRegistry) || /[@\s]/.test(config.defaultRegistry)) {
+    problems.push(`--registry: "${config.defaultRegistry}" is not a registry prefix like registry.example/lazarus (no scheme, tag or digest)`);
+  }
   if (!['debug', 'info', 'warn', 'error'].includes(config.logLevel)) problems.push(`--log-level: "${config.logLevel}" is not debug, info, warn or error`);
   if (problems.length) throw new UsageError(problems);
   return Object.freeze({ ...config, tls: Object.freeze(config.tls) });
@@ -183,7 +190,7 @@ export const command: Subcommand = {
     const ops = opsApp({ registry, notReadyReason: notReady });
     const handle = createAdmissionHandler({
       view: cache, generation: (namespace: string) => cache.generation(namespace), notReady: () => cache.notSynced(), excludedNamespaces: config.excludedNamespaces,
-      clock: Date.now, log, registry,
+      defaultRegistry: config.defaultRegistry, clock: Date.now, log, registry,
     });
     const servers = [await startWebhookServer({ port: config.port, host: config.bindAddress, tls: certs, handle, ops })];
     if (config.metricsPort) servers.push(await startOpsServer(ops, config.metricsPort, config.bindAddress));

@@ -7,11 +7,13 @@ import type { Operation } from 'fast-json-patch';
 import * as K from '../api/keys.js';
 import { canRestoreOn, formatPairs, type NodeFacts } from '../api/compat.js';
 import { formatAge } from '../api/duration.js';
+import { trustedPrefix, untrustedImage } from '../api/image-trust.js';
+import { podPlacement } from '../api/placement.js';
 import { selectPolicy } from '../api/policy.js';
 import { hashedFields, specHash } from '../api/spec-hash.js';
-import { criuString } from '../api/versions.js';
+import { criuString, runtimeLabelValue } from '../api/versions.js';
 import { resolveOptIn, resolveWorkload, type OwnerLookup } from '../api/workload.js';
-import type { Checkpoint, Container, EffectivePolicy, NodeSelectorRequirement, Pod, WorkloadRef } from '../api/types.js';
+import type { Checkpoint, CompatibilityRules, Container, EffectivePolicy, NodeSelectorRequirement, NodeSelectorTerm, OriginFacts, Pod, WorkloadRef } from '../api/types.js';
 
 /** What the decision may look up; implemented over informer caches in production. */
 export interface ClusterView {
@@ -28,6 +30,11 @@ export interface AdmissionInput {
   /** request.namespace: pods from controllers arrive without metadata.namespace. */
   namespace: string;
   excludedNamespaces: ReadonlySet<string>;
+  /**
+   * The webhook's `--registry`: the trusted prefix for checkpoint images when the pod's policy
+   * sets no spec.checkpoint.registry (the agent's `--registry` means the same). Default none.
+   */
+  defaultRegistry?: string;
   /** Milliseconds since the epoch. */
   now: number;
 }
@@ -59,13 +66,14 @@ const cold = (reason: string, policy: EffectivePolicy, validUntil: number): Deci
 
 /**
  * The pod reduced to what decide() reads: its identity and owners, annotations and labels, each
- * container's name and spec-hash fields, and the scheduling fields a restore patches. Sibling
+ * container's name and spec-hash fields, the scheduling fields a restore patches and those that
+ * say where the pod may run (nodeSelector, tolerations, nodeName). Sibling
  * pods of one ReplicaSet reduce to the same value (the injected token mount, whose name differs
  * per pod, is left out as specHash leaves it out), so it can key a cache of decisions.
  */
 export function decisionInputs(pod: Pod): Pod {
   const { name, generateName, annotations, labels, ownerReferences } = pod.metadata;
-  const { affinity, schedulerName, imagePullSecrets } = pod.spec;
+  const { affinity, schedulerName, imagePullSecrets, nodeSelector, tolerations, nodeName } = pod.spec;
   const metadata: Pod['metadata'] = {};
   if (name !== undefined) metadata.name = name;
   if (generateName !== undefined) metadata.generateName = generateName;
@@ -76,6 +84,9 @@ export function decisionInputs(pod: Pod): Pod {
   if (affinity !== undefined) spec.affinity = affinity;
   if (schedulerName !== undefined) spec.schedulerName = schedulerName;
   if (imagePullSecrets !== undefined) spec.imagePullSecrets = imagePullSecrets;
+  if (nodeSelector !== undefined) spec.nodeSelector = nodeSelector;
+  if (tolerations !== undefined) spec.tolerations = tolerations;
+  if (nodeName !== undefined) spec.nodeName = nodeName;
   return { metadata, spec };
 }
 
@@ -94,23 +105,35 @@ export function decide(input: AdmissionInput, view: ClusterView): Decision {
   const optIn = resolveOptIn(resolved.chain, policy);
   if (!optIn.enabled) return { ...skip(optIn.because), policy: policy.name };
 
-  const choice = chooseCheckpoints(pod.spec.containers, namespace, resolved.workload, view, policy, input.now);
+  const choice = chooseCheckpoints(pod.spec.containers, namespace, resolved.workload, view, policy, input.now, input.defaultRegistry ?? '');
   if (!choice.ok) return cold(choice.reason, policy, choice.freshUntil);
 
-  const origin = choice.origin;
+  // "Can any node restore this" asks exactly what the restored pod will require: its own
+  // placement rules with the restore's requirements ANDed in, and the hard filters.
+  const origin = choice.origin.spec.origin;
   const rules = { compatibility: policy.spec.compatibility, placement: policy.spec.placement };
+  const placement = podPlacement(pod, restoreRequirements(origin, policy.spec.compatibility));
   let restorable = false;
+  let capable = 0;
+  let excluded: string | undefined;
   for (const node of view.nodes()) {
-    if (canRestoreOn(origin.spec.origin, node, rules)) { restorable = true; break; }
+    if (!canRestoreOn(origin, node, rules)) continue;
+    capable++;
+    const why = placement.excludes(node);
+    if (why === undefined) { restorable = true; break; }
+    excluded ??= `${node.name}: ${why}`;
   }
   if (!restorable) {
-    return cold(`no Ready node can restore checkpoints from ${origin.spec.origin.node} (${origin.spec.origin.architecture}, criu ${criuString(origin.spec.origin.criuVersion)})`, policy, choice.freshUntil);
+    const from = `checkpoints from ${origin.node} (${origin.architecture}, criu ${criuString(origin.criuVersion)})`;
+    return cold(capable === 0
+      ? `no Ready node can restore ${from}`
+      : `no node both can restore ${from} and may run the pod: ${capable} can restore, none passes the pod's placement (${excluded ?? ''})`, policy, choice.freshUntil);
   }
 
   // Only the fields a restore changes are copied and diffed: the same patch as diffing the whole
   // pod (paths mirror it), without cloning managedFields, volumes and status on every admission.
   const before = mutableSubset(pod);
-  const changed = restoredPod(structuredClone(before), choice.byContainer, policy);
+  const changed = restoredPod(structuredClone(before), choice.byContainer, placement.terms, policy);
   const warnings = [...choice.byContainer].map(([container, cp]) =>
     `lazarus: container ${container} restored from checkpoint ${cp.metadata.name ?? ''} taken ${formatAge(input.now - takenAt(cp))} ago on ${cp.spec.origin.node}`);
   return {
@@ -152,7 +175,8 @@ function newerFirst(a: Checkpoint, b: Checkpoint): number {
  * container: all containers restore from one pod's checkpoints, or none do.
  */
 export function chooseCheckpoints(containers: readonly Container[], namespace: string, workload: WorkloadRef,
-  view: Pick<ClusterView, 'checkpoints'>, policy: EffectivePolicy, now: number): Choice {
+  view: Pick<ClusterView, 'checkpoints'>, policy: EffectivePolicy, now: number, defaultRegistry = ''): Choice {
+  const prefix = trustedPrefix(policy.spec.checkpoint.registry, defaultRegistry);
   const usable = new Map<string, Checkpoint[]>();
   let freshUntil = Infinity;
   for (const container of containers) {
@@ -162,15 +186,20 @@ export function chooseCheckpoints(containers: readonly Container[], namespace: s
     const fresh = ready.filter((cp) => now - takenAt(cp) <= policy.maxCheckpointAgeMs);
     for (const cp of fresh) freshUntil = Math.min(freshUntil, takenAt(cp) + policy.maxCheckpointAgeMs + 1);
     const matching = fresh.filter((cp) => cp.spec.specHash === hash);
-    if (matching.length === 0) {
+    // Anybody who can write a Checkpoint names an image to run in this pod: only images the
+    // agents push (by digest, under the policy's registry) are trusted.
+    const trusted = matching.filter((cp) => untrustedImage(cp.spec.image, prefix) === undefined);
+    if (trusted.length === 0) {
       const what = `${workload.kind} ${workload.name} container ${container.name}`;
       const no = (reason: string): Choice => ({ ok: false, reason, freshUntil });
       if (all.length === 0) return no(`no checkpoint of ${what}`);
       if (ready.length === 0) return no(`no Ready checkpoint of ${what}`);
       if (fresh.length === 0) return no(`every Ready checkpoint of ${what} is older than maxCheckpointAge ${policy.spec.maxCheckpointAge}`);
-      return no(`no Ready checkpoint of ${what} has the pod's spec hash ${hash} (the container changed since)`);
+      const newest = matching.sort(newerFirst)[0];
+      if (newest === undefined) return no(`no Ready checkpoint of ${what} has the pod's spec hash ${hash} (the container changed since)`);
+      return no(`checkpoint ${newest.metadata.name ?? ''} of ${what} is not trusted: ${untrustedReason(newest.spec.image, prefix)}`);
     }
-    usable.set(container.name, matching.sort(newerFirst));
+    usable.set(container.name, trusted.sort(newerFirst));
   }
 
   // Candidate source pods, newest first: those whose checkpoints cover every container.
@@ -189,6 +218,35 @@ export function chooseCheckpoints(containers: readonly Container[], namespace: s
   return { ok: false, reason: 'no single source pod has usable checkpoints of every container', freshUntil };
 }
 
+/** Why a checkpoint image is not used, naming the image and the trusted prefix; '' when it is trusted. */
+export function untrustedReason(image: string, prefix: string): string {
+  const why = untrustedImage(image, prefix);
+  if (why === undefined) return '';
+  return prefix ? `${why} (Lazarus restores only digest references under ${prefix}/)` : `image ${image}: ${why}`;
+}
+
+/**
+ * What a restored pod requires of its node, besides its own rules: the architecture, a CRIU
+ * that can read the checkpoint, `restore-capable`, and under `runtime: SameName` the runtime
+ * by name. Required node affinity is all that protects the pod while the (ignorable) extender
+ * is down, so it carries every hard filter a node label can express.
+ */
+export function restoreRequirements(origin: OriginFacts, compatibility: CompatibilityRules): NodeSelectorRequirement[] {
+  const required: NodeSelectorRequirement[] = [{ key: K.LABEL_ARCH, operator: 'In', values: [origin.architecture] }];
+  switch (compatibility.criu) {
+    case 'AtLeastOrigin':
+      required.push({ key: K.NODE_CRIU_VERSION, operator: 'Gt', values: [String(origin.criuVersion - 1)] });
+      break;
+    case 'Exact':
+      required.push({ key: K.NODE_CRIU_VERSION, operator: 'In', values: [String(origin.criuVersion)] });
+      break;
+  }
+  required.push({ key: K.NODE_RESTORE_CAPABLE, operator: 'In', values: ['true'] });
+  const runtime = runtimeLabelValue(origin.runtime);
+  if (compatibility.runtime === 'SameName' && runtime !== undefined) required.push({ key: K.NODE_RUNTIME, operator: 'In', values: [runtime] });
+  return required;
+}
+
 /**
  * The parts of a pod a restore may change, sharing structure with it (never mutated). Of each
  * container only its name and image: a restore changes nothing else there, and the containers
@@ -205,8 +263,11 @@ function mutableSubset(pod: Pod): Pod {
   return { metadata: annotations === undefined ? {} : { annotations }, spec };
 }
 
-/** The pod as it should be created: changes `changed` (a copy) in place, diffed by the caller. */
-function restoredPod(changed: Pod, byContainer: ReadonlyMap<string, Checkpoint>, policy: EffectivePolicy): Pod {
+/**
+ * The pod as it should be created: changes `changed` (a copy) in place, diffed by the caller.
+ * `terms` are the required node-selector terms the placement check judged nodes by.
+ */
+function restoredPod(changed: Pod, byContainer: ReadonlyMap<string, Checkpoint>, terms: readonly NodeSelectorTerm[], policy: EffectivePolicy): Pod {
   const originals: [string, string][] = [];
   for (const container of changed.spec.containers) {
     const cp = byContainer.get(container.name);
@@ -228,21 +289,10 @@ function restoredPod(changed: Pod, byContainer: ReadonlyMap<string, Checkpoint>,
     [K.ORIGIN_CPU_FLAGS]: origin.cpuFlags.join(' '),
   };
 
-  const required: NodeSelectorRequirement[] = [{ key: K.LABEL_ARCH, operator: 'In', values: [origin.architecture] }];
-  switch (policy.spec.compatibility.criu) {
-    case 'AtLeastOrigin':
-      required.push({ key: K.NODE_CRIU_VERSION, operator: 'Gt', values: [String(origin.criuVersion - 1)] });
-      break;
-    case 'Exact':
-      required.push({ key: K.NODE_CRIU_VERSION, operator: 'In', values: [String(origin.criuVersion)] });
-      break;
-  }
   const affinity = (changed.spec.affinity ??= {});
   const nodeAffinity = (affinity.nodeAffinity ??= {});
   const selector = (nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution ??= { nodeSelectorTerms: [] });
-  // Terms are ORed: the requirements must join every existing term, or a new lone term.
-  if (selector.nodeSelectorTerms.length === 0) selector.nodeSelectorTerms.push({ matchExpressions: [] });
-  for (const term of selector.nodeSelectorTerms) term.matchExpressions = [...(term.matchExpressions ?? []), ...required];
+  selector.nodeSelectorTerms = structuredClone([...terms]);
 
   if (policy.spec.schedulerName) changed.spec.schedulerName = policy.spec.schedulerName;
   const secret = policy.spec.imagePullSecret;

@@ -19,6 +19,8 @@ export interface HandlerDeps {
   /** Undefined when ready; otherwise why decisions cannot be trusted yet. */
   notReady: () => string | undefined;
   excludedNamespaces: ReadonlySet<string>;
+  /** The webhook's --registry (decide()'s defaultRegistry); default none. */
+  defaultRegistry?: string;
   clock: () => number;
   log: Logger;
   registry: Registry;
@@ -84,7 +86,7 @@ export function createAdmissionHandler(deps: HandlerDeps): (body: string) => Htt
       if (answered) {
         reused.inc();
       } else {
-        const decision = decideFn({ pod: inputs, namespace, excludedNamespaces: deps.excludedNamespaces, now }, deps.view);
+        const decision = decideFn({ pod: inputs, namespace, excludedNamespaces: deps.excludedNamespaces, defaultRegistry: deps.defaultRegistry ?? '', now }, deps.view);
         answered = { decision, answer: reviewTemplate(patched(decision.patch, decision.warnings)) };
         if (key !== undefined) cache?.set(key, version, answered, decision.validUntil);
       }

@@ -5,8 +5,8 @@
  */
 import type { KubeClient } from '../../kube/client.js';
 import type { Node } from '../../api/types.js';
-import { LABEL_ARCH, NODE_CPU_FLAGS, NODE_CRIU, NODE_CRIU_VERSION, NODE_RESTORE_CAPABLE, NODE_CGROUP } from '../../api/keys.js';
-import { criuCode } from '../../api/versions.js';
+import { LABEL_ARCH, NODE_CPU_FLAGS, NODE_CRIU, NODE_CRIU_VERSION, NODE_RESTORE_CAPABLE, NODE_CGROUP, NODE_RUNTIME } from '../../api/keys.js';
+import { criuCode, runtimeLabelValue } from '../../api/versions.js';
 
 export interface FakeImage { names: string[]; sizeBytes?: number }
 
@@ -69,6 +69,9 @@ export function fakeNode(spec: FakeNodeSpec): { node: Node; status: Record<strin
   }
   const restoreCapable = spec.restoreCapable ?? (spec.criu !== undefined ? true : undefined);
   if (restoreCapable !== undefined) labels[NODE_RESTORE_CAPABLE] = String(restoreCapable);
+  // The agent names the runtime in a label wherever it publishes facts.
+  const runtimeLabel = runtimeLabelValue(spec.runtime ?? 'cri-o://1.33.2');
+  if (spec.criu !== undefined && runtimeLabel !== undefined) labels[NODE_RUNTIME] = runtimeLabel;
   if (spec.cpuFlags) annotations[NODE_CPU_FLAGS] = spec.cpuFlags.join(' ');
   if (spec.cgroup) annotations[NODE_CGROUP] = spec.cgroup;
   Object.assign(labels, spec.labels);

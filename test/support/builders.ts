@@ -9,6 +9,8 @@ import type { ClusterView } from '../../webhook/decide.js';
 export const NOW = Date.parse('2026-11-27T12:00:00Z');
 export const ago = (ms: number): string => new Date(NOW - ms).toISOString();
 export const MINUTE = 60_000;
+/** Where checkpoint images live in these tests: the webhook's --registry in every test that decides. */
+export const REGISTRY = 'registry.example/lazarus';
 export const HOUR = 60 * MINUTE;
 
 export const ORIGIN = Object.freeze({
@@ -59,16 +61,21 @@ export function checkpoint(name: string, opts: {
 export function node(name: string, opts: {
   arch?: string; kernel?: string; runtime?: string; criu?: number | undefined; cpuFlags?: string | undefined;
   capable?: boolean; capableReason?: string; ready?: boolean; unschedulable?: boolean; images?: string[];
+  /** More labels (e.g. a pool); they win over the agent's. */
+  labels?: Record<string, string>;
+  taints?: { key: string; value?: string; effect: string }[];
 } = {}): Node {
   const labels: Record<string, string> = { 'kubernetes.io/arch': opts.arch ?? 'amd64' };
   if (opts.criu !== undefined || !('criu' in opts)) labels['lazarus.dev/criu-version'] = String(opts.criu ?? 40101);
   labels['lazarus.dev/restore-capable'] = String(opts.capable ?? true);
+  labels['lazarus.dev/runtime'] = (opts.runtime ?? 'cri-o://1.33.2').split('://')[0] ?? '';
+  Object.assign(labels, opts.labels);
   const annotations: Record<string, string> = {};
   if (opts.capableReason !== undefined) annotations['lazarus.dev/restore-capable-reason'] = opts.capableReason;
   if (opts.cpuFlags !== undefined || !('cpuFlags' in opts)) annotations['lazarus.dev/cpu-flags'] = opts.cpuFlags ?? 'fpu sse4_2 avx2 avx512f';
   return {
     metadata: { name, labels, annotations },
-    spec: opts.unschedulable ? { unschedulable: true } : {},
+    spec: { ...(opts.unschedulable ? { unschedulable: true } : {}), ...(opts.taints ? { taints: opts.taints } : {}) },
     status: {
       nodeInfo: { architecture: opts.arch ?? 'amd64', kernelVersion: opts.kernel ?? '6.8.0-45-generic', containerRuntimeVersion: opts.runtime ?? 'cri-o://1.33.2' },
       conditions: [{ type: 'Ready', status: opts.ready === false ? 'False' : 'True' }],

@@ -46,8 +46,21 @@ describe('node labels and annotations (DESIGN §2)', () => {
       'criu 4.100.1 is not a version Lazarus can compare'],
   ])('%s', (_name, f, runtime, labels, reason) => {
     const meta = desiredNodeMetadata(f, runtime);
-    expect(meta.labels).toEqual(labels);
+    // No containerRuntimeVersion given: no runtime label (removed if one was there).
+    expect(meta.labels).toEqual({ ...labels, 'lazarus.dev/runtime': null });
     expect(meta.annotations['lazarus.dev/restore-capable-reason']).toBe(reason);
+  });
+
+  // A restored pod's required affinity names the runtime by this label (issue 13, point 5).
+  it.each<[string | undefined, string | null]>([
+    ['containerd://2.3.7', 'containerd'],
+    ['cri-o://1.33.2', 'cri-o'],
+    [undefined, null],
+    ['', null],
+    ['not a label value://1.0', null],
+  ])('label lazarus.dev/runtime from containerRuntimeVersion %j is %j, capable or not', (version, want) => {
+    expect(desiredNodeMetadata(facts, ON, version).labels['lazarus.dev/runtime']).toBe(want);
+    expect(desiredNodeMetadata(facts, OFF, version).labels['lazarus.dev/runtime']).toBe(want);
   });
 
   it('cuts a very long reason', () => {

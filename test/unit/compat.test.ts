@@ -17,7 +17,7 @@ function node(over: Partial<NodeFacts> = {}): NodeFacts {
   return {
     name: 'n', architecture: 'amd64', kernelVersion: '6.8.0-45-generic', criuVersion: 40101,
     runtime: 'cri-o://1.33.2', restoreCapable: true, cpuFlags: new Set(['fpu', 'sse4_2', 'avx2', 'avx512f']),
-    ready: true, unschedulable: false, images: images(BASE_IMAGE), ...over,
+    ready: true, unschedulable: false, images: images(BASE_IMAGE), labels: {}, taints: [], ...over,
   };
 }
 

@@ -1,11 +1,11 @@
 import { explainPod, formatExplanation } from '../../explain/explain.js';
 import { specHash } from '../../api/spec-hash.js';
 import type { Checkpoint, Pod } from '../../api/types.js';
-import { HOUR, MINUTE, NOW, ORIGIN, ago, checkpoint, container, node, rsPod, view } from '../support/builders.js';
+import { HOUR, MINUTE, NOW, ORIGIN, REGISTRY, ago, checkpoint, container, node, rsPod, view } from '../support/builders.js';
 
 const NODES = [node('node-good'), node('node-arm', { arch: 'arm64' }), node('node-old', { criu: 31701 })];
 const explain = (pod: Pod, checkpoints: Checkpoint[], ns = 'shop') =>
-  explainPod({ ...pod, metadata: { ...pod.metadata, name: 'web-7d9c-xyz' } }, ns, view({ checkpoints, nodes: NODES }), NODES, NOW, new Set(['kube-system', 'lazarus-system']));
+  explainPod({ ...pod, metadata: { ...pod.metadata, name: 'web-7d9c-xyz' } }, ns, view({ checkpoints, nodes: NODES }), NODES, NOW, new Set(['kube-system', 'lazarus-system']), REGISTRY);
 
 /** The pod as the webhook restored it from `cp`. */
 function restoredPod(cp: Checkpoint): Pod {
@@ -83,7 +83,7 @@ describe('explainPod: why a node is not restore-capable', () => {
     node('node-silent', { capable: false }),
     node('node-on', { capableReason: 'restore enabled (CRI-O 1.33.2, container_level_enabled = "checkpoint_restore")' }),
   ];
-  const e = explainPod({ ...rsPod(), metadata: { ...rsPod().metadata, name: 'web-7d9c-xyz' } }, 'shop', view({ checkpoints: [checkpoint('cp')], nodes }), nodes, NOW);
+  const e = explainPod({ ...rsPod(), metadata: { ...rsPod().metadata, name: 'web-7d9c-xyz' } }, 'shop', view({ checkpoints: [checkpoint('cp')], nodes }), nodes, NOW, undefined, REGISTRY);
   const verdict = (name: string) => e.nodes.find((n) => n.node === name);
 
   it.each([

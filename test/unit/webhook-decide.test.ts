@@ -2,11 +2,14 @@ import jsonPatch from 'fast-json-patch';
 import { decide, decisionInputs, type ClusterView } from '../../webhook/decide.js';
 import type { Pod } from '../../api/types.js';
 import type { ViewData } from '../support/builders.js';
-import { HOUR, MINUTE, NOW, ago, checkpoint, container, node, policy, rsPod, view } from '../support/builders.js';
+import { HOUR, MINUTE, NOW, ORIGIN, REGISTRY, ago, checkpoint, container, node, policy, rsPod, view } from '../support/builders.js';
+import { compatibility, nodeFacts } from '../../api/compat.js';
+import { matchesTerm } from '../../api/placement.js';
+import { DEFAULT_POLICY } from '../../api/policy.js';
 
 const EXCLUDED = new Set(['kube-system', 'lazarus-system']);
 const run = (pod: Pod, v: ClusterView, namespace = 'shop') => {
-  const input = { pod, namespace, excludedNamespaces: EXCLUDED, now: NOW };
+  const input = { pod, namespace, excludedNamespaces: EXCLUDED, defaultRegistry: REGISTRY, now: NOW };
   const decision = decide(input, v);
   // Every row also proves that the pod's decisionInputs (the handler's cache key) carry
   // everything the decision reads.
@@ -22,9 +25,18 @@ describe('decide: opt-in', () => {
     ['pod disabled overrides Deployment enabled', {}, { 'lazarus.dev/restore': 'disabled' }, 'skipped'],
     ['pod enabled with Deployment silent', { Deployment: { 'shop/web': {} } }, { 'lazarus.dev/restore': 'enabled' }, 'restored'],
     ['nothing annotated, default policy OptIn', { Deployment: { 'shop/web': {} } }, undefined, 'skipped'],
-    ['ReplicaSet annotated enabled', {
+    // The Deployment controller copies annotations onto the ReplicaSet and never removes them:
+    // under a known Deployment, the ReplicaSet's copy is stale and the Deployment decides.
+    ['annotation removed from the Deployment, the ReplicaSet keeps its copy: opted out', {
       ReplicaSet: { 'shop/web-7d9c': { annotations: { 'lazarus.dev/restore': 'enabled' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', controller: true }] } },
       Deployment: { 'shop/web': {} },
+    }, undefined, 'skipped'],
+    ['Deployment disabled, the ReplicaSet still says enabled: opted out', {
+      ReplicaSet: { 'shop/web-7d9c': { annotations: { 'lazarus.dev/restore': 'enabled' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', controller: true }] } },
+      Deployment: { 'shop/web': { annotations: { 'lazarus.dev/restore': 'disabled' } } },
+    }, undefined, 'skipped'],
+    ['ReplicaSet annotated enabled, its Deployment not in the cache: the copy counts', {
+      ReplicaSet: { 'shop/web-7d9c': { annotations: { 'lazarus.dev/restore': 'enabled' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', controller: true }] } },
     }, undefined, 'restored'],
   ] as [string, ViewData['owners'] & object, Record<string, string> | undefined, string][])('%s', (_name, owners, podAnnotations, outcome) => {
     const merged = Object.keys(owners).length ? {
@@ -174,7 +186,7 @@ describe('decide: nodes pre-check', () => {
 describe('decide: the patch', () => {
   const cp = checkpoint('web-app-20261127t115600z');
 
-  it('swaps the image, stamps origin facts, requires arch and CRIU', () => {
+  it('swaps the image, stamps origin facts, requires arch, CRIU, restore-capable and the runtime', () => {
     const pod = rsPod();
     const d = run(pod, view({ checkpoints: [cp] }));
     const out = apply(pod, d.patch);
@@ -193,6 +205,9 @@ describe('decide: the patch', () => {
       matchExpressions: [
         { key: 'kubernetes.io/arch', operator: 'In', values: ['amd64'] },
         { key: 'lazarus.dev/criu-version', operator: 'Gt', values: ['40100'] },
+        // Labels, so that no pod lands on a node that cannot restore while the extender is down.
+        { key: 'lazarus.dev/restore-capable', operator: 'In', values: ['true'] },
+        { key: 'lazarus.dev/runtime', operator: 'In', values: ['cri-o'] },
       ],
     }]);
     expect(d.warnings).toEqual(['lazarus: container app restored from checkpoint web-app-20261127t115600z taken 4m ago on node-7']);
@@ -206,10 +221,10 @@ describe('decide: the patch', () => {
       { matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] },
       { matchExpressions: [{ key: 'zone', operator: 'In', values: ['b'] }] },
     ] } } };
-    const out = apply(pod, run(pod, view({ checkpoints: [cp] })).patch);
+    const out = apply(pod, run(pod, view({ checkpoints: [cp], nodes: [node('node-a', { labels: { zone: 'a' } })] })).patch);
     const terms = out.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
     expect(terms).toHaveLength(2);
-    for (const t of terms) expect(t.matchExpressions?.map((e) => e.key)).toEqual(['zone', 'kubernetes.io/arch', 'lazarus.dev/criu-version']);
+    for (const t of terms) expect(t.matchExpressions?.map((e) => e.key)).toEqual(['zone', 'kubernetes.io/arch', 'lazarus.dev/criu-version', 'lazarus.dev/restore-capable', 'lazarus.dev/runtime']);
     expect(pod.spec.affinity.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms[0]?.matchExpressions).toHaveLength(1);
   });
 
@@ -228,5 +243,149 @@ describe('decide: the patch', () => {
     const before = structuredClone(pod);
     run(pod, view({ checkpoints: [cp] }));
     expect(pod).toEqual(before);
+  });
+});
+
+/** The restored pod's required terms. */
+const termsOf = (pod: Pod) => pod.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
+const requiring = (...terms: NonNullable<ReturnType<typeof termsOf>>): Pod => {
+  const pod = rsPod();
+  pod.spec.affinity = { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: terms } } };
+  return pod;
+};
+
+describe('decide: an empty node-selector term matches nothing and stays so (issue 13, point 4)', () => {
+  it('[{zone In a}, {}] keeps its empty term empty: the pod may not leave zone a', () => {
+    const pod = requiring({ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] }, {});
+    const d = run(pod, view({ checkpoints: [checkpoint('c')], nodes: [node('node-a', { labels: { zone: 'a' } }), node('node-b', { labels: { zone: 'b' } })] }));
+    expect(d.outcome).toBe('restored');
+    const terms = termsOf(apply(pod, d.patch)) ?? [];
+    expect(terms).toHaveLength(2);
+    expect(terms[0]?.matchExpressions?.map((e) => e.key)).toEqual(['zone', 'kubernetes.io/arch', 'lazarus.dev/criu-version', 'lazarus.dev/restore-capable', 'lazarus.dev/runtime']);
+    expect(terms[1]).toEqual({});
+  });
+
+  it('a pod whose only term is empty (it can run nowhere) is not rewritten into "any node that can restore"', () => {
+    const d = run(requiring({ matchExpressions: [] }), view({ checkpoints: [checkpoint('c')] }));
+    expect(d.outcome).toBe('cold');
+    expect(d.patch).toEqual([]);
+  });
+});
+
+describe('decide: the pod\'s own placement (issue 13, point 2: Pending forever)', () => {
+  const gpu = (p: Pod): Pod => { p.spec.nodeSelector = { pool: 'gpu' }; return p; };
+  const general = node('node-general', { labels: { pool: 'general' } });
+  const gpuNode = node('node-gpu', { labels: { pool: 'gpu' } });
+  const gpuOldCriu = node('node-gpu-old', { labels: { pool: 'gpu' }, criu: 31701 });
+  const tainted = node('node-tainted', { taints: [{ key: 'dedicated', value: 'db', effect: 'NoSchedule' }] });
+  const softTaint = node('node-soft', { taints: [{ key: 'dedicated', value: 'db', effect: 'PreferNoSchedule' }] });
+  const noRuntimeLabel = node('node-old-agent');
+  delete noRuntimeLabel.metadata.labels?.['lazarus.dev/runtime'];
+
+  it('nodeSelector pool=gpu, the only restore-capable node is in pool general: cold, with a reason', () => {
+    const d = run(gpu(rsPod()), view({ checkpoints: [checkpoint('c')], nodes: [general, gpuOldCriu] }));
+    expect(d.outcome).toBe('cold');
+    expect(d.patch).toEqual([]);
+    expect(d.warnings).toEqual([expect.stringMatching(/no node both can restore checkpoints from node-7 .* and may run the pod: 1 can restore, none passes the pod's placement \(node-general: nodeSelector pool=gpu \(node has pool=general\)\); starting cold/)]);
+  });
+
+  it.each<[string, (p: Pod) => Pod, ReturnType<typeof node>[], 'restored' | 'cold', RegExp | undefined]>([
+    ['nodeSelector met by a restore-capable node', gpu, [general, gpuNode], 'restored', undefined],
+    ['required affinity (matchExpressions) excludes the only capable node', () => requiring({ matchExpressions: [{ key: 'pool', operator: 'In', values: ['gpu'] }] }), [general], 'cold', /the pod's required node affinity/],
+    ['required affinity: the second (ORed) term admits it', () => requiring({ matchExpressions: [{ key: 'pool', operator: 'In', values: ['gpu'] }] }, { matchExpressions: [{ key: 'pool', operator: 'NotIn', values: ['gpu'] }] }), [general], 'restored', undefined],
+    ['matchFields metadata.name names another node', () => requiring({ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-x'] }] }), [general], 'cold', /required node affinity/],
+    ['matchFields metadata.name names the capable node', () => requiring({ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-general'] }] }), [general, gpuNode], 'restored', undefined],
+    ['a NoSchedule taint the pod does not tolerate', (p) => p, [tainted], 'cold', /taint dedicated=db:NoSchedule not tolerated/],
+    ['the same taint, tolerated by key and value', (p) => { p.spec.tolerations = [{ key: 'dedicated', operator: 'Equal', value: 'db', effect: 'NoSchedule' }]; return p; }, [tainted], 'restored', undefined],
+    ['the same taint, tolerated by an Exists toleration without key', (p) => { p.spec.tolerations = [{ operator: 'Exists' }]; return p; }, [tainted], 'restored', undefined],
+    ['a toleration for another effect does not help', (p) => { p.spec.tolerations = [{ key: 'dedicated', operator: 'Exists', effect: 'NoExecute' }]; return p; }, [tainted], 'cold', /not tolerated/],
+    ['PreferNoSchedule keeps no pod off', (p) => p, [softTaint], 'restored', undefined],
+    ['a NoExecute taint counts too', (p) => p, [node('node-x', { taints: [{ key: 'gone', effect: 'NoExecute' }] })], 'cold', /taint gone:NoExecute/],
+    ['nodeName set to a node that cannot restore', (p) => { p.spec.nodeName = 'node-gpu-old'; return p; }, [general, gpuOldCriu], 'cold', /nodeName is node-gpu-old/],
+    // Point 5: the check evaluates exactly what the patch requires, so a node whose agent does
+    // not publish lazarus.dev/runtime yet is no restore target: cold, never Pending.
+    ['the only capable node lacks the runtime label (older agent)', (p) => p, [noRuntimeLabel], 'cold', /node lacks what the restore requires: lazarus.dev\/runtime In \[cri-o\]/],
+  ])('%s → %s', (_name, shape, nodes, outcome, reason) => {
+    const d = run(shape(rsPod()), view({ checkpoints: [checkpoint('c')], nodes }));
+    expect(d.outcome).toBe(outcome);
+    if (reason) expect(d.reason).toMatch(reason);
+  });
+
+  it('runtime: Ignore requires no runtime label, so an older agent\'s node still restores', () => {
+    const d = run(rsPod(), view({ checkpoints: [checkpoint('c')], nodes: [noRuntimeLabel], policies: [policy('loose', { compatibility: { runtime: 'Ignore' } })] }));
+    expect(d.outcome).toBe('restored');
+    expect(termsOf(apply(rsPod(), d.patch))?.[0]?.matchExpressions?.map((e) => e.key)).not.toContain('lazarus.dev/runtime');
+  });
+});
+
+describe('decide: only trusted checkpoint images are restored (issue 13, point 1)', () => {
+  const withImage = (name: string, image: string, takenAt = ago(MINUTE), sourcePod = 'web-7d9c-abcde') => {
+    const cp = checkpoint(name, { takenAt, sourcePod });
+    cp.spec.image = image;
+    return cp;
+  };
+  const digest = `@sha256:${'a'.repeat(64)}`;
+  const decideWith = (cps: ReturnType<typeof checkpoint>[], defaultRegistry: string | null = REGISTRY, policies: ReturnType<typeof policy>[] = []) =>
+    decide({ pod: rsPod(), namespace: 'shop', excludedNamespaces: EXCLUDED, now: NOW, ...(defaultRegistry === null ? {} : { defaultRegistry }) }, view({ checkpoints: cps, policies }));
+
+  it.each<[string, string, boolean]>([
+    ['a digest under the prefix', `${REGISTRY}/shop/web-app${digest}`, true],
+    ['a tag only', `${REGISTRY}/shop/web-app:20261127t120000z`, false],
+    ['a tag and a digest', `${REGISTRY}/shop/web-app:v1${digest}`, false],
+    ['a foreign registry', `evil.example/lazarus/shop/web-app${digest}`, false],
+    ['a sibling path that merely starts with the prefix', `${REGISTRY}x/shop/web-app${digest}`, false],
+    ['the prefix as a longer path component (r.example/a vs r.example/ab)', `registry.example/lazarusx/web-app${digest}`, false],
+    ['a short digest', `${REGISTRY}/shop/web-app@sha256:${'a'.repeat(63)}`, false],
+    ['an upper-case digest', `${REGISTRY}/shop/web-app@sha256:${'A'.repeat(64)}`, false],
+    ['a path that climbs out of the prefix', `${REGISTRY}/../evil/web-app${digest}`, false],
+    ['an empty path component', `${REGISTRY}//web-app${digest}`, false],
+  ])('%s → trusted %s', (_name, image, trusted) => {
+    const d = decideWith([withImage('cp', image)]);
+    expect(d.outcome).toBe(trusted ? 'restored' : 'cold');
+    if (!trusted) {
+      // The reason names the checkpoint, the image and the trusted prefix, in the warning.
+      expect(d.warnings).toEqual([expect.stringContaining('checkpoint cp of Deployment web container app is not trusted')]);
+      expect(d.warnings[0]).toContain(image.slice(0, 40));
+      expect(d.warnings[0]).toContain(`${REGISTRY}/`);
+    }
+  });
+
+  it('an untrusted newest checkpoint is skipped for an older trusted one', () => {
+    const d = decideWith([
+      withImage('newest-foreign', `evil.example/x${digest}`, ago(MINUTE), 'p2'),
+      withImage('older-trusted', `${REGISTRY}/shop/web-app${digest}`, ago(HOUR), 'p1'),
+    ]);
+    expect(d.checkpoints).toEqual({ app: 'older-trusted' });
+  });
+
+  it('the policy\'s spec.checkpoint.registry is the prefix, before the webhook\'s --registry', () => {
+    const own = policy('own', { checkpoint: { registry: 'mirror.example/team/' } });
+    expect(decideWith([withImage('cp', `mirror.example/team/shop/web-app${digest}`)], REGISTRY, [own]).outcome).toBe('restored');
+    expect(decideWith([withImage('cp', `${REGISTRY}/shop/web-app${digest}`)], REGISTRY, [own]).reason).toMatch(/not under the trusted registry prefix mirror\.example\/team\//);
+  });
+
+  it('with no registry anywhere, nothing is trusted, and the reason says what to set', () => {
+    const d = decideWith([withImage('cp', `${REGISTRY}/shop/web-app${digest}`)], null);
+    expect(d.outcome).toBe('cold');
+    expect(d.reason).toMatch(/no trusted registry is configured \(set spec.checkpoint.registry in the RestorePolicy, or the webhook's --registry\)/);
+  });
+});
+
+describe('decide and the extender agree (issue 13, point 5)', () => {
+  // Every node the agent labelled: the written affinity admits it and the hard filters pass it,
+  // or neither; so the extender, when it is up, never contradicts the affinity.
+  const nodes = [
+    node('same'), node('arm', { arch: 'arm64' }), node('old-criu', { criu: 31701 }), node('newer-criu', { criu: 40200 }),
+    node('incapable', { capable: false }), node('containerd', { runtime: 'containerd://2.1.4' }),
+  ];
+  it.each(nodes.map((n) => [n.metadata.name ?? '', n] as const))('%s', (_name, n) => {
+    const d = run(rsPod(), view({ checkpoints: [checkpoint('c')], nodes: [n] }));
+    const facts = nodeFacts(n);
+    const ok = compatibility(ORIGIN, facts, { compatibility: DEFAULT_POLICY.spec.compatibility, placement: 'Prefer' }).ok;
+    expect(d.outcome).toBe(ok ? 'restored' : 'cold');
+    if (d.outcome === 'restored') {
+      const terms = termsOf(apply(rsPod(), d.patch)) ?? [];
+      expect(terms.some((t) => matchesTerm(facts, t))).toBe(true);
+    }
   });
 });

@@ -5,7 +5,7 @@ import { silentLogger } from '../../runtime/log.js';
 import { DecisionCache } from '../../webhook/decision-cache.js';
 import { decide, decisionInputs, type ClusterView } from '../../webhook/decide.js';
 import { createAdmissionHandler } from '../../webhook/handler.js';
-import { HOUR, MINUTE, NOW, ago, checkpoint, container, rsPod, view } from '../support/builders.js';
+import { HOUR, MINUTE, NOW, REGISTRY, ago, checkpoint, container, rsPod, view } from '../support/builders.js';
 
 const EXCLUDED = new Set(['kube-system']);
 const key = (pod: Pod): string => JSON.stringify(decisionInputs(pod));
@@ -51,7 +51,7 @@ describe('decisionInputs: the cache key', () => {
 
 describe('decide: validUntil', () => {
   const maxAge = 24 * HOUR;
-  const at = (pod: Pod, v: ClusterView, now: number) => decide({ pod, namespace: 'shop', excludedNamespaces: EXCLUDED, now }, v);
+  const at = (pod: Pod, v: ClusterView, now: number) => decide({ pod, namespace: 'shop', excludedNamespaces: EXCLUDED, defaultRegistry: REGISTRY, now }, v);
 
   it('a restore holds for a second: the warning gives the age to the second', () => {
     expect(at(rsPod(), view({ checkpoints: [checkpoint('web-app-1', { takenAt: ago(4 * MINUTE) })] }), NOW).validUntil).toBe(NOW + 1_000);
@@ -143,7 +143,7 @@ describe('admission handler: sibling pods reuse the answer', () => {
     const registry = new Registry();
     const handle = createAdmissionHandler({
       view: live, ...(options.cached ? { generation: () => state.generation } : {}), notReady: () => undefined,
-      excludedNamespaces: EXCLUDED, clock: () => state.now, log: silentLogger(), registry,
+      excludedNamespaces: EXCLUDED, defaultRegistry: REGISTRY, clock: () => state.now, log: silentLogger(), registry,
       decideFn: (input, v) => { state.decided++; return decide(input, v); },
     });
     const reused = async (): Promise<number> => (await registry.getSingleMetric('lazarus_webhook_decisions_reused_total')?.get())?.values[0]?.value ?? 0;

@@ -9,7 +9,7 @@ import { silentLogger } from '../../runtime/log.js';
 import { specHash } from '../../api/spec-hash.js';
 import type { Pod } from '../../api/types.js';
 import { decide, type ClusterView } from '../../webhook/decide.js';
-import { NOW, checkpoint, view } from '../support/builders.js';
+import { NOW, REGISTRY, checkpoint, view } from '../support/builders.js';
 import { testTls } from '../support/tls.js';
 import { mutate, post, prng } from '../support/http.js';
 
@@ -48,7 +48,7 @@ describe('webhook over HTTPS', () => {
     const handle = createAdmissionHandler({
       // As in production: sibling pods reuse answers while the generation stands.
       view: clusterFor(review), generation: () => generation, notReady: () => ready, excludedNamespaces: new Set(['kube-system']),
-      clock: () => NOW, log, registry,
+      defaultRegistry: REGISTRY, clock: () => NOW, log, registry,
       decideFn: (input, v) => {
         if (explode) throw new Error('boom');
         return decide(input, v);
