@@ -25,7 +25,7 @@ export function trustedPrefix(policyRegistry: string, defaultRegistry: string): 
 export function untrustedImage(image: string, prefix: string): string | undefined {
   if (!prefix) return 'no trusted registry is configured (set spec.checkpoint.registry in the RestorePolicy, or the webhook\'s --registry)';
   const name = DIGEST_REF.exec(image)?.[1];
-  if (name === undefined) return `image ${JSON.stringify(image)} is not a digest reference (…@sha256:<64 hex>)`;
+  if (name === undefined) return `image ${image} is not a digest reference (…@sha256:<64 hex>)`;
   if (!name.startsWith(`${prefix}/`)) return `image ${image} is not under the trusted registry prefix ${prefix}/`;
   if (!isImageName(name)) return `image ${image} is not a well-formed image name`;
   return undefined;

@@ -14,7 +14,7 @@ import { createAdmissionHandler } from '../webhook/handler.js';
 import { startWebhookServer } from '../webhook/server.js';
 import { opsApp } from '../runtime/ops-app.js';
 import { silentLogger } from '../runtime/log.js';
-import { checkpoint, container, node } from '../test/support/builders.js';
+import { REGISTRY, checkpoint, container, node } from '../test/support/builders.js';
 import type { Pod } from '../api/types.js';
 
 const [mode, tlsDir, answerSize] = process.argv.slice(2);
@@ -90,7 +90,7 @@ if (mode === 'floor') {
   }));
 
   const registry = new Registry();
-  const handle = createAdmissionHandler({ view: cache, ...(mode === 'lazarus-fresh' ? {} : { generation: (namespace: string) => cache.generation(namespace) }), notReady: () => cache.notSynced(), excludedNamespaces: new Set(['kube-system']), clock: Date.now, log, registry });
+  const handle = createAdmissionHandler({ view: cache, ...(mode === 'lazarus-fresh' ? {} : { generation: (namespace: string) => cache.generation(namespace) }), notReady: () => cache.notSynced(), excludedNamespaces: new Set(['kube-system']), defaultRegistry: REGISTRY, clock: Date.now, log, registry });
   const running = await startWebhookServer({ port: 0, host: '127.0.0.1', tls, handle, ops: opsApp({ registry, notReadyReason: () => undefined }) });
   console.log(`port=${running.port}`);
 }

@@ -17,6 +17,7 @@ import { explainPod, formatExplanation, type Explanation } from '../explain/expl
 import { snapshot } from '../explain/command.js';
 import { fakeNode } from '../test/harness/nodes.js';
 import { createNamespace, waitFor } from '../test/harness/wait.js';
+import { TEST_REGISTRY } from '../test/harness/lazarus.js';
 import {
   APP, CONTAINER, DEMO_LABEL, DEMO_TAINT, NAMESPACE, demoCheckpoints, demoDeployment, demoNodes, type DemoNode,
 } from './scenario.js';
@@ -126,7 +127,7 @@ function affinityText(pod: BoundPod): string {
 
 async function explain(client: KubeClient, pod: BoundPod, now: number): Promise<Explanation> {
   const { view, nodes } = await snapshot(client, NAMESPACE, pod);
-  return explainPod(pod, NAMESPACE, view, nodes.filter((n) => n.metadata.labels?.[DEMO_LABEL] === 'true'), now);
+  return explainPod(pod, NAMESPACE, view, nodes.filter((n) => n.metadata.labels?.[DEMO_LABEL] === 'true'), now, undefined, TEST_REGISTRY);
 }
 
 function expectRestored(e: Explanation, pod: BoundPod, chosen: string | undefined): void {

@@ -71,8 +71,9 @@ export function explainPod(pod: Pod & { spec: { nodeName?: string } }, namespace
   let chosen: Record<string, string> | undefined = restoredFrom;
   let wouldRestore: Explanation['wouldRestore'];
   if (!restored) {
-    // The pod as it was created: what would the webhook do with it now?
-    const d = decide({ pod, namespace, excludedNamespaces, defaultRegistry, now }, view);
+    // The pod as it was created (before the scheduler bound it): what would the webhook do with it now?
+    const { nodeName: _boundTo, ...created } = pod.spec;
+    const d = decide({ pod: { ...pod, spec: created }, namespace, excludedNamespaces, defaultRegistry, now }, view);
     wouldRestore = { outcome: d.outcome, reason: d.reason, ...(d.checkpoints ? { checkpoints: d.checkpoints } : {}) };
     if (d.outcome === 'restored' || d.outcome === 'cold') {
       const choice = chooseCheckpoints(pod.spec.containers, namespace, resolved.workload, view, policy, now, defaultRegistry);

@@ -110,7 +110,7 @@ async function startWebhook(label: string): Promise<{ admissions(): number; stop
   cache.start(stop.signal);
   await waitFor(() => cache.notSynced() === undefined, { timeoutMs: 15_000, description: 'webhook caches' });
   const registry = createRegistry('webhook', false);
-  const handle = createAdmissionHandler({ view: cache, notReady: () => cache.notSynced(), excludedNamespaces: new Set(['kube-system', 'lazarus-system']), clock: Date.now, log, registry });
+  const handle = createAdmissionHandler({ view: cache, notReady: () => cache.notSynced(), excludedNamespaces: new Set(['kube-system', 'lazarus-system']), defaultRegistry: 'registry.example/lazarus', clock: Date.now, log, registry });
   let admissions = 0;
   const server = await startWebhookServer({
     port: 0, host: '127.0.0.1', tls: { cert: serving.certPem, key: serving.keyPem },

@@ -8,11 +8,11 @@ import path from 'node:path';
 import { tearDown } from '../harness/teardown.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { createNode } from '../harness/nodes.js';
-import { createNamespace } from '../harness/wait.js';
+import { createNamespace, waitFor } from '../harness/wait.js';
 import { installCrds } from '../harness/apply.js';
 import { freePort } from '../harness/processes.js';
 import { repoRoot } from '../harness/kube-bin.js';
-import { startLazarus, type RunningExtender, type RunningWebhook } from '../harness/lazarus.js';
+import { startLazarus, TEST_REGISTRY, type RunningExtender, type RunningWebhook } from '../harness/lazarus.js';
 import { specHash } from '../../api/spec-hash.js';
 import * as K from '../../api/keys.js';
 import type { Container, OriginFacts } from '../../api/types.js';
@@ -38,14 +38,17 @@ function lazarus(...args: string[]): Promise<Run> {
   });
 }
 
+/** The webhook's --registry, as an operator passes it to explain (no RestorePolicy names one here). */
+const REGISTRY_FLAG = ['--registry', TEST_REGISTRY];
+
 async function explainText(pod: string): Promise<string> {
-  const r = await lazarus('explain', 'pod', pod, '--kubeconfig', cp.kubeconfigPath);
+  const r = await lazarus('explain', 'pod', pod, '--kubeconfig', cp.kubeconfigPath, ...REGISTRY_FLAG);
   expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
   return r.stdout;
 }
 
 async function explainJson(pod: string): Promise<Explanation> {
-  const r = await lazarus('explain', 'pod', pod, '--kubeconfig', cp.kubeconfigPath, '--json');
+  const r = await lazarus('explain', 'pod', pod, '--kubeconfig', cp.kubeconfigPath, '--json', ...REGISTRY_FLAG);
   expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
   return JSON.parse(r.stdout) as Explanation;
 }
@@ -199,5 +202,58 @@ describe('lazarus explain (the CLI, against the real control plane)', () => {
     const r = await lazarus(...args, '--kubeconfig', cp.kubeconfigPath);
     expect(r.code).toBe(code);
     expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(message)]);
+  });
+});
+
+describe('restores that must not happen (issue 13), and explain says why', () => {
+  const digest = `@sha256:${'b'.repeat(64)}`;
+
+  /** The admission warnings for a pod like `like`, created now (dry-run: what the ReplicaSet controller is told). */
+  async function warningsFor(like: LivePod): Promise<string[]> {
+    const warnings: string[] = [];
+    await cp.client.request('POST', `/api/v1/namespaces/${NS}/pods`, {
+      query: { dryRun: 'All' }, onWarning: (w) => warnings.push(w),
+      body: { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'x-', labels: like.metadata.labels, ownerReferences: like.metadata.ownerReferences }, spec: like.spec },
+    });
+    return warnings;
+  }
+
+  it.each([
+    ['a foreign registry', 'foreign', `evil.example/lazarus/${NS}/foreign-app${digest}`, `is not under the trusted registry prefix ${TEST_REGISTRY}/`],
+    ['a tag, not a digest', 'tagged', `${TEST_REGISTRY}/${NS}/tagged-app:20261127t120000z`, 'is not a digest reference'],
+  ])('a Checkpoint naming %s is never restored: the pod starts cold, and the warning and explain say why', async (_what, app, image, why) => {
+    await createReadyCheckpoint(cp.client, NS, `${app}-app-1`, { workload: app, image });
+    await createDeployment(app);
+    const pod = await boundPod(app);
+    expect(pod.spec.containers[0]?.image).toBe(IMAGE);
+    expect(pod.metadata.annotations?.[K.RESTORED_FROM]).toBeUndefined();
+
+    const reason = `checkpoint ${app}-app-1 of Deployment ${app} container app is not trusted: image ${image}`;
+    const warnings = await warningsFor(pod);
+    expect(warnings).toEqual([expect.stringContaining(reason)]);
+    expect(warnings[0]).toContain(why);
+    expect(warnings[0]).toContain(`Lazarus restores only digest references under ${TEST_REGISTRY}/`);
+
+    const text = await explainText(podRef(pod));
+    expect(text).toContain(`started cold; created now, the webhook would start it cold: ${reason}`);
+    expect(text.split('\n')).toContainEqual(expect.stringMatching(new RegExp(`^  ✘ app ${app}-app-1 +Ready, taken \\d+m ago on node-lost: not trusted: .*${why.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`)));
+    const json = await explainJson(podRef(pod));
+    expect(json.wouldRestore).toMatchObject({ outcome: 'cold', reason: expect.stringContaining(why) });
+  });
+
+  it('a pod whose nodeSelector only a node that cannot restore satisfies starts cold there, never Pending', async () => {
+    // pool=gpu has one node, and its CRIU is too old for the checkpoint; every node that can
+    // restore is outside the pool.
+    await createNode(cp.client, { name: 'node-gpu', kernel: '6.8.0-45-generic', criu: '3.17.1', runtime: 'cri-o://1.33.2', cpuFlags: ['fpu', 'sse4_2', 'avx2'], labels: { pool: 'gpu' } });
+    await waitFor(() => webhook.cache.node('node-gpu'), { description: 'node-gpu in the webhook cache' });
+    await createReadyCheckpoint(cp.client, NS, 'gpu-app-1', { workload: 'gpu' });
+    await createDeploymentIn(cp.client, NS, 'gpu', { annotations: { [K.RESTORE]: 'enabled' }, nodeSelector: { pool: 'gpu' } });
+    const pod = await boundPod('gpu');
+    expect(pod.spec.nodeName).toBe('node-gpu');
+    expect(pod.spec.containers[0]?.image).toBe(IMAGE);
+    expect(pod.metadata.annotations?.[K.RESTORED_FROM]).toBeUndefined();
+
+    const text = await explainText(podRef(pod));
+    expect(text).toMatch(/the webhook would start it cold: no node both can restore checkpoints from node-lost \(amd64, criu 4\.1\.1\) and may run the pod: \d+ can restore, none passes the pod's placement \(node-\w+: nodeSelector pool=gpu \(node has no pool\)\)/);
   });
 });

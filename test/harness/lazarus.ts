@@ -18,6 +18,12 @@ import { clusterLookups } from '../../extender/cluster.js';
 import { createExtenderServer, listen } from '../../extender/server.js';
 
 export const WEBHOOK_CONFIG_NAME = 'lazarus';
+/**
+ * The in-process webhook's --registry: where the checkpoint images of the tests and the demo
+ * live (harness/scenario.ts, demo/scenario.ts), so the webhook trusts them as it trusts what the
+ * agents push.
+ */
+export const TEST_REGISTRY = 'registry.example/lazarus';
 
 export interface RunningWebhook {
   port: number;
@@ -35,6 +41,8 @@ export interface StartWebhookOptions {
   tls?: TestTls;
   log?: Logger;
   clock?: () => number;
+  /** The webhook's --registry (default TEST_REGISTRY; '' for none). */
+  registry?: string;
 }
 
 /**
@@ -56,7 +64,7 @@ export async function startWebhook(client: KubeClient, options: StartWebhookOpti
   const registry = createRegistry('webhook', false);
   const decideAdmission = createAdmissionHandler({
     view: cache, generation: (namespace: string) => cache.generation(namespace), notReady: () => cache.notSynced(), excludedNamespaces: new Set(['kube-system', 'lazarus-system']),
-    clock: options.clock ?? Date.now, log, registry,
+    defaultRegistry: options.registry ?? TEST_REGISTRY, clock: options.clock ?? Date.now, log, registry,
   });
   let admissions = 0;
   const handle: typeof decideAdmission = (body) => { admissions++; return decideAdmission(body); };

@@ -19,6 +19,8 @@ export interface CheckpointOptions {
   takenAt?: Date;
   origin?: Partial<OriginFacts>;
   sourcePod?: string;
+  /** spec.image instead of checkpointImage(): e.g. one the webhook must not trust. */
+  image?: string;
 }
 
 /** The checkpoint image a scenario checkpoint names (by digest, as the agent records it). */
@@ -35,7 +37,7 @@ export async function createReadyCheckpoint(client: KubeClient, ns: string, name
     metadata: { name, namespace: ns, labels: { [K.CHECKPOINT_WORKLOAD]: workload, [K.CHECKPOINT_CONTAINER]: c.name } },
     spec: {
       workload: { kind: 'Deployment', name: workload }, container: c.name, sourcePod: opts.sourcePod ?? `${workload}-old-abcde`,
-      image: checkpointImage(ns, workload, c.name),
+      image: opts.image ?? checkpointImage(ns, workload, c.name),
       baseImage: c.image ?? '', specHash: specHash(c), takenAt: (opts.takenAt ?? new Date(Date.now() - 120_000)).toISOString(),
       origin: { ...ORIGIN, ...opts.origin },
     },
@@ -46,7 +48,7 @@ export async function createReadyCheckpoint(client: KubeClient, ns: string, name
   });
 }
 
-export interface DeploymentOptions { annotations?: Record<string, string>; container?: Container; labels?: Record<string, string> }
+export interface DeploymentOptions { annotations?: Record<string, string>; container?: Container; labels?: Record<string, string>; nodeSelector?: Record<string, string> }
 
 /** One replica of `container`, pods labelled app=<name>. */
 export async function createDeployment(client: KubeClient, ns: string, name: string, opts: DeploymentOptions = {}): Promise<void> {
@@ -54,7 +56,7 @@ export async function createDeployment(client: KubeClient, ns: string, name: str
     body: {
       apiVersion: 'apps/v1', kind: 'Deployment',
       metadata: { name, namespace: ns, ...(opts.annotations ? { annotations: opts.annotations } : {}), labels: { app: name, ...opts.labels } },
-      spec: { replicas: 1, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [opts.container ?? CONTAINER] } } },
+      spec: { replicas: 1, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [opts.container ?? CONTAINER], ...(opts.nodeSelector ? { nodeSelector: opts.nodeSelector } : {}) } } },
     },
   });
 }
