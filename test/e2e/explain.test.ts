@@ -76,8 +76,10 @@ beforeAll(async () => {
     createNode(cp.client, { name: 'node-newer', kernel: '6.8.0-50-generic', criu: '4.2.0', runtime: 'cri-o://1.34.1', cpuFlags: flags }),
     createNode(cp.client, { name: 'node-oldcriu', kernel: '6.8.0-45-generic', criu: '3.17.1', runtime: 'cri-o://1.33.2', cpuFlags: flags }),
     createNode(cp.client, { name: 'node-noagent', kernel: '6.8.0-45-generic', runtime: 'cri-o://1.33.2' }),
-    // Passes the webhook's node affinity (amd64, criu ≥ 4.1.1): only the extender can turn it down.
+    // The webhook's node affinity names the runtime (lazarus.dev/runtime): it never reaches the extender.
     createNode(cp.client, { name: 'node-containerd', kernel: '6.8.0-45-generic', criu: '4.1.1', runtime: 'containerd://2.1.4', cpuFlags: flags }),
+    // Passes the webhook's node affinity (no label says CPU flags): only the extender can turn it down.
+    createNode(cp.client, { name: 'node-noavx2', kernel: '6.8.0-45-generic', criu: '4.1.1', runtime: 'cri-o://1.33.2', cpuFlags: ['fpu', 'sse4_2'] }),
   ]);
   ({ webhook, extender } = await startLazarus(cp.client, extenderPort));
   await createNamespace(cp.client, NS);
@@ -113,6 +115,7 @@ describe('lazarus explain (the CLI, against the real control plane)', () => {
       expect.stringMatching(/^ {2}✔ node-newer +score +\d+$/),
       expect.stringMatching(/^ {2}✘ node-oldcriu +criu 3\.17\.1 is older than the checkpoint's 4\.1\.1$/),
       expect.stringMatching(/^ {2}✘ node-containerd +runtime containerd differs from the checkpoint's cri-o$/),
+      expect.stringMatching(/^ {2}✘ node-noavx2 +CPU lacks flags the checkpointed process may use: avx2$/),
       expect.stringMatching(/^ {2}✘ node-noagent +.*not restore-capable.*; criu version unknown/),
     ]));
 
@@ -124,10 +127,11 @@ describe('lazarus explain (the CLI, against the real control plane)', () => {
       checkpoints: [{ container: 'app', name: 'web-app-1', phase: 'Ready', originNode: 'node-lost', specHash: specHash(CONTAINER), chosen: true, unusable: '' }],
     });
     expect(json.nodes.map((n) => [n.node, n.compatible])).toEqual([
-      ['node-exact', true], ['node-newer', true], ['node-containerd', false], ['node-noagent', false], ['node-oldcriu', false],
+      ['node-exact', true], ['node-newer', true], ['node-containerd', false], ['node-noagent', false], ['node-noavx2', false], ['node-oldcriu', false],
     ]);
-    // The same verdicts the extender gave the real scheduler.
-    expect(Object.keys(extender.filtered()).sort()).toEqual(['node-containerd']);
+    // The same verdicts the extender gave the real scheduler, for the one node the webhook's
+    // required affinity lets through (architecture, CRIU, restore-capable and runtime are labels).
+    expect(Object.keys(extender.filtered()).sort()).toEqual(['node-noavx2']);
     for (const [node, reason] of Object.entries(extender.filtered())) {
       expect(`lazarus: ${json.nodes.find((n) => n.node === node)?.reasons.join('; ') ?? ''}`).toBe(reason);
     }
@@ -170,7 +174,7 @@ describe('lazarus explain (the CLI, against the real control plane)', () => {
     expect(text).toContain('started cold; created now, the webhook would start it cold: no Ready node can restore checkpoints from node-graviton (arm64, criu 4.1.1)');
     expect(lines).toContainEqual(expect.stringMatching(/^ {2}✔ app arm-app-1 {2}Ready, taken \d+m ago on node-graviton: the webhook picks this$/));
     expect(text).toContain('checkpoint origin: node-graviton (arm64,');
-    for (const node of ['node-exact', 'node-newer', 'node-oldcriu', 'node-noagent', 'node-containerd']) {
+    for (const node of ['node-exact', 'node-newer', 'node-oldcriu', 'node-noagent', 'node-containerd', 'node-noavx2']) {
       expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^ {2}✘ ${node} +architecture amd64 differs from the checkpoint's arm64`)));
     }
     expect(lines).toContain('  no Ready, schedulable node can restore this checkpoint');
@@ -178,7 +182,7 @@ describe('lazarus explain (the CLI, against the real control plane)', () => {
     const json = await explainJson(podRef(pod));
     expect(json.wouldRestore?.outcome).toBe('cold');
     expect(json.checkpoints).toEqual([expect.objectContaining({ name: 'arm-app-1', chosen: true, unusable: '' })]);
-    expect(json.nodes).toHaveLength(5);
+    expect(json.nodes).toHaveLength(6);
     for (const n of json.nodes) expect(n).toMatchObject({ compatible: false, reasons: expect.arrayContaining([expect.stringMatching(/^architecture amd64/)]) });
     // arm64 CPU flags are not held against amd64 nodes: the architecture says it all.
     expect(text).not.toContain('CPU lacks flags');

@@ -1,4 +1,4 @@
-import { compatibility, compileCompatibility, compileExplain, MAX_SCORE, nodeFacts, podRestoreFacts, score, SCORE, type CompatRule, type NodeFacts, type Rules } from '../../api/compat.js';
+import { compatibility, compileCompatibility, compileExplain, MAX_SCORE, nodeFacts, podRestoreFacts, sameRestoreFacts, score, SCORE, type CompatRule, type NodeFacts, type Rules } from '../../api/compat.js';
 import * as K from '../../api/keys.js';
 import type { CompatibilityRules, Node, OriginFacts, Placement } from '../../api/types.js';
 import { BASE_IMAGE, goodNode, ORIGIN_ANNOTATIONS, wireNode, wirePod } from './extender-fixtures.js';
@@ -26,6 +26,18 @@ function rules(c: Partial<CompatibilityRules> = {}, placement: Placement = 'Pref
 }
 
 type Row = [string, Partial<NodeFacts>, Rules, CompatRule[], string | undefined];
+
+describe('sameRestoreFacts: labels and taints count (the pod\'s placement reads them)', () => {
+  const base = (over: Partial<Node['metadata']> = {}, taints?: unknown[]): NodeFacts =>
+    nodeFacts({ metadata: { name: 'n', labels: { pool: 'gpu' }, ...over }, spec: taints ? { taints } : {}, status: {} });
+  it.each<[string, NodeFacts, boolean]>([
+    ['equal labels in another object', base({ labels: { pool: 'gpu' } }), true],
+    ['a label changed', base({ labels: { pool: 'general' } }), false],
+    ['a label added', base({ labels: { pool: 'gpu', zone: 'a' } }), false],
+    ['a NoSchedule taint added', base({}, [{ key: 'k', effect: 'NoSchedule' }]), false],
+    ['a PreferNoSchedule taint added (placement ignores it)', base({}, [{ key: 'k', effect: 'PreferNoSchedule' }]), true],
+  ])('%s → same %s', (_name, other, same) => expect(sameRestoreFacts(base(), other)).toBe(same));
+});
 
 describe('compatibility: every hard filter of DESIGN §4', () => {
   const rows: Row[] = [

@@ -31,6 +31,10 @@ describe('explainPod: every checkpoint of the workload, and why it is (not) usab
     ['older than maxCheckpointAge (24h)', checkpoint('cp', { takenAt: ago(25 * HOUR) }), 'older than maxCheckpointAge 24h'],
     ['exactly maxCheckpointAge old', checkpoint('cp', { takenAt: ago(24 * HOUR) }), ''],
     ['another spec hash', checkpoint('cp', { specHash: '0123456789abcdef' }), `spec hash 0123456789abcdef is not the pod's ${specHash(container())}: the container changed since`],
+    ['a foreign registry (issue 13)', { ...checkpoint('cp'), spec: { ...checkpoint('cp').spec, image: `evil.example/x@sha256:${'a'.repeat(64)}` } },
+      `not trusted: image evil.example/x@sha256:${'a'.repeat(64)} is not under the trusted registry prefix ${REGISTRY}/ (Lazarus restores only digest references under ${REGISTRY}/)`],
+    ['a tag only (issue 13)', { ...checkpoint('cp'), spec: { ...checkpoint('cp').spec, image: `${REGISTRY}/shop/web-app:v1` } },
+      `not trusted: image ${REGISTRY}/shop/web-app:v1 is not a digest reference (…@sha256:<64 hex>) (Lazarus restores only digest references under ${REGISTRY}/)`],
   ])('%s', (_name, cp, unusable) => {
     const e = explain(rsPod(), [cp]);
     expect(e.checkpoints).toEqual([expect.objectContaining({ name: 'cp', unusable, chosen: unusable === '' })]);
@@ -49,6 +53,27 @@ describe('explainPod: every checkpoint of the workload, and why it is (not) usab
     const text = formatExplanation(e);
     expect(text).toContain('checkpoints of Deployment/web: none in this namespace');
     expect(text).toContain('nodes: no checkpoint to restore, so any node can run it cold');
+  });
+
+  it('an untrusted checkpoint: the webhook would start the pod cold, and says which image and prefix', () => {
+    const foreign = { ...checkpoint('cp'), spec: { ...checkpoint('cp').spec, image: `evil.example/x@sha256:${'a'.repeat(64)}` } };
+    const e = explain(rsPod(), [foreign]);
+    expect(e.wouldRestore).toMatchObject({ outcome: 'cold', reason: expect.stringMatching(/^checkpoint cp of Deployment web container app is not trusted: image evil\.example\/x@sha256:a{64} is not under the trusted registry prefix registry\.example\/lazarus\//) });
+    expect(formatExplanation(e)).toContain('started cold; created now, the webhook would start it cold: checkpoint cp of Deployment web container app is not trusted');
+  });
+
+  it.each<[string, Record<string, string>, string]>([
+    ['the Deployment says disabled, its ReplicaSet still carries the old enabled copy', { 'lazarus.dev/restore': 'disabled' }, 'opted out: lazarus.dev/restore=disabled on Deployment web'],
+    ['the annotation was removed from the Deployment, its ReplicaSet still carries it', {}, 'not opted in: not opted in (lazarus.dev/restore not set and the default policy has mode OptIn)'],
+  ])('opt-in: %s (issue 13, point 3)', (_name, deploymentAnnotations, line) => {
+    const owners = {
+      ReplicaSet: { 'shop/web-7d9c': { annotations: { 'lazarus.dev/restore': 'enabled' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', controller: true }] } },
+      Deployment: { 'shop/web': { annotations: deploymentAnnotations } },
+    };
+    const e = explainPod({ ...rsPod(), metadata: { ...rsPod().metadata, name: 'web-7d9c-xyz' } }, 'shop', view({ checkpoints: [checkpoint('cp')], nodes: NODES, owners }), NODES, NOW, undefined, REGISTRY);
+    expect(e.optIn.enabled).toBe(false);
+    expect(e.wouldRestore?.outcome).toBe('skipped');
+    expect(formatExplanation(e)).toContain(`policy: (built-in defaults); ${line}`);
   });
 
   it('an excluded namespace is what the webhook says first', () => {

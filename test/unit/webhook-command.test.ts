@@ -61,6 +61,18 @@ describe('parseWebhookConfig: the certificate source', () => {
   });
 });
 
+describe('parseWebhookConfig: --registry, the trusted prefix for checkpoint images', () => {
+  it.each<[string, string[], string]>([
+    ['none by default', [], ''],
+    ['as given', ['--registry=registry.example/lazarus'], 'registry.example/lazarus'],
+    ['a trailing slash goes', ['--registry=registry.example/lazarus/'], 'registry.example/lazarus'],
+  ])('%s', (_name, argv, want) => expect(parseWebhookConfig([...SECRET_ARGS, ...argv], {}).defaultRegistry).toBe(want));
+
+  it.each(['https://registry.example/lazarus', 'registry.example/lazarus@sha256:00', 'registry.example/a b'])('%s is refused with a clear reason', (value) => {
+    expect(problemsOf([...SECRET_ARGS, `--registry=${value}`])).toEqual([expect.stringMatching(/^--registry: ".*" is not a registry prefix like registry.example\/lazarus/)]);
+  });
+});
+
 describe('certSourceOptions', () => {
   const store = new MemoryStore();
 
