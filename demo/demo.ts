@@ -118,7 +118,7 @@ export async function runScenario(env: Environment, deps: DemoDeps): Promise<voi
   if (third.spec.nodeName === best) throw new Error(`pod ${third.metadata.name ?? ''} was bound to the cordoned node ${best}`);
 }
 
-/** `kubernetes.io/arch In amd64, lazarus.dev/criu-version Gt 40100`: what the scheduler's own filters enforce. */
+/** `kubernetes.io/arch In amd64, lazarus.dev/criu-version Gt 40100, lazarus.dev/restore-capable In true, …`: what the scheduler's own filters enforce. */
 function affinityText(pod: BoundPod): string {
   const terms = pod.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
   const exprs = terms.flatMap((t) => t.matchExpressions ?? []);

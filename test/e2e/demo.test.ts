@@ -169,7 +169,7 @@ describe('on its own local control plane', () => {
     const restored = [...out.matchAll(/✔ (web-[a-z0-9]+-[a-z0-9]+) restored from (\S+) → (\S+)/g)].map((m) => ({ pod: m[1], from: m[2], node: m[3] }));
     expect(restored.map((r) => [r.from, r.node])).toEqual([[chosen, 'node-exact'], [chosen, 'node-exact'], [chosen, 'node-newer']]);
     expect(new Set(restored.map((r) => r.pod)).size).toBe(3);
-    expect(out).toMatch(/required node affinity added by the webhook: kubernetes\.io\/arch In amd64, lazarus\.dev\/criu-version Gt 40100/);
+    expect(out).toMatch(/required node affinity added by the webhook: kubernetes\.io\/arch In amd64, lazarus\.dev\/criu-version Gt 40100, lazarus\.dev\/restore-capable In true, lazarus\.dev\/runtime In cri-o/);
     expect(out).toMatch(/✔ node-exact +score {2}8 {2}← bound here/);
     expect(out).toMatch(/✔ node-exact +score {2}8 {2}\(cordoned\)\n.*✔ node-newer +score {2}5 {2}← bound here/);
     expect(out).toMatch(/✘ node-old-criu +criu 3\.17\.1 is older than the checkpoint's 4\.1\.1/);

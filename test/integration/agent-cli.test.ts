@@ -42,7 +42,8 @@ describe('lazarus agent command line', () => {
       kube.put('/api/v1/nodes/node-a', { metadata: { name: 'node-a' }, status: { nodeInfo: { containerRuntimeVersion: 'cri-o://1.33.2' } } });
       await waitUntil(async () => ((await fetch(`http://127.0.0.1:${String(port)}/readyz`)).status === 200 ? true : undefined), 20_000, 'readyz');
       const node = kube.get<{ metadata: { labels?: Record<string, string>; annotations?: Record<string, string> } }>('/api/v1/nodes/node-a');
-      expect(node?.metadata.labels).toEqual({ 'lazarus.dev/restore-capable': 'false' });
+      // The runtime's name is published whether or not the node can restore (issue 13, point 5).
+      expect(node?.metadata.labels).toEqual({ 'lazarus.dev/restore-capable': 'false', 'lazarus.dev/runtime': 'cri-o' });
       expect(node?.metadata.annotations).toMatchObject({
         'lazarus.dev/restore-capable-reason': 'criu not found on the node (`criu --version` failed); install CRIU on the host; '
           + `CRI-O 1.33.2: restore is off: container_level_enabled = "checkpoint_only" (in ${crioConf}); set container_level_enabled = "checkpoint_restore" under [crio.checkpoint_restore] in ${crioConf} or a drop-in in /etc/crio/crio.conf.d/`,

@@ -42,6 +42,10 @@ describe('decisionInputs: the cache key', () => {
     ['affinity', (p) => { p.spec.affinity = { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] }] } } }; }],
     ['schedulerName', (p) => { p.spec.schedulerName = 'other'; }],
     ['imagePullSecrets', (p) => { p.spec.imagePullSecrets = [{ name: 'pull' }]; }],
+    // Where the pod may run decides whether a restore can be placed (issue 13, point 2).
+    ['nodeSelector', (p) => { p.spec.nodeSelector = { pool: 'gpu' }; }],
+    ['tolerations', (p) => { p.spec.tolerations = [{ key: 'dedicated', operator: 'Exists' }]; }],
+    ['nodeName', (p) => { p.spec.nodeName = 'node-1'; }],
   ])('changes with %s', (_what, change) => {
     const changed = structuredClone(base);
     change(changed);
