@@ -76,7 +76,7 @@ function checkpoint(name: string, takenAt: number, status: CheckpointStatus = { 
 
 const CONFIG: ControllerConfig = {
   maxConcurrent: 4, tickMs: 1000, retentionIntervalMs: MIN, failedRetentionMs: 24 * 60 * MIN,
-  settleMs: 10_000, earlyExitMs: 10_000, jitterFactor: 0, backoff: { baseMs: 10_000, maxMs: 5 * MIN },
+  settleMs: 10_000, earlyExitMs: 10_000, unavailableMs: 5 * MIN, jitterFactor: 0, backoff: { baseMs: 10_000, maxMs: 5 * MIN },
 };
 
 const versions = new WeakMap<Map<string, Checkpoint>, { text: string; version: number }>();

@@ -2,7 +2,7 @@ import { classifyRestore, parseRestoredFrom, type ContainerStatusView } from '..
 
 const NOW = Date.parse('2026-11-27T12:00:00Z');
 const ago = (s: number): string => new Date(NOW - s * 1000).toISOString();
-const OPTS = { now: NOW, settleMs: 10_000, earlyExitMs: 10_000 };
+const OPTS = { now: NOW, settleMs: 10_000, earlyExitMs: 10_000, unschedulableTimeoutMs: 60_000, imagePullTimeoutMs: 120_000 };
 const RESTORED = { 'lazarus.dev/restored-from': 'app=web-app-1' };
 
 const running = (startedSecondsAgo: number): ContainerStatusView => ({ name: 'app', state: { running: { startedAt: ago(startedSecondsAgo) } } });

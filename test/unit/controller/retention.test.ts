@@ -75,7 +75,7 @@ describe('planRetention', () => {
       checkpoints: [cp('m', 'Ready', 1), cp('k', 'Ready', 1), cp('z', 'Ready', 1)], retain: 1, expire: ['m', 'z'], remove: [],
     },
   ])('$name', ({ checkpoints, retain, expire, remove }) => {
-    const plan = planRetention({ checkpoints, retain: () => retain, failedRetentionMs: 24 * HOUR, now: NOW });
+    const plan = planRetention({ checkpoints, retain: () => retain, failedRetentionMs: 24 * HOUR, unavailableMs: HOUR, now: NOW });
     expect(names(plan.expire)).toEqual(expire);
     expect(names(plan.remove)).toEqual(remove);
   });
@@ -85,7 +85,7 @@ describe('planRetention', () => {
     const retain = (ns: string, w: WorkloadRef): number => { seen.push(`${ns}/${w.kind}/${w.name}`); return w.name === 'api' ? 1 : 5; };
     const plan = planRetention({
       checkpoints: [cp('a1', 'Ready', 2, { workload: 'api' }), cp('a2', 'Ready', 1, { workload: 'api' }), cp('w1', 'Ready', 2), cp('w2', 'Ready', 1)],
-      retain, failedRetentionMs: HOUR, now: NOW,
+      retain, failedRetentionMs: HOUR, unavailableMs: HOUR, now: NOW,
     });
     expect(names(plan.expire)).toEqual(['a1']);
     expect(seen.sort()).toEqual(['shop/Deployment/api', 'shop/Deployment/web']);
@@ -94,7 +94,7 @@ describe('planRetention', () => {
   it('does not change its input', () => {
     const list = [cp('b', 'Ready', 1), cp('a', 'Ready', 2), cp('c', 'Ready', 3)];
     const before = structuredClone(list);
-    planRetention({ checkpoints: list, retain: () => 1, failedRetentionMs: HOUR, now: NOW });
+    planRetention({ checkpoints: list, retain: () => 1, failedRetentionMs: HOUR, unavailableMs: HOUR, now: NOW });
     expect(list).toEqual(before);
   });
 });
