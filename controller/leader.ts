@@ -175,6 +175,8 @@ export class LeaderElector {
     const mine = old.holderIdentity === this.o.identity;
     const expired = this.observedAt + old.leaseDurationSeconds * 1000 <= now;
     if (old.holderIdentity && !mine && !expired) return 'held-by-other';
+    // A renewal abandoned at the renew deadline must not write afterwards (a store may ignore abort).
+    if (signal.aborted) return 'error';
     const next: LeaseRecord = mine
       ? { ...fresh, acquireTime: old.acquireTime, leaseTransitions: old.leaseTransitions }
       : { ...fresh, leaseTransitions: old.leaseTransitions + 1 };

@@ -47,7 +47,10 @@ export interface CheckpointSet {
   sourcePod: string;
   members: Checkpoint[];
   complete: boolean;
-  /** The newest member's takenAt. */
+  /**
+   * The oldest member's takenAt: a set is restorable only while every member is younger than
+   * maxCheckpointAge, so it is as old as its oldest checkpoint.
+   */
   takenAt: number;
 }
 
@@ -105,7 +108,7 @@ export function checkpointSets(usable: readonly Checkpoint[], expected: (sourceP
       sets.push({
         sourcePod, members,
         complete: [...want].every((c) => have.has(c)),
-        takenAt: Math.max(...members.map((m) => time(m.spec.takenAt))),
+        takenAt: Math.min(...members.map((m) => time(m.spec.takenAt))),
       });
     }
   }
