@@ -10,6 +10,9 @@ import { KubeError } from '../../../kube/client.js';
 import { silentLogger } from '../../../runtime/log.js';
 import { createRegistry } from '../../../runtime/metrics.js';
 import { FakeClock, settle } from '../../support/fake-clock.js';
+import { podView } from '../../../controller/cache.js';
+import { explainPod, formatExplanation } from '../../../explain/explain.js';
+import { checkpoint as builtCheckpoint, node as builtNode, rsPod, view as builtView, NOW as BUILT_NOW } from '../../support/builders.js';
 
 const T0 = Date.parse('2026-11-27T12:00:00Z');
 const MIN = 60_000;
@@ -325,6 +328,26 @@ describe('Controller: a restored pod that cannot start goes cold without failing
     await s.clock.advance(1000, 1000);
     await s.tick();
     expect(s.io.deletedPods).toEqual(['shop/r']);
+  });
+
+  it('the pod informer keeps PodScheduled=False/Unschedulable (since, message) of pods without a node, and nothing else of conditions', () => {
+    const condition = { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: SCHEDULER, lastTransitionTime: '2026-11-27T12:00:00Z' };
+    // What the informer hands over: a whole pod, typed only by its metadata.
+    const view = (pod: object): PodView => podView(pod as Parameters<typeof podView>[0]);
+    expect(view({ metadata: { name: 'r', namespace: 'shop' }, spec: { containers: [{ name: 'app' }] }, status: { phase: 'Pending', conditions: [condition] } }).unschedulable)
+      .toEqual({ since: '2026-11-27T12:00:00Z', message: SCHEDULER });
+    expect(view({ metadata: { name: 'r', namespace: 'shop' }, spec: { nodeName: 'n1', containers: [] }, status: { conditions: [condition] } }).unschedulable).toBeUndefined();
+    expect(view({ metadata: { name: 'r', namespace: 'shop' }, spec: { containers: [] }, status: { conditions: [{ ...condition, reason: 'SchedulingGated' }] } }).unschedulable).toBeUndefined();
+  });
+
+  it('lazarus explain of the cold replacement shows why: the checkpoint is Unavailable, with the reason', () => {
+    const cp = builtCheckpoint('web-app-1');
+    cp.status = { phase: 'Unavailable', reason: `restore of pod web-7d9c-old could not start: stayed Unschedulable for 1m (${SCHEDULER}); not the checkpoint's fault, Ready again at 2026-11-27T12:06:00.000Z` };
+    const nodes = [builtNode('node-1')];
+    const text = formatExplanation(explainPod({ ...rsPod(), metadata: { ...rsPod().metadata, name: 'web-7d9c-new' } }, 'shop', builtView({ checkpoints: [cp], nodes }), nodes, BUILT_NOW));
+    expect(text).toContain('started cold; created now, the webhook would start it cold: no Ready checkpoint of Deployment web container app');
+    expect(text).toContain(`web-app-1  Unavailable, taken`);
+    expect(text).toContain(`not Ready (Unavailable: restore of pod web-7d9c-old could not start: stayed Unschedulable for 1m (${SCHEDULER})`);
   });
 
   const pulling = (message: string): PodView => pod('r', 'n2', {
