@@ -375,6 +375,10 @@ describe('controller against a real control plane', () => {
         .find((p) => p.metadata.uid !== pod.metadata.uid && !p.metadata.deletionTimestamp), { timeoutMs: 15_000, description: 'a replacement pod' });
       expect(replacement.metadata.annotations?.['lazarus.dev/restored-from']).toBeUndefined();
       expect(replacement.spec.containers[0]?.image).toBe('registry.example/web:1.4');
+      // The bound is validated like the other durations: the API server refuses a bad one.
+      await expect(client.request('POST', `${CP_API}/restorepolicies`, {
+        body: { apiVersion: 'lazarus.dev/v1alpha1', kind: 'RestorePolicy', metadata: { name: 'bad-bound' }, spec: { restore: { unschedulableTimeout: 'a minute' } } },
+      })).rejects.toMatchObject({ status: 422, message: expect.stringContaining('spec.restore.unschedulableTimeout') });
       for (const kind of ['Pod', 'Deployment']) {
         const events = await listEvents(client, 'unschedulable', { kind, name: kind === 'Pod' ? pod.metadata.name : 'big', reason: 'RestoreUnschedulable' });
         expect(events[0]).toMatchObject({ type: 'Warning' });
