@@ -42,7 +42,9 @@ function unschedulable(pod: RawPod): UnschedulableView | undefined {
   if (pod.spec?.nodeName) return undefined;
   const c = pod.status?.conditions?.find((x) => x.type === 'PodScheduled');
   if (c?.status !== 'False' || c.reason !== 'Unschedulable') return undefined;
-  return { ...(c.lastTransitionTime ? { since: c.lastTransitionTime } : {}), ...(c.message ? { message: c.message.slice(0, 512) } : {}) };
+  // Without a transition time (the scheduler always sets one), count from the pod's creation.
+  const since = c.lastTransitionTime ?? pod.metadata?.creationTimestamp;
+  return { ...(since ? { since } : {}), ...(c.message ? { message: c.message.slice(0, 512) } : {}) };
 }
 
 /** A pod trimmed to the controller's needs (no spec beyond container names and node). */

@@ -137,12 +137,15 @@ export class LeaderElector {
 
   /** One renewal that gives up (aborting its requests) at `deadline` on the elector's clock. */
   private async renewBefore(deadline: number, leadership: AbortSignal): Promise<Attempt | 'deadline'> {
+    const left = deadline - this.o.clock.now();
+    if (left <= 0) return 'deadline';
     const timer = new AbortController();
     const attemptSignal = AbortSignal.any([leadership, timer.signal]);
-    const expired = this.o.sleep(Math.max(0, deadline - this.o.clock.now()), attemptSignal).then(() => 'deadline' as const);
+    // Ends at the deadline, or early when leadership ends (then the loop stops anyway).
+    const expired = this.o.sleep(left, attemptSignal).then(() => 'deadline' as const);
     try {
       const result = await Promise.race([this.tryAcquireOrRenew(attemptSignal), expired]);
-      if (result === 'deadline') this.o.onError?.(new Error(`lease renewal did not finish within the renew deadline (${this.o.renewDeadlineMs} ms); stepping down`));
+      if (result === 'deadline' && !leadership.aborted) this.o.onError?.(new Error(`lease renewal did not finish within the renew deadline (${this.o.renewDeadlineMs} ms); stepping down`));
       return result;
     } finally {
       // Aborts the requests still in flight after the deadline, and the deadline's sleep after a renewal.
