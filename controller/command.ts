@@ -117,7 +117,7 @@ export async function startController(config: Readonly<ControllerCommandConfig>,
   const stop = new AbortController();
   let active: Controller | undefined;
   // A restored pod's status changed: judge its restore now, not at the next tick.
-  const cache = new ControllerCache(client, log, (pod) => { if (pod?.annotations?.[RESTORED_FROM] && active) active.kick(); });
+  const cache = new ControllerCache(client, log, (pod) => { if (pod?.annotations?.[RESTORED_FROM] && active) active.observeRestoredPod(pod); });
   cache.start(stop.signal);
 
   const registry = createRegistry('controller');

@@ -106,6 +106,8 @@ export class Controller {
   private readonly demands = new Map<string, Demand>();
   /** The `requested …` value last answered per subject: a lagging cache must not make it look unserved. */
   private readonly answered = new Map<string, string>();
+  /** The last ErrImagePull message per restored pod (uid) and container, from every pod update. */
+  private readonly pullErrors = new Map<string, Record<string, string>>();
   private nextRetention = 0;
   private lastRetention = Number.NEGATIVE_INFINITY;
   /** checkpointsVersion() when retention last ran. */
@@ -116,6 +118,20 @@ export class Controller {
 
   /** Something changed (e.g. a restored pod's status): look again now rather than at the next tick. */
   kick(): void { this.wake?.(); }
+
+  /**
+   * A restored pod changed (every informer update, not only what a tick sees): remembers its
+   * ErrImagePull messages, which the ImagePullBackOff that follows within seconds no longer
+   * carries, then looks again.
+   */
+  observeRestoredPod(pod: PodView): void {
+    for (const s of pod.containerStatuses ?? []) {
+      const waiting = s.state?.waiting;
+      if (waiting?.reason !== 'ErrImagePull' || !waiting.message) continue;
+      this.pullErrors.set(pod.uid, { ...this.pullErrors.get(pod.uid), [s.name]: waiting.message });
+    }
+    this.kick();
+  }
 
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
@@ -359,11 +375,13 @@ export class Controller {
       present.add(pod.uid);
       if (this.decided.has(pod.uid) || pod.deleting) continue;
       const { policy } = podPolicy(pod, this.d.view);
+      const pullErrors = this.pullErrors.get(pod.uid);
       const outcome = classifyRestore({
         annotations: pod.annotations,
         ...(pod.phase ? { phase: pod.phase } : {}),
         ...(pod.startTime ? { startTime: pod.startTime } : {}),
         ...(pod.unschedulable ? { unschedulable: pod.unschedulable } : {}),
+        ...(pullErrors ? { lastPullErrors: pullErrors } : {}),
         ...(pod.containerStatuses ? { containerStatuses: pod.containerStatuses } : {}),
       }, { now, settleMs: this.d.config.settleMs, earlyExitMs: this.d.config.earlyExitMs, ...restoreBounds(policy) });
       if (!outcome || outcome.verdict === 'pending') continue;
@@ -371,6 +389,7 @@ export class Controller {
       this.decided.add(pod.uid);
     }
     for (const uid of this.decided) if (!present.has(uid)) this.decided.delete(uid);
+    for (const uid of this.pullErrors.keys()) if (!present.has(uid)) this.pullErrors.delete(uid);
   }
 
   /**

@@ -45,6 +45,11 @@ export interface RestoredPodView {
   startTime?: string;
   /** Set while the scheduler cannot place the pod. */
   unschedulable?: UnschedulableView;
+  /**
+   * The last ErrImagePull message seen per container: the kubelet's ImagePullBackOff that follows
+   * says only `Back-off pulling image "…"`, so the cause must be remembered from before.
+   */
+  lastPullErrors?: Readonly<Record<string, string>>;
   containerStatuses?: ContainerStatusView[];
 }
 
@@ -137,6 +142,8 @@ function classifyContainer(status: ContainerStatusView | undefined, pod: Restore
     // Pull errors first: the checkpoint image's name may well contain "checkpoint".
     if (PULL_ERROR_REASONS.has(reason)) {
       if (IMAGE_GONE.test(message)) return { verdict: 'failed', message: words };
+      const before = pod.lastPullErrors?.[status.name];
+      if (before && IMAGE_GONE.test(before)) return { verdict: 'failed', message: `${words} (after ErrImagePull: ${before})` };
       // Connection refused, a timeout, a 5xx, a bare back-off: the kubelet retries, and a pull
       // that clears restores. Wait, from when the kubelet took the pod, then give up on this pod only.
       const giveUpAt = (time(pod.startTime) ?? options.now) + options.imagePullTimeoutMs;

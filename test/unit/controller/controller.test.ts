@@ -388,6 +388,18 @@ describe('Controller: a restored pod that cannot start goes cold without failing
     expect(s.store.get('shop/c1')?.status).toMatchObject({ phase: 'Ready', restores: 1, lastRestore: { outcome: 'Succeeded' } });
   });
 
+  it('an ErrImagePull "not found" seen only between ticks still fails the checkpoint once the pod shows the bare back-off', async () => {
+    const s = setup();
+    s.store.set('shop/c1', checkpoint('c1', T0 - MIN));
+    const r = pulling('failed to pull and unpack image "reg/x@sha256:ab": failed to resolve reference "reg/x@sha256:ab": reg/x@sha256:ab: not found');
+    s.pods.push(r);
+    s.controller.observeRestoredPod(r); // the informer's update, before any tick looked
+    r.containerStatuses = [{ name: 'app', state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "reg/x@sha256:ab"' } } }];
+    await s.tick();
+    expect(s.store.get('shop/c1')?.status?.phase).toBe('Failed');
+    expect(s.store.get('shop/c1')?.status?.reason).toContain('after ErrImagePull');
+  });
+
   it('an image gone from the registry still fails the checkpoint at once (the real-node blob-deleted case)', async () => {
     const s = setup();
     s.store.set('shop/c1', checkpoint('c1', T0 - MIN));

@@ -66,6 +66,15 @@ describe('classifyRestore', () => {
     expect(outcome?.containers).toEqual([{ container: 'app', checkpoint: 'web-app-1', verdict, message }]);
   });
 
+  it('a bare back-off after an ErrImagePull that said "not found" → failed at once (the back-off no longer carries the cause)', () => {
+    const gone = 'failed to pull and unpack image "reg/x@sha256:ab": failed to copy: httpReadSeeker: failed open: content at http://reg/v2/x/blobs/sha256:cd not found: not found';
+    const outcome = classifyRestore({ annotations: RESTORED, startTime: ago(5), lastPullErrors: { app: gone }, containerStatuses: [waiting('ImagePullBackOff', 'Back-off pulling image "reg/x@sha256:ab"')] }, OPTS);
+    expect(outcome?.verdict).toBe('failed');
+    expect(outcome?.containers[0]?.message).toBe(`ImagePullBackOff: Back-off pulling image "reg/x@sha256:ab" (after ErrImagePull: ${gone})`);
+    const transient = classifyRestore({ annotations: RESTORED, startTime: ago(5), lastPullErrors: { app: 'dial tcp: connection refused' }, containerStatuses: [waiting('ImagePullBackOff', 'Back-off pulling image "reg/x@sha256:ab"')] }, OPTS);
+    expect(transient?.verdict).toBe('pending');
+  });
+
   it('a pull error that clears within imagePullTimeout: pending, then running → succeeded (never failed)', () => {
     const pulling = classifyRestore({ annotations: RESTORED, startTime: ago(60), containerStatuses: [waiting('ImagePullBackOff', 'Back-off pulling image "reg/x": ErrImagePull: dial tcp: i/o timeout')] }, OPTS);
     expect(pulling).toMatchObject({ verdict: 'pending', recheckAt: NOW + 60_000 });
