@@ -17,6 +17,7 @@ export function slimPod(pod: Pod): Pod {
     metadata: {
       ...(m.name ? { name: m.name } : {}), ...(m.namespace ? { namespace: m.namespace } : {}),
       ...(m.uid ? { uid: m.uid } : {}), ...(m.creationTimestamp ? { creationTimestamp: m.creationTimestamp } : {}),
+      ...(m.generation !== undefined ? { generation: m.generation } : {}), ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
       ...(m.labels ? { labels: m.labels } : {}), ...(m.annotations ? { annotations: m.annotations } : {}),
       ...(m.ownerReferences ? { ownerReferences: m.ownerReferences } : {}),
     },

@@ -180,4 +180,21 @@ describeWithTools('a mutating webhook ordered after Lazarus (issue 13 point 9)',
     expect(env(rolled)).toEqual(['MODE=v2', 'INJECTED_BY=mesh']);
     expect(rolled.metadata.annotations?.[K.SPEC_HASHES]).toBe(`app=${specHash(changed)}`);
   }, 60_000);
+
+  it('an image changed in place on a running pod is not hidden by the stamp: its checkpoint gets the running hash', async () => {
+    // The rolled pod (fake nodes never run pods, so the rollout keeps old ones alive beside it).
+    const pod = await boundPod(cp.client, NS, 'web', (p) => env(p).includes('MODE=v2'));
+    const stamp = pod.metadata.annotations?.[K.SPEC_HASHES];
+    const patched = await cp.client.request<LivePod>('PATCH', `/api/v1/namespaces/${NS}/pods/${pod.metadata.name ?? ''}`, {
+      body: { spec: { containers: [{ name: 'app', image: 'registry.example/web:9.9' }] } }, contentType: 'application/strategic-merge-patch+json',
+    });
+    expect(patched.metadata.generation).toBe(2);
+    expect(patched.metadata.annotations?.[K.SPEC_HASHES]).toBe(stamp);
+    const file = await checkpointArchive(patched);
+    expect(await agent.scanOnce()).toEqual(new Map([[file, 'ready']]));
+    const cks = (await cp.client.request<{ items: Checkpoint[] }>('GET', `/apis/${K.API_VERSION}/namespaces/${NS}/checkpoints`)).items;
+    const ck = cks.find((c) => c.spec.sourcePod === pod.metadata.name);
+    expect(ck?.spec.specHash).toBe(specHash(patched.spec.containers[0] ?? { name: '' }));
+    expect(`app=${ck?.spec.specHash ?? ''}`).not.toBe(stamp);
+  }, 60_000);
 });

@@ -103,6 +103,16 @@ describe('the spec hash stamped at admission wins over the running pod\'s (point
     expect(podContainerSpecHash({ metadata: stamped([admitted], 'app=../../etc') }, injected)).toEqual({ hash: specHash(injected), source: 'running pod' });
   });
 
+  it.each([
+    ['generation 1: as admitted', { generation: 1 }, 'admission'],
+    ['no generation (Kubernetes before 1.33)', {}, 'admission'],
+    ['generation 2: the image was changed in place, the stamp names the old version', { generation: 2 }, 'running pod'],
+    ['generation 2 while terminating: graceful deletion counts one', { generation: 2, deletionTimestamp: '2026-11-27T12:00:00Z' }, 'admission'],
+    ['generation 3 while terminating: changed, then deleted', { generation: 3, deletionTimestamp: '2026-11-27T12:00:00Z' }, 'running pod'],
+  ])('%s', (_name, meta, source) => {
+    expect(podContainerSpecHash({ metadata: { ...stamped([admitted]), ...meta } }, injected).source).toBe(source);
+  });
+
   it('each container takes its own stamped hash', () => {
     const side: Container = { name: 'side', image: 'side:1' };
     const meta = stamped([admitted, side]);
