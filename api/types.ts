@@ -19,6 +19,9 @@ export interface ObjectMeta {
   uid?: string;
   resourceVersion?: string;
   creationTimestamp?: string;
+  /** Spec changes so far (pods: 1 at creation, since Kubernetes 1.33; graceful deletion adds one). */
+  generation?: number;
+  deletionTimestamp?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   ownerReferences?: OwnerReference[];

@@ -10,6 +10,7 @@ import { formatAge } from '../api/duration.js';
 import { selectPolicy } from '../api/policy.js';
 import { hashedFields, specHash } from '../api/spec-hash.js';
 import { criuString } from '../api/versions.js';
+import { specHashesPatch, stampSpecHashes } from './spec-hashes.js';
 import { resolveOptIn, resolveWorkload, type OwnerLookup } from '../api/workload.js';
 import type { Checkpoint, Container, EffectivePolicy, NodeSelectorRequirement, Pod, WorkloadRef } from '../api/types.js';
 
@@ -54,8 +55,9 @@ export interface Decision {
 const AGE_RESOLUTION_MS = 1_000;
 
 const skip = (reason: string): Decision => ({ outcome: 'skipped', patch: [], warnings: [], reason, validUntil: Infinity });
-const cold = (reason: string, policy: EffectivePolicy, validUntil: number): Decision =>
-  ({ outcome: 'cold', patch: [], warnings: [`lazarus: ${reason}; starting cold`], reason, policy: policy.name, validUntil });
+/** A cold start still stamps the pod's spec hashes, so its later checkpoints match its siblings. */
+const cold = (reason: string, policy: EffectivePolicy, validUntil: number, pod: Pod): Decision =>
+  ({ outcome: 'cold', patch: specHashesPatch(pod), warnings: [`lazarus: ${reason}; starting cold`], reason, policy: policy.name, validUntil });
 
 /**
  * The pod reduced to what decide() reads: its identity and owners, annotations and labels, each
@@ -95,7 +97,7 @@ export function decide(input: AdmissionInput, view: ClusterView): Decision {
   if (!optIn.enabled) return { ...skip(optIn.because), policy: policy.name };
 
   const choice = chooseCheckpoints(pod.spec.containers, namespace, resolved.workload, view, policy, input.now);
-  if (!choice.ok) return cold(choice.reason, policy, choice.freshUntil);
+  if (!choice.ok) return cold(choice.reason, policy, choice.freshUntil, pod);
 
   const origin = choice.origin;
   const rules = { compatibility: policy.spec.compatibility, placement: policy.spec.placement };
@@ -104,13 +106,14 @@ export function decide(input: AdmissionInput, view: ClusterView): Decision {
     if (canRestoreOn(origin.spec.origin, node, rules)) { restorable = true; break; }
   }
   if (!restorable) {
-    return cold(`no Ready node can restore checkpoints from ${origin.spec.origin.node} (${origin.spec.origin.architecture}, criu ${criuString(origin.spec.origin.criuVersion)})`, policy, choice.freshUntil);
+    return cold(`no Ready node can restore checkpoints from ${origin.spec.origin.node} (${origin.spec.origin.architecture}, criu ${criuString(origin.spec.origin.criuVersion)})`, policy, choice.freshUntil, pod);
   }
 
   // Only the fields a restore changes are copied and diffed: the same patch as diffing the whole
   // pod (paths mirror it), without cloning managedFields, volumes and status on every admission.
   const before = mutableSubset(pod);
   const changed = restoredPod(structuredClone(before), choice.byContainer, policy);
+  stampSpecHashes(changed, pod);
   const warnings = [...choice.byContainer].map(([container, cp]) =>
     `lazarus: container ${container} restored from checkpoint ${cp.metadata.name ?? ''} taken ${formatAge(input.now - takenAt(cp))} ago on ${cp.spec.origin.node}`);
   return {

@@ -98,7 +98,7 @@ describe('decide: checkpoint choice', () => {
     const d = newest(cps);
     if (chosen === undefined) {
       expect(d.outcome).toBe('cold');
-      expect(d.patch).toEqual([]);
+      expect(d.patch.map((op) => op.path)).toEqual(['/metadata/annotations']); // only the spec-hashes stamp
       expect(d.warnings.join()).toMatch(/starting cold/);
     } else {
       expect(d.outcome).toBe('restored');
@@ -188,6 +188,7 @@ describe('decide: the patch', () => {
       'lazarus.dev/origin-criu': '4.1.1',
       'lazarus.dev/origin-runtime': 'cri-o://1.33.2',
       'lazarus.dev/origin-cpu-flags': 'fpu sse4_2 avx2',
+      'lazarus.dev/spec-hashes': `app=${cp.spec.specHash}`,
     });
     expect(out.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms).toEqual([{
       matchExpressions: [
