@@ -16,6 +16,8 @@ export function slimPod(pod: Pod): Pod {
   return {
     metadata: {
       ...(m.name ? { name: m.name } : {}), ...(m.namespace ? { namespace: m.namespace } : {}),
+      ...(m.uid ? { uid: m.uid } : {}), ...(m.creationTimestamp ? { creationTimestamp: m.creationTimestamp } : {}),
+      ...(m.generation !== undefined ? { generation: m.generation } : {}), ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
       ...(m.labels ? { labels: m.labels } : {}), ...(m.annotations ? { annotations: m.annotations } : {}),
       ...(m.ownerReferences ? { ownerReferences: m.ownerReferences } : {}),
     },
@@ -34,13 +36,21 @@ export class PodMemory {
     sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   }) {}
 
-  get(namespace: string, name: string): Pod | undefined {
-    return this.pods.get(`${namespace}/${name}`)?.pod;
+  /** Deleted pods by UID: a StatefulSet pod recreated under the same name replaces its entry above. */
+  private readonly deleted = new Map<string, Remembered>();
+
+  /** The pod of that name; with `uid`, the one of that UID if it was deleted and replaced since. */
+  get(namespace: string, name: string, uid?: string): Pod | undefined {
+    const byName = this.pods.get(`${namespace}/${name}`)?.pod;
+    if (uid === undefined || byName?.metadata.uid === uid) return byName;
+    const gone = this.deleted.get(uid)?.pod;
+    return gone?.metadata.namespace === namespace && gone.metadata.name === name ? gone : byName;
   }
 
   private prune(): void {
     const cutoff = this.o.now() - this.o.retainMs;
     for (const [k, v] of this.pods) if (v.deletedAt !== undefined && v.deletedAt < cutoff) this.pods.delete(k);
+    for (const [k, v] of this.deleted) if (v.deletedAt !== undefined && v.deletedAt < cutoff) this.deleted.delete(k);
   }
 
   private key(pod: Pod): string { return `${pod.metadata.namespace ?? ''}/${pod.metadata.name ?? ''}`; }
@@ -55,7 +65,11 @@ export class PodMemory {
           const seen = new Set<string>();
           for (const p of list.items ?? []) { this.pods.set(this.key(p), { pod: slimPod(p) }); seen.add(this.key(p)); }
           // Pods that vanished while no watch was open count as deleted now.
-          for (const [k, v] of this.pods) if (!seen.has(k) && v.deletedAt === undefined) v.deletedAt = this.o.now();
+          for (const [k, v] of this.pods) {
+            if (seen.has(k) || v.deletedAt !== undefined) continue;
+            v.deletedAt = this.o.now();
+            if (v.pod.metadata.uid) this.deleted.set(v.pod.metadata.uid, v);
+          }
           this.resourceVersion = list.metadata?.resourceVersion ?? '0';
           this.synced = true;
         }
@@ -64,7 +78,11 @@ export class PodMemory {
           if (type === 'ERROR') { this.resourceVersion = ''; return; }
           if (pod.metadata?.resourceVersion) this.resourceVersion = pod.metadata.resourceVersion;
           if (type === 'BOOKMARK') return;
-          if (type === 'DELETED') this.pods.set(this.key(pod), { pod: slimPod(pod), deletedAt: this.o.now() });
+          if (type === 'DELETED') {
+            const gone = { pod: slimPod(pod), deletedAt: this.o.now() };
+            this.pods.set(this.key(pod), gone);
+            if (pod.metadata.uid) this.deleted.set(pod.metadata.uid, gone);
+          }
           else this.pods.set(this.key(pod), { pod: slimPod(pod) });
           this.prune();
         }, signal);

@@ -121,6 +121,9 @@ export interface RegistryClientOptions {
 }
 
 
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 5;
+
 const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 500, maxDelayMs: 10_000 };
 
 /** Backoff before attempt `n` (1-based), doubling, capped. */
@@ -143,12 +146,50 @@ export class RegistryClient {
 
   close(): void { this.agent.destroy(); }
 
-  private send(method: string, url: URL, headers: Record<string, string>, body?: Body): Promise<Reply> {
+  /**
+   * One request, following redirects (blob uploads and downloads are often sent on to storage).
+   * Credentials go only where they were meant for: the registry's token or Basic credentials to
+   * the registry's own origin, an explicit `authorization` header to the origin first asked; a hop
+   * to another origin carries neither, as containerd's per-host authorizer does. A redirect from
+   * HTTPS to plain HTTP is refused: the body is a process's memory.
+   */
+  private async send(method: string, url: URL, headers: Record<string, string>, body?: Body): Promise<Reply> {
+    const firstOrigin = url.origin;
+    let target = url;
+    let verb = method;
+    let payload = body;
+    let sent = headers;
+    for (let hop = 0; ; hop++) {
+      const { authorization: explicit, ...rest } = sent;
+      const credential = target.origin === firstOrigin ? explicit : undefined;
+      const registryCredential = target.origin === this.base.origin ? this.authorization : undefined;
+      const authorization = registryCredential ?? credential;
+      const reply = await this.sendOnce(verb, target, { ...rest, ...(authorization ? { authorization } : {}) }, payload);
+      const location = reply.headers.location;
+      if (!REDIRECTS.has(reply.status) || !location) return reply;
+      if (hop >= MAX_REDIRECTS) throw new RegistryError(reply.status, `${method} ${url.pathname}: more than ${MAX_REDIRECTS} redirects`, false);
+      const next = new URL(location, target);
+      if (target.protocol === 'https:' && next.protocol !== 'https:') {
+        throw new RegistryError(reply.status, `${method} ${url.pathname}: refusing a redirect from HTTPS to ${next.protocol.replace(':', '')} (${next.origin})`, false);
+      }
+      // 307/308 repeat the request as is; 301/302/303 turn anything but GET/HEAD into a GET, as browsers and Go do.
+      if (reply.status !== 307 && reply.status !== 308 && verb !== 'GET' && verb !== 'HEAD') {
+        verb = 'GET';
+        payload = undefined;
+        const { 'content-length': _length, 'content-type': _type, ...kept } = sent;
+        sent = kept;
+      }
+      target = next;
+    }
+  }
+
+  private sendOnce(method: string, url: URL, headers: Record<string, string>, body?: Body): Promise<Reply> {
     const lib = url.protocol === 'https:' ? https : http;
     return new Promise<Reply>((resolve, reject) => {
       const req = lib.request(url, {
-        method, agent: this.agent,
-        headers: { ...headers, ...(this.authorization ? { authorization: this.authorization } : {}) },
+        // The keep-alive agent speaks the registry's protocol; a redirect to the other one uses Node's default.
+        method, agent: url.protocol === this.base.protocol ? this.agent : undefined,
+        headers,
         ...(this.options.signal ? { signal: this.options.signal } : {}),
       }, (res) => {
         const chunks: Buffer[] = [];

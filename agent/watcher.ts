@@ -11,17 +11,18 @@ import { join } from 'node:path';
 import * as K from '../api/keys.js';
 import { parsePairs } from '../api/compat.js';
 import { effectivePolicy, selectPolicy } from '../api/policy.js';
-import { specHash } from '../api/spec-hash.js';
+import { podContainerSpecHash } from '../api/spec-hash.js';
 import type { Checkpoint, Container, Node, ObjectMeta, Pod, RestorePolicy } from '../api/types.js';
 import { resolveWorkload, type OwnerKind, type OwnerView } from '../api/workload.js';
 import { isConflict, isNotFound, type KubeClient } from '../kube/client.js';
 import type { Logger } from '../runtime/log.js';
 import { ArchiveError } from './archive.js';
+import type { ArchiveMeta } from './archive-meta.js';
 import { buildAndPush, inspectArchive } from './build.js';
 import { desiredNodeMetadata, nodeMetadataPatch, originFacts, type LocalFacts } from './node-facts.js';
 import { ociArch, type HostFacts } from './oci-image.js';
 import type { RestoreSupport } from './runtime-restore.js';
-import { checkpointName, checkpointObject, failedCheckpointName, imageRefFor, isArchiveName, parseKubeletArchiveName, retryDelayMs } from './plan.js';
+import { adoptionRefusal, checkpointName, checkpointObject, failedCheckpointName, imageRefFor, isArchiveName, parseKubeletArchiveName, podTag, retryDelayMs, sourcePodMismatch } from './plan.js';
 import { RegistryClient, credentialsFor, parseImageRef, type RetryPolicy } from './registry.js';
 
 const CHECKPOINTS = `/apis/${K.API_VERSION}`;
@@ -52,7 +53,7 @@ export interface AgentOptions {
   retryMaxMs: number;
   registryRetry?: RetryPolicy;
   /** Pods of this node remembered after deletion (a drain evicts right after checkpointing). */
-  pods?: { get(namespace: string, name: string): Pod | undefined };
+  pods?: { get(namespace: string, name: string, uid?: string): Pod | undefined };
   /** Called once per archive attempt (metrics). */
   onOutcome?: (outcome: Outcome, seconds: number) => void;
 }
@@ -175,12 +176,13 @@ export class Agent {
     const { meta } = scanned;
     if (!meta.namespace || !meta.pod) throw new Unusable(`a ${meta.engine} archive names no Kubernetes pod; use \`lazarus agent build\` for it`);
     const where = { namespace: meta.namespace, pod: meta.pod, container: meta.container };
-    const pod = await this.get<Pod>(`/api/v1/namespaces/${meta.namespace}/pods/${meta.pod}`) ?? this.o.pods?.get(meta.namespace, meta.pod);
-    if (!pod) throw new Unusable(`pod ${meta.namespace}/${meta.pod} no longer exists: its spec hash cannot be computed`, where);
+    const pod = await this.sourcePod(meta, where);
     const container = pod.spec.containers.find((c: Container) => c.name === meta.container);
     if (!container) throw new Unusable(`pod ${meta.namespace}/${meta.pod} has no container "${meta.container}"`, where);
     const originalImage = parsePairs(pod.metadata.annotations?.[K.ORIGINAL_IMAGES]).get(meta.container);
-    const hash = specHash(container, originalImage);
+    const { hash, source: hashSource } = podContainerSpecHash(pod, container);
+    const sourcePodUid = pod.metadata.uid ?? meta.podUid;
+    const tag = podTag({ name: meta.pod, ...(sourcePodUid ? { uid: sourcePodUid } : {}) });
 
     const owners = await this.owners(pod.metadata, meta.namespace);
     const resolved = resolveWorkload(pod, meta.pod, meta.namespace, { get: (kind, ns, name) => owners.get(`${kind}/${ns}/${name}`) });
@@ -194,7 +196,7 @@ export class Agent {
     if (!registry) throw new Transient('no registry to push to: set spec.checkpoint.registry in a RestorePolicy or --registry');
 
     const takenAt = meta.checkpointedTime ? new Date(meta.checkpointedTime).toISOString() : mtime.toISOString();
-    const ref = parseImageRef(imageRefFor(registry, meta.namespace, resolved.workload, meta.container, takenAt));
+    const ref = parseImageRef(imageRefFor(registry, meta.namespace, resolved.workload, meta.container, takenAt, tag));
     const credentials = await this.credentials(policy.spec.checkpoint.pushSecret, ref.registry);
     const client = new RegistryClient(ref, {
       insecure: this.o.insecureRegistries.has(ref.registry), sleep: this.o.sleep,
@@ -213,8 +215,9 @@ export class Agent {
     }
 
     const desired = checkpointObject({
-      name: checkpointName(resolved.workload, meta.container, takenAt),
+      name: checkpointName(resolved.workload, meta.container, takenAt, tag),
       namespace: meta.namespace,
+      ...(sourcePodUid ? { sourcePodUid } : {}),
       workload: resolved.workload,
       container: meta.container,
       sourcePod: meta.pod,
@@ -227,11 +230,32 @@ export class Agent {
     });
     await this.upsertCheckpoint(desired, { phase: 'Ready' });
     await unlink(path);
-    this.o.log.info({ archive: file, image: result.image, checkpoint: `${meta.namespace}/${desired.metadata.name ?? ''}`, uploaded: result.layer.uploaded }, 'checkpoint ready');
+    this.o.log.info({ archive: file, image: result.image, checkpoint: `${meta.namespace}/${desired.metadata.name ?? ''}`, uploaded: result.layer.uploaded, specHashFrom: hashSource }, 'checkpoint ready');
     return 'ready';
   }
 
-  /** Create, or adopt the one a previous run created; then set the status if it differs. */
+  /**
+   * The pod the archive was taken from: the live pod of that name, else the one remembered after
+   * its deletion, whichever is the archive's own (same UID). A pod recreated under the same name
+   * is not: its spec hash would stamp the old pod's memory as the new version.
+   */
+  private async sourcePod(meta: ArchiveMeta, where: { namespace: string; pod: string; container: string }): Promise<Pod> {
+    const { namespace, pod } = where;
+    if (meta.podUid === undefined) this.o.log.warn({ pod: `${namespace}/${pod}` }, 'the archive carries no pod UID: the pod is matched by name and creation time only');
+    const live = await this.get<Pod>(`/api/v1/namespaces/${namespace}/pods/${pod}`);
+    const remembered = this.o.pods?.get(namespace, pod, meta.podUid);
+    const candidates = [live, remembered].filter((p): p is Pod => p !== undefined);
+    if (candidates.length === 0) throw new Unusable(`pod ${namespace}/${pod} no longer exists: its spec hash cannot be computed`, where);
+    const own = candidates.find((p) => sourcePodMismatch(meta, p) === undefined);
+    if (own) return own;
+    throw new Unusable(sourcePodMismatch(meta, candidates[0] as Pod) ?? 'unreachable', where);
+  }
+
+  /**
+   * Create, or adopt the one a previous run of this archive created (same source pod and UID: its
+   * image was pushed before it was created); then set the status if it differs. Never changes a
+   * Checkpoint's spec: that is fixed at creation, and a name held by another pod's is refused.
+   */
   private async upsertCheckpoint(desired: Checkpoint, status: { phase: 'Ready' | 'Failed'; reason?: string }): Promise<void> {
     const ns = desired.metadata.namespace ?? '';
     const name = desired.metadata.name ?? '';
@@ -242,9 +266,8 @@ export class Agent {
     } catch (err) {
       if (!isConflict(err)) throw err;
       current = await this.o.kube.request<Checkpoint>('GET', `${base}/${name}`);
-      if (current.spec.image !== desired.spec.image) {
-        current = await this.o.kube.request<Checkpoint>('PATCH', `${base}/${name}`, { body: { spec: desired.spec }, contentType: MERGE });
-      }
+      const refusal = adoptionRefusal(current, desired);
+      if (refusal) throw new NameTaken(refusal, { namespace: ns, pod: desired.spec.sourcePod, container: desired.spec.container });
     }
     if (current.status?.phase !== status.phase || current.status.reason !== status.reason) {
       await this.o.kube.request('PATCH', `${base}/${name}/status`, { body: { status: { ...status, restores: current.status?.restores ?? 0 } }, contentType: MERGE });
@@ -354,3 +377,6 @@ class Unusable extends Error {
     super(message);
   }
 }
+
+/** The Checkpoint's name is held by another source pod's: never overwritten, the archive is recorded as Failed. */
+class NameTaken extends Unusable {}

@@ -15,6 +15,13 @@ export const ORIGIN_CRIU = 'lazarus.dev/origin-criu';
 export const ORIGIN_RUNTIME = 'lazarus.dev/origin-runtime';
 export const ORIGIN_CPU_FLAGS = 'lazarus.dev/origin-cpu-flags';
 
+/**
+ * Set by the webhook on every opted-in pod it admits: `container=specHash` pairs computed on the
+ * pod as the webhook saw it (before any image swap, before webhooks ordered after Lazarus add
+ * env or mounts). The agent stamps Checkpoints with these, so both sides hash the same view.
+ */
+export const SPEC_HASHES = 'lazarus.dev/spec-hashes';
+
 /** Node label: CRIU version as major×10000+minor×100+patch, so node affinity can use `Gt`. */
 export const NODE_CRIU_VERSION = 'lazarus.dev/criu-version';
 export const NODE_RESTORE_CAPABLE = 'lazarus.dev/restore-capable';
@@ -34,6 +41,8 @@ export const LABEL_ARCH = 'kubernetes.io/arch';
 export const CHECKPOINT_WORKLOAD = 'lazarus.dev/workload';
 export const CHECKPOINT_WORKLOAD_KIND = 'lazarus.dev/workload-kind';
 export const CHECKPOINT_CONTAINER = 'lazarus.dev/container';
+/** Checkpoint label: the UID of the pod it was taken from (a recreated pod keeps its name, not its UID). */
+export const CHECKPOINT_SOURCE_POD_UID = 'lazarus.dev/source-pod-uid';
 
 /** Namespaces the webhook never touches, besides Lazarus' own (configurable). */
 export const ALWAYS_EXCLUDED_NAMESPACES: readonly string[] = ['kube-system'];

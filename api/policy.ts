@@ -13,7 +13,7 @@ const DEFAULTS: PolicySpec = {
   schedulerName: '',
   imagePullSecret: '',
   checkpoint: { interval: '', onDrain: true, timeoutSeconds: 60, retain: 3, registry: '', pushSecret: '' },
-  restore: { failureAction: 'ColdStart' },
+  restore: { failureAction: 'ColdStart', unschedulableTimeout: '60s', imagePullTimeout: '2m' },
 };
 export const DEFAULT_POLICY_SPEC: Readonly<PolicySpec> = Object.freeze(DEFAULTS);
 

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { Container } from './types.js';
+import { formatPairs, parsePairs } from './compat.js';
+import * as K from './keys.js';
+import type { Container, Pod } from './types.js';
 
 /** The container fields that define "the same program": a checkpoint never crosses a change in them. */
 const HASHED_FIELDS = ['image', 'command', 'args', 'workingDir', 'env', 'envFrom', 'volumeMounts'] as const;
@@ -52,4 +54,39 @@ export function hashedFields(container: Container, originalImage?: string): Part
  */
 export function specHash(container: Container, originalImage?: string): string {
   return createHash('sha256').update(canonicalJson(hashedFields(container, originalImage))).digest('hex').slice(0, 16);
+}
+
+/** The `lazarus.dev/spec-hashes` value for these containers, as admitted: `app=3f2a…,side=…`. */
+export function specHashesAnnotation(containers: readonly Container[]): string {
+  return formatPairs(containers.map((c) => [c.name, specHash(c)] as const));
+}
+
+const SPEC_HASH_FORMAT = /^[0-9a-f]{16}$/;
+
+export type SpecHashSource = 'admission' | 'running pod';
+
+/**
+ * A container's image may be changed in place on a running pod (the only hashed field that may):
+ * the stamp would then name the old version. The API server counts spec changes in
+ * metadata.generation (1 at creation, since Kubernetes 1.33), and graceful deletion adds one more
+ * (measured on 1.35: create 1, image change 2, delete 3). After any other change the stamp is not
+ * trusted; resizes and ephemeral containers count too, which costs at most a cold start, never
+ * the wrong memory.
+ */
+function changedSinceAdmission(pod: Pick<Pod, 'metadata'>): boolean {
+  const { generation, deletionTimestamp } = pod.metadata;
+  return generation !== undefined && generation > (deletionTimestamp ? 2 : 1);
+}
+
+/**
+ * The spec hash of a pod's container for a checkpoint: the one the webhook stamped at admission
+ * when present (mutating webhooks ordered after Lazarus may have added env or mounts since, which
+ * the webhook never saw), else computed on the running pod (admitted while the webhook was down).
+ * A malformed stamped value is not trusted.
+ */
+export function podContainerSpecHash(pod: Pick<Pod, 'metadata'>, container: Container): { hash: string; source: SpecHashSource } {
+  const stamped = parsePairs(pod.metadata.annotations?.[K.SPEC_HASHES]).get(container.name);
+  if (stamped !== undefined && SPEC_HASH_FORMAT.test(stamped) && !changedSinceAdmission(pod)) return { hash: stamped, source: 'admission' };
+  const originalImage = parsePairs(pod.metadata.annotations?.[K.ORIGINAL_IMAGES]).get(container.name);
+  return { hash: specHash(container, originalImage), source: 'running pod' };
 }

@@ -19,6 +19,9 @@ export interface ObjectMeta {
   uid?: string;
   resourceVersion?: string;
   creationTimestamp?: string;
+  /** Spec changes so far (pods: 1 at creation, since Kubernetes 1.33; graceful deletion adds one). */
+  generation?: number;
+  deletionTimestamp?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   ownerReferences?: OwnerReference[];
@@ -106,7 +109,11 @@ export interface OriginFacts {
   cpuFlags: string[];
 }
 
-export type CheckpointPhase = 'Pending' | 'Ready' | 'Failed' | 'Expired';
+/**
+ * Unavailable: a good checkpoint set aside after a restore that could not start for reasons not
+ * its own (the pod stayed Unschedulable, a transient image pull error); Ready again later.
+ */
+export type CheckpointPhase = 'Pending' | 'Ready' | 'Failed' | 'Expired' | 'Unavailable';
 
 export interface CheckpointSpec {
   workload: WorkloadRef;
@@ -179,7 +186,13 @@ export interface PolicySpec {
     registry: string;
     pushSecret: string;
   };
-  restore: { failureAction: FailureAction };
+  restore: {
+    failureAction: FailureAction;
+    /** Duration: a restored pod Unschedulable this long is recreated cold. */
+    unschedulableTimeout: string;
+    /** Duration: a restored pod whose image pull keeps failing (not "not found") this long is recreated cold. */
+    imagePullTimeout: string;
+  };
 }
 
 /** What a user stores: every field optional, nested objects partial. */

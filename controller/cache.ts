@@ -11,7 +11,7 @@ import { ClusterCache } from '../kube/cluster-cache.js';
 import { Informer, type KubeObject } from '../kube/informer.js';
 import type { ControllerView } from './controller.js';
 import type { AnnotatedWorkload } from './demand.js';
-import type { ContainerStateView, ContainerStatusView } from './outcome.js';
+import type { ContainerStateView, ContainerStatusView, UnschedulableView } from './outcome.js';
 import type { PodView } from './targets.js';
 
 interface RawState {
@@ -19,10 +19,11 @@ interface RawState {
   waiting?: { reason?: string; message?: string };
   terminated?: { exitCode?: number; reason?: string; message?: string; startedAt?: string; finishedAt?: string };
 }
+interface RawCondition { type?: string; status?: string; reason?: string; message?: string; lastTransitionTime?: string }
 interface RawPod {
   metadata?: ObjectMeta & { deletionTimestamp?: string };
   spec?: { nodeName?: string; containers?: { name: string }[] };
-  status?: { phase?: string; startTime?: string; containerStatuses?: { name: string; state?: RawState; lastState?: RawState; restartCount?: number }[] };
+  status?: { phase?: string; startTime?: string; conditions?: RawCondition[]; containerStatuses?: { name: string; state?: RawState; lastState?: RawState; restartCount?: number }[] };
 }
 
 function state(s: RawState | undefined): ContainerStateView | undefined {
@@ -34,6 +35,16 @@ function state(s: RawState | undefined): ContainerStateView | undefined {
     return { terminated: { ...(t.exitCode !== undefined ? { exitCode: t.exitCode } : {}), ...(t.reason ? { reason: t.reason } : {}), ...(t.message ? { message: t.message } : {}), ...(t.startedAt ? { startedAt: t.startedAt } : {}), ...(t.finishedAt ? { finishedAt: t.finishedAt } : {}) } };
   }
   return undefined;
+}
+
+/** PodScheduled False/Unschedulable on a pod without a node: the scheduler found no node for it. */
+function unschedulable(pod: RawPod): UnschedulableView | undefined {
+  if (pod.spec?.nodeName) return undefined;
+  const c = pod.status?.conditions?.find((x) => x.type === 'PodScheduled');
+  if (c?.status !== 'False' || c.reason !== 'Unschedulable') return undefined;
+  // Without a transition time (the scheduler always sets one), count from the pod's creation.
+  const since = c.lastTransitionTime ?? pod.metadata?.creationTimestamp;
+  return { ...(since ? { since } : {}), ...(c.message ? { message: c.message.slice(0, 512) } : {}) };
 }
 
 /** A pod trimmed to the controller's needs (no spec beyond container names and node). */
@@ -48,6 +59,8 @@ export function podView(object: KubeObject): PodView {
   if (pod.spec?.nodeName) view.nodeName = pod.spec.nodeName;
   if (pod.status?.phase) view.phase = pod.status.phase;
   if (pod.status?.startTime) view.startTime = pod.status.startTime;
+  const stuck = unschedulable(pod);
+  if (stuck) view.unschedulable = stuck;
   if (m.labels) view.labels = m.labels;
   if (m.annotations) {
     // kubectl's last-applied copy can be large and is never read here.

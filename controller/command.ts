@@ -36,6 +36,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'retention-interval': { type: 'duration', default: '1m', description: 'how often retention runs' },
   tick: { type: 'duration', default: '5s', description: 'how often due checkpoints and restore outcomes are looked at' },
   'restore-settle': { type: 'duration', default: '10s', description: 'a restored container must run this long to count as restored' },
+  'unavailable-for': { type: 'duration', default: '5m', description: 'a checkpoint set aside after a restore that could not start (Unschedulable, image pull that may clear) is Ready again after this long' },
   'early-exit': { type: 'duration', default: '10s', description: 'a non-zero exit this soon after start is a failed restore' },
   'jitter-percent': { type: 'int', default: 10, description: 'periodic checkpoints come up to this much later than the interval' },
   'backoff-base': { type: 'duration', default: '10s', description: 'first wait after a failed checkpoint (doubles per failure)' },
@@ -80,6 +81,7 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): R
     tickMs: num('tick'),
     settleMs: num('restore-settle'),
     earlyExitMs: num('early-exit'),
+    unavailableMs: num('unavailable-for'),
     jitterFactor: num('jitter-percent') / 100,
     backoff: { baseMs: num('backoff-base'), maxMs: num('backoff-max') },
     metricsPort: port('metrics-port', values['metrics-port'], problems),
@@ -90,6 +92,7 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): R
     problems.push(...validateElectorTimes(config).map((p) => `--lease-duration/--renew-deadline/--retry-period: ${p}`));
     if (config.maxConcurrent < 1) problems.push('--max-concurrent must be at least 1');
     if (config.tickMs <= 0) problems.push('--tick must be greater than zero');
+    if (!(config.unavailableMs > 0)) problems.push('--unavailable-for must be greater than zero');
     if (config.retentionIntervalMs <= 0) problems.push('--retention-interval must be greater than zero');
     if (config.jitterFactor < 0 || config.jitterFactor > 1) problems.push('--jitter-percent must be between 0 and 100');
     if (config.backoff.baseMs <= 0 || config.backoff.maxMs < config.backoff.baseMs) problems.push('--backoff-base must be > 0 and at most --backoff-max');
@@ -114,7 +117,7 @@ export async function startController(config: Readonly<ControllerCommandConfig>,
   const stop = new AbortController();
   let active: Controller | undefined;
   // A restored pod's status changed: judge its restore now, not at the next tick.
-  const cache = new ControllerCache(client, log, (pod) => { if (pod?.annotations?.[RESTORED_FROM] && active) active.kick(); });
+  const cache = new ControllerCache(client, log, (pod) => { if (pod?.annotations?.[RESTORED_FROM] && active) active.observeRestoredPod(pod); });
   cache.start(stop.signal);
 
   const registry = createRegistry('controller');

@@ -5,9 +5,10 @@
  */
 import type { Logger } from 'pino';
 import { formatAnswer, parseAnswer, type CheckpointAnswer } from '../api/checkpoint-request.js';
-import { formatAge } from '../api/duration.js';
+import { formatAge, parseDuration } from '../api/duration.js';
+import { DEFAULT_POLICY_SPEC } from '../api/policy.js';
 import * as K from '../api/keys.js';
-import type { Checkpoint, CheckpointStatus, WorkloadRef } from '../api/types.js';
+import type { Checkpoint, CheckpointStatus, EffectivePolicy, WorkloadRef } from '../api/types.js';
 import { KubeError } from '../kube/client.js';
 import { askedSubjects, failedAnswer, intake, planDemand, subjectKey, summarize, type AnnotatedWorkload, type DemandItem, type DemandSubject, type ItemResult } from './demand.js';
 import type { ControllerIO, EventSubject } from './kube-io.js';
@@ -40,6 +41,8 @@ export interface ControllerConfig {
   settleMs: number;
   /** A non-zero exit within this long after start is a failed restore. */
   earlyExitMs: number;
+  /** How long a checkpoint stays Unavailable (set aside after a restore that could not start) before it is Ready again. */
+  unavailableMs: number;
   jitterFactor: number;
   backoff: Backoff;
 }
@@ -61,6 +64,16 @@ export const RETENTION_AFTER_CHANGE_MS = 5_000;
 const podSubject = (pod: PodView): EventSubject => ({ apiVersion: 'v1', kind: 'Pod', name: pod.name, namespace: pod.namespace, uid: pod.uid });
 function workloadSubject(namespace: string, workload: WorkloadRef): EventSubject | undefined {
   return workload.kind === 'Pod' ? undefined : { apiVersion: 'apps/v1', kind: workload.kind, name: workload.name, namespace };
+}
+
+/** The policy's restore bounds; a value the CRD schema would refuse falls back to the default. */
+function restoreBounds(policy: EffectivePolicy): { unschedulableTimeoutMs: number; imagePullTimeoutMs: number } {
+  const d = DEFAULT_POLICY_SPEC.restore;
+  const r = policy.spec.restore;
+  return {
+    unschedulableTimeoutMs: parseDuration(r.unschedulableTimeout) ?? parseDuration(d.unschedulableTimeout) ?? 60_000,
+    imagePullTimeoutMs: parseDuration(r.imagePullTimeout) ?? parseDuration(d.imagePullTimeout) ?? 120_000,
+  };
 }
 
 function demandSubject(s: DemandSubject): EventSubject {
@@ -93,6 +106,8 @@ export class Controller {
   private readonly demands = new Map<string, Demand>();
   /** The `requested …` value last answered per subject: a lagging cache must not make it look unserved. */
   private readonly answered = new Map<string, string>();
+  /** The last ErrImagePull message per restored pod (uid) and container, from every pod update. */
+  private readonly pullErrors = new Map<string, Record<string, string>>();
   private nextRetention = 0;
   private lastRetention = Number.NEGATIVE_INFINITY;
   /** checkpointsVersion() when retention last ran. */
@@ -103,6 +118,20 @@ export class Controller {
 
   /** Something changed (e.g. a restored pod's status): look again now rather than at the next tick. */
   kick(): void { this.wake?.(); }
+
+  /**
+   * A restored pod changed (every informer update, not only what a tick sees): remembers its
+   * ErrImagePull messages, which the ImagePullBackOff that follows within seconds no longer
+   * carries, then looks again.
+   */
+  observeRestoredPod(pod: PodView): void {
+    for (const s of pod.containerStatuses ?? []) {
+      const waiting = s.state?.waiting;
+      if (waiting?.reason !== 'ErrImagePull' || !waiting.message) continue;
+      this.pullErrors.set(pod.uid, { ...this.pullErrors.get(pod.uid), [s.name]: waiting.message });
+    }
+    this.kick();
+  }
 
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
@@ -345,33 +374,58 @@ export class Controller {
       if (!pod.annotations?.[K.RESTORED_FROM]) continue;
       present.add(pod.uid);
       if (this.decided.has(pod.uid) || pod.deleting) continue;
-      const outcome = classifyRestore({ annotations: pod.annotations, ...(pod.phase ? { phase: pod.phase } : {}), ...(pod.containerStatuses ? { containerStatuses: pod.containerStatuses } : {}) },
-        { now, settleMs: this.d.config.settleMs, earlyExitMs: this.d.config.earlyExitMs });
+      const { policy } = podPolicy(pod, this.d.view);
+      const pullErrors = this.pullErrors.get(pod.uid);
+      const outcome = classifyRestore({
+        annotations: pod.annotations,
+        ...(pod.phase ? { phase: pod.phase } : {}),
+        ...(pod.startTime ? { startTime: pod.startTime } : {}),
+        ...(pod.unschedulable ? { unschedulable: pod.unschedulable } : {}),
+        ...(pullErrors ? { lastPullErrors: pullErrors } : {}),
+        ...(pod.containerStatuses ? { containerStatuses: pod.containerStatuses } : {}),
+      }, { now, settleMs: this.d.config.settleMs, earlyExitMs: this.d.config.earlyExitMs, ...restoreBounds(policy) });
       if (!outcome || outcome.verdict === 'pending') continue;
       await this.record(pod, outcome, now);
       this.decided.add(pod.uid);
     }
     for (const uid of this.decided) if (!present.has(uid)) this.decided.delete(uid);
+    for (const uid of this.pullErrors.keys()) if (!present.has(uid)) this.pullErrors.delete(uid);
   }
 
+  /**
+   * Writes the outcome on each restored-from Checkpoint, with Events, and sends a pod that did not
+   * come back to the cold path (deleted, so that its controller recreates it):
+   * - failed: the checkpoint is at fault → phase Failed, and the webhook never picks it again;
+   * - unavailable (Unschedulable, a pull error that may clear): the checkpoint is not at fault →
+   *   phase Unavailable for `unavailableMs`, so the replacement starts cold (the webhook wants
+   *   Ready) and a later pod may restore from it again; lastRestore says what happened.
+   */
   private async record(pod: PodView, outcome: RestoreOutcome, now: number): Promise<void> {
     const at = new Date(now).toISOString();
     const node = pod.nodeName ?? '';
+    const where = node ? ` on node ${node}` : '';
     const { workload } = podPolicy(pod, this.d.view);
     const subjects = [podSubject(pod), workloadSubject(pod.namespace, workload)];
-    const failed = outcome.containers.filter((c) => c.verdict === 'failed');
+    const culprits = outcome.containers.filter((c) => c.verdict === outcome.verdict && outcome.verdict !== 'succeeded');
+    const readyAgain = new Date(now + this.d.config.unavailableMs).toISOString();
     let fresh = false;
     for (const c of outcome.containers) {
-      const own = c.verdict === 'failed';
-      const message = own ? c.message : failed.length ? `container ${failed.map((f) => f.container).join(', ')} of the same pod failed to restore` : '';
+      const own = c.verdict === 'failed' || c.verdict === 'unavailable';
+      const message = own ? c.message : culprits.length ? `container ${culprits.map((f) => f.container).join(', ')} of the same pod ${outcome.verdict === 'unavailable' ? 'could not start' : 'failed to restore'}` : '';
       const change = (cp: Checkpoint): CheckpointStatus | undefined => {
         const last = cp.status?.lastRestore;
         const result = outcome.verdict === 'succeeded' ? 'Succeeded' : 'Failed';
         if (last?.pod === pod.name && last.outcome === result) return undefined; // recorded already (e.g. by a previous leader)
+        const phase: Partial<CheckpointStatus> = c.verdict === 'failed'
+          ? { phase: 'Failed', reason: `restore of pod ${pod.name}${where} failed: ${c.message}` }
+          // Only a Ready checkpoint is set aside: a Failed one stays Failed.
+          : c.verdict === 'unavailable' && cp.status?.phase === 'Ready'
+            ? { phase: 'Unavailable', reason: `restore of pod ${pod.name} could not start: ${c.message}; not the checkpoint's fault, Ready again at ${readyAgain}` }
+            : {};
         return {
           ...cp.status,
           ...(outcome.verdict === 'succeeded' ? { restores: (cp.status?.restores ?? 0) + 1 } : {}),
-          ...(own ? { phase: 'Failed' as const, reason: `restore of pod ${pod.name} on node ${node} failed: ${c.message}` } : {}),
+          ...phase,
           lastRestore: { pod: pod.name, node, at, outcome: result, ...(message ? { message } : {}) },
         };
       };
@@ -393,13 +447,20 @@ export class Controller {
       return;
     }
     const owned = (pod.ownerReferences ?? []).some((r) => r.controller);
-    const why = failed.map((f) => `${f.container} (${f.checkpoint}): ${f.message}`).join('; ');
+    const why = outcome.unschedulable ?? culprits.map((f) => `${f.container} (${f.checkpoint}): ${f.message}`).join('; ');
     if (fresh) {
-      this.d.metrics.restoresFailed.inc();
       const next = owned ? 'deleting the pod so that its replacement starts cold' : 'the pod has no controller, so it is left for you to delete';
-      await this.emit(subjects, 'Warning', 'RestoreFailed', `restore of pod ${pod.name} on node ${node} failed: ${why}; ${next}`);
+      if (outcome.verdict === 'failed') {
+        this.d.metrics.restoresFailed.inc();
+        await this.emit(subjects, 'Warning', 'RestoreFailed', `restore of pod ${pod.name}${where} failed: ${why}; ${next}`);
+      } else {
+        const reason = outcome.unschedulable ? 'RestoreUnschedulable' : 'RestoreImageUnavailable';
+        this.d.metrics.restoresUnavailable.inc({ reason });
+        const cps = culprits.map((f) => f.checkpoint).join(', ');
+        await this.emit(subjects, 'Warning', reason, `restored pod ${pod.name} ${outcome.unschedulable ? why : `could not start: ${why}`}; ${next}; checkpoint ${cps} is set aside (Unavailable) until ${readyAgain}, not Failed`);
+      }
     }
-    this.d.log.warn({ pod: `${pod.namespace}/${pod.name}`, why, owned }, 'restore failed');
+    this.d.log.warn({ pod: `${pod.namespace}/${pod.name}`, verdict: outcome.verdict, why, owned }, 'restore did not succeed');
     if (owned) {
       await this.d.io.deletePod(pod.namespace, pod.name, pod.uid);
       this.d.metrics.fallbacks.inc();
@@ -410,17 +471,34 @@ export class Controller {
 
   private async retention(now: number): Promise<void> {
     const podLabels = new Map<string, Record<string, string> | undefined>();
-    for (const pod of this.d.view.pods()) podLabels.set(`${pod.namespace}/${pod.name}`, pod.labels);
+    const podContainers = new Map<string, readonly string[]>();
+    for (const pod of this.d.view.pods()) {
+      podLabels.set(`${pod.namespace}/${pod.name}`, pod.labels);
+      podContainers.set(`${pod.namespace}/${pod.name}`, pod.containers);
+    }
     const plan = planRetention({
-      checkpoints: this.d.view.checkpoints(), now, failedRetentionMs: this.d.config.failedRetentionMs,
+      checkpoints: this.d.view.checkpoints(), now, failedRetentionMs: this.d.config.failedRetentionMs, unavailableMs: this.d.config.unavailableMs,
       retain: (namespace, workload) => workloadPolicy(namespace, workload, this.d.view, podLabels.get(`${namespace}/${workload.name}`)).spec.checkpoint.retain,
+      podContainers: (namespace, pod) => podContainers.get(`${namespace}/${pod}`),
     });
+    for (const cp of plan.revive) {
+      const ns = cp.metadata.namespace ?? '';
+      const name = cp.metadata.name ?? '';
+      const readyAgain = (current: Checkpoint): CheckpointStatus | undefined => {
+        if (current.status?.phase !== 'Unavailable') return undefined;
+        const { reason: _setAside, ...status } = current.status;
+        return { ...status, phase: 'Ready' };
+      };
+      if (await this.d.io.updateCheckpointStatus(ns, name, readyAgain)) {
+        this.d.log.info({ checkpoint: `${ns}/${name}` }, 'checkpoint Ready again after being set aside');
+      }
+    }
     for (const cp of plan.expire) {
       const ns = cp.metadata.namespace ?? '';
       const name = cp.metadata.name ?? '';
       // Expired first, so a reader between the two writes never picks it (the webhook wants Ready).
-      await this.d.io.updateCheckpointStatus(ns, name, (current) => current.status?.phase === 'Ready'
-        ? { ...current.status, phase: 'Expired', reason: `more than retain newer Ready checkpoints of ${cp.spec.workload.kind}/${cp.spec.workload.name} container ${cp.spec.container}` }
+      await this.d.io.updateCheckpointStatus(ns, name, (current) => current.status?.phase === 'Ready' || current.status?.phase === 'Unavailable'
+        ? { ...current.status, phase: 'Expired', reason: `not in the ${cp.spec.workload.kind}/${cp.spec.workload.name} checkpoint sets kept by retain (the newest restorable sets, one checkpoint per container of one source pod and round)` }
         : undefined);
       await this.d.io.deleteCheckpoint(ns, name);
       this.d.metrics.checkpointsExpired.inc();

@@ -7,6 +7,10 @@
  *   another process's renewTime with ours: clocks drift).
  * - The leader renews every `retryPeriod`; if it cannot renew for `renewDeadline`, or sees another
  *   holder, it stops leading. renewDeadline < leaseDuration, so it stops before anyone else may start.
+ *   That holds only if a renewal cannot outlast the deadline: a GET + PUT against a slow API server
+ *   can take longer than the lease. So each renewal runs under the deadline (counted from the start
+ *   of the last renewal that succeeded, the earliest its renewTime can have been seen): when it
+ *   passes, the requests are aborted and the leader stops, whether or not the store honours abort.
  * - Every write carries the resourceVersion it read: two candidates racing cannot both win.
  * - On shutdown the leader releases the lease (empty holder), so a successor starts at once.
  * Lease I/O, clock and sleep are injected; tests use an in-memory store and a fake clock.
@@ -73,6 +77,8 @@ export class LeaderElector {
   private observedAt = 0;
   private leading = false;
   private lastHolder = '';
+  /** When the attempt that acquired the lease started. */
+  private acquiredAt = 0;
 
   constructor(private readonly o: ElectorOptions) {
     const problems = validateElectorTimes(o);
@@ -91,7 +97,11 @@ export class LeaderElector {
 
   private async acquire(signal: AbortSignal): Promise<boolean> {
     while (!signal.aborted) {
-      if ((await this.tryAcquireOrRenew(signal)) === 'acquired') return true;
+      const startedAt = this.o.clock.now();
+      if ((await this.tryAcquireOrRenew(signal)) === 'acquired') {
+        this.acquiredAt = startedAt;
+        return true;
+      }
       await this.o.sleep(this.o.retryPeriodMs, signal);
     }
     return false;
@@ -104,14 +114,16 @@ export class LeaderElector {
     signal.addEventListener('abort', stop, { once: true });
     const work = (async () => { await this.o.onStartedLeading(leadership.signal); })()
       .catch((err: unknown) => this.o.onError?.(err));
-    let lastRenew = this.o.clock.now();
+    // The acquiring attempt started at most this long ago; counting from now would be later than the truth.
+    let lastRenewStart = this.acquiredAt;
     try {
       while (!leadership.signal.aborted) {
         await this.o.sleep(this.o.retryPeriodMs, leadership.signal);
         if (leadership.signal.aborted) break;
-        const attempt = await this.tryAcquireOrRenew(leadership.signal);
-        if (attempt === 'acquired') lastRenew = this.o.clock.now();
-        else if (attempt === 'held-by-other' || this.o.clock.now() - lastRenew >= this.o.renewDeadlineMs) break;
+        const startedAt = this.o.clock.now();
+        const attempt = await this.renewBefore(lastRenewStart + this.o.renewDeadlineMs, leadership.signal);
+        if (attempt === 'acquired') lastRenewStart = startedAt;
+        else if (attempt !== 'error' || this.o.clock.now() - lastRenewStart >= this.o.renewDeadlineMs) break;
       }
     } finally {
       signal.removeEventListener('abort', stop);
@@ -121,6 +133,24 @@ export class LeaderElector {
       this.o.onStoppedLeading?.();
     }
     if (signal.aborted && (this.o.releaseOnCancel ?? true)) await this.release();
+  }
+
+  /** One renewal that gives up (aborting its requests) at `deadline` on the elector's clock. */
+  private async renewBefore(deadline: number, leadership: AbortSignal): Promise<Attempt | 'deadline'> {
+    const left = deadline - this.o.clock.now();
+    if (left <= 0) return 'deadline';
+    const timer = new AbortController();
+    const attemptSignal = AbortSignal.any([leadership, timer.signal]);
+    // Ends at the deadline, or early when leadership ends (then the loop stops anyway).
+    const expired = this.o.sleep(left, attemptSignal).then(() => 'deadline' as const);
+    try {
+      const result = await Promise.race([this.tryAcquireOrRenew(attemptSignal), expired]);
+      if (result === 'deadline' && !leadership.aborted) this.o.onError?.(new Error(`lease renewal did not finish within the renew deadline (${this.o.renewDeadlineMs} ms); stepping down`));
+      return result;
+    } finally {
+      // Aborts the requests still in flight after the deadline, and the deadline's sleep after a renewal.
+      timer.abort();
+    }
   }
 
   private async tryAcquireOrRenew(signal: AbortSignal): Promise<Attempt> {
@@ -148,6 +178,8 @@ export class LeaderElector {
     const mine = old.holderIdentity === this.o.identity;
     const expired = this.observedAt + old.leaseDurationSeconds * 1000 <= now;
     if (old.holderIdentity && !mine && !expired) return 'held-by-other';
+    // A renewal abandoned at the renew deadline must not write afterwards (a store may ignore abort).
+    if (signal.aborted) return 'error';
     const next: LeaseRecord = mine
       ? { ...fresh, acquireTime: old.acquireTime, leaseTransitions: old.leaseTransitions }
       : { ...fresh, leaseTransitions: old.leaseTransitions + 1 };

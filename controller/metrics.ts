@@ -9,6 +9,8 @@ export interface ControllerMetrics {
   checkpointRequests: Counter<'kind' | 'result'>;
   restoresSucceeded: Counter;
   restoresFailed: Counter;
+  /** Restored pods that could not start through no fault of the checkpoint (reason: the Event's). */
+  restoresUnavailable: Counter<'reason'>;
   fallbacks: Counter;
   checkpointsExpired: Counter;
   checkpointsDeleted: Counter<'phase'>;
@@ -49,7 +51,8 @@ export function createControllerMetrics(registry: Registry, checkpoints: () => I
     checkpointRequests: new Counter({ name: 'lazarus_controller_checkpoint_requests_total', help: 'On-demand checkpoint requests (lazarus.dev/checkpoint=now) answered, by annotated kind and result', labelNames: ['kind', 'result'] as const, registers }),
     restoresSucceeded: new Counter({ name: 'lazarus_controller_restores_succeeded_total', help: 'Restored pods that came up and stayed up', registers }),
     restoresFailed: new Counter({ name: 'lazarus_controller_restores_failed_total', help: 'Restored pods whose restore failed', registers }),
-    fallbacks: new Counter({ name: 'lazarus_controller_fallbacks_total', help: 'Pods deleted after a failed restore so that their replacement starts cold', registers }),
+    restoresUnavailable: new Counter({ name: 'lazarus_controller_restores_unavailable_total', help: 'Restored pods sent cold without blaming the checkpoint (Unschedulable, image pull that may clear), by Event reason', labelNames: ['reason'] as const, registers }),
+    fallbacks: new Counter({ name: 'lazarus_controller_fallbacks_total', help: 'Pods deleted after a restore that failed or could not start, so that their replacement starts cold', registers }),
     checkpointsExpired: new Counter({ name: 'lazarus_controller_checkpoints_expired_total', help: 'Ready checkpoints beyond retain, expired and deleted', registers }),
     checkpointsDeleted: new Counter({ name: 'lazarus_controller_checkpoints_deleted_total', help: 'Checkpoint objects deleted, by phase', labelNames: ['phase'] as const, registers }),
     inFlight: new Gauge({ name: 'lazarus_controller_checkpoints_in_flight', help: 'Checkpoint requests in flight', registers }),

@@ -6,7 +6,7 @@ import { parseDuration } from '../api/duration.js';
 import { selectPolicy } from '../api/policy.js';
 import { resolveOptIn, resolveWorkload, type OwnerLookup } from '../api/workload.js';
 import type { EffectivePolicy, OwnerReference, WorkloadRef } from '../api/types.js';
-import type { ContainerStatusView } from './outcome.js';
+import type { ContainerStatusView, UnschedulableView } from './outcome.js';
 import type { Target } from './schedule.js';
 
 /** What the controller keeps of a pod. */
@@ -24,6 +24,8 @@ export interface PodView {
   ownerReferences?: OwnerReference[];
   containers: string[];
   containerStatuses?: ContainerStatusView[];
+  /** While PodScheduled is False with reason Unschedulable. */
+  unschedulable?: UnschedulableView;
 }
 
 export interface PolicyView {

@@ -7,7 +7,7 @@ import * as K from '../api/keys.js';
 import { ALWAYS_EXCLUDED_NAMESPACES } from '../api/keys.js';
 import { compatibility, nodeFacts, parsePairs, podRestoreFacts, score, type NodeFacts } from '../api/compat.js';
 import { selectPolicy } from '../api/policy.js';
-import { specHash } from '../api/spec-hash.js';
+import { podContainerSpecHash } from '../api/spec-hash.js';
 import { criuString } from '../api/versions.js';
 import { formatAge } from '../api/duration.js';
 import { resolveOptIn, resolveWorkload } from '../api/workload.js';
@@ -63,9 +63,9 @@ export function explainPod(pod: Pod & { spec: { nodeName?: string } }, namespace
   const policy: EffectivePolicy = selectPolicy(view.policies(), { namespaceLabels: view.namespaceLabels(namespace), workloadLabels: resolved.labels });
   const restored = podRestoreFacts(pod);
   const restoredFrom = restored ? Object.fromEntries(parsePairs(pod.metadata.annotations?.[K.RESTORED_FROM])) : undefined;
-  const originals = parsePairs(pod.metadata.annotations?.[K.ORIGINAL_IMAGES]);
-  // A restored pod runs the checkpoint image; its spec hash is that of the original image.
-  const specHashes = Object.fromEntries(pod.spec.containers.map((c) => [c.name, specHash(c, originals.get(c.name))]));
+  // As the webhook stamped it at admission (webhooks after Lazarus may have changed the pod since);
+  // else computed, a restored pod with its original image.
+  const specHashes = Object.fromEntries(pod.spec.containers.map((c) => [c.name, podContainerSpecHash(pod, c).hash]));
 
   let origin: OriginFacts | undefined = restored?.origin;
   let chosen: Record<string, string> | undefined = restoredFrom;

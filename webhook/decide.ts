@@ -12,6 +12,7 @@ import { podPlacement } from '../api/placement.js';
 import { selectPolicy } from '../api/policy.js';
 import { hashedFields, specHash } from '../api/spec-hash.js';
 import { criuString, runtimeLabelValue } from '../api/versions.js';
+import { specHashesPatch, stampSpecHashes } from './spec-hashes.js';
 import { resolveOptIn, resolveWorkload, type OwnerLookup } from '../api/workload.js';
 import type { Checkpoint, CompatibilityRules, Container, EffectivePolicy, NodeSelectorRequirement, NodeSelectorTerm, OriginFacts, Pod, WorkloadRef } from '../api/types.js';
 
@@ -61,8 +62,9 @@ export interface Decision {
 const AGE_RESOLUTION_MS = 1_000;
 
 const skip = (reason: string): Decision => ({ outcome: 'skipped', patch: [], warnings: [], reason, validUntil: Infinity });
-const cold = (reason: string, policy: EffectivePolicy, validUntil: number): Decision =>
-  ({ outcome: 'cold', patch: [], warnings: [`lazarus: ${reason}; starting cold`], reason, policy: policy.name, validUntil });
+/** A cold start still stamps the pod's spec hashes, so its later checkpoints match its siblings. */
+const cold = (reason: string, policy: EffectivePolicy, validUntil: number, pod: Pod): Decision =>
+  ({ outcome: 'cold', patch: specHashesPatch(pod), warnings: [`lazarus: ${reason}; starting cold`], reason, policy: policy.name, validUntil });
 
 /**
  * The pod reduced to what decide() reads: its identity and owners, annotations and labels, each
@@ -106,7 +108,7 @@ export function decide(input: AdmissionInput, view: ClusterView): Decision {
   if (!optIn.enabled) return { ...skip(optIn.because), policy: policy.name };
 
   const choice = chooseCheckpoints(pod.spec.containers, namespace, resolved.workload, view, policy, input.now, input.defaultRegistry ?? '');
-  if (!choice.ok) return cold(choice.reason, policy, choice.freshUntil);
+  if (!choice.ok) return cold(choice.reason, policy, choice.freshUntil, pod);
 
   // "Can any node restore this" asks exactly what the restored pod will require: its own
   // placement rules with the restore's requirements ANDed in, and the hard filters.
@@ -127,13 +129,14 @@ export function decide(input: AdmissionInput, view: ClusterView): Decision {
     const from = `checkpoints from ${origin.node} (${origin.architecture}, criu ${criuString(origin.criuVersion)})`;
     return cold(capable === 0
       ? `no Ready node can restore ${from}`
-      : `no node both can restore ${from} and may run the pod: ${capable} can restore, none passes the pod's placement (${excluded ?? ''})`, policy, choice.freshUntil);
+      : `no node both can restore ${from} and may run the pod: ${capable} can restore, none passes the pod's placement (${excluded ?? ''})`, policy, choice.freshUntil, pod);
   }
 
   // Only the fields a restore changes are copied and diffed: the same patch as diffing the whole
   // pod (paths mirror it), without cloning managedFields, volumes and status on every admission.
   const before = mutableSubset(pod);
   const changed = restoredPod(structuredClone(before), choice.byContainer, placement.terms, policy);
+  stampSpecHashes(changed, pod);
   const warnings = [...choice.byContainer].map(([container, cp]) =>
     `lazarus: container ${container} restored from checkpoint ${cp.metadata.name ?? ''} taken ${formatAge(input.now - takenAt(cp))} ago on ${cp.spec.origin.node}`);
   return {

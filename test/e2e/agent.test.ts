@@ -234,7 +234,9 @@ describeWithTools('agent daemon against the real control plane, a real registry,
     // The hash of the template is the one a new pod of the Deployment has: the webhook can match it.
     expect(ck.spec.specHash).toBe(specHash(CONTAINER));
     expect(Math.abs(Date.parse(ck.spec.takenAt) - at.getTime())).toBeLessThan(60_000);
-    expect(ck.metadata.labels).toEqual({ [K.CHECKPOINT_WORKLOAD]: 'web', [K.CHECKPOINT_WORKLOAD_KIND]: 'Deployment', [K.CHECKPOINT_CONTAINER]: 'app' });
+    expect(ck.metadata.labels).toEqual({ [K.CHECKPOINT_WORKLOAD]: 'web', [K.CHECKPOINT_WORKLOAD_KIND]: 'Deployment', [K.CHECKPOINT_CONTAINER]: 'app', [K.CHECKPOINT_SOURCE_POD_UID]: pod.metadata.uid });
+    // Unique per source pod: the pod's UID prefix ends the name (issue 13 point 6).
+    expect(ck.metadata.name).toMatch(new RegExp(`^web-app-\\d{8}t\\d{6}z-${(pod.metadata.uid ?? '').slice(0, 8)}$`));
     expect(ck.status).toMatchObject({ phase: 'Ready' });
 
     expect(ck.spec.image).toMatch(new RegExp(`^${reg.host}/lazarus/${NS}/web-app@sha256:[0-9a-f]{64}$`));

@@ -220,6 +220,10 @@ beforeAll(async () => {
   await policy('drain', 'drain', { interval: '', onDrain: true, timeoutSeconds: 7 });
   await policy('restore', 'restore', { interval: '', onDrain: false });
   await policy('retention', 'retention', { interval: '', onDrain: false, retain: 2 });
+  await createNamespace(client, 'unschedulable', { 'lazarus-test': 'unschedulable' });
+  await client.request('POST', `${CP_API}/restorepolicies`, {
+    body: { apiVersion: 'lazarus.dev/v1alpha1', kind: 'RestorePolicy', metadata: { name: 'unschedulable' }, spec: { namespaceSelector: { matchLabels: { 'lazarus-test': 'unschedulable' } }, checkpoint: { interval: '', onDrain: false }, restore: { unschedulableTimeout: '3s' } } },
+  });
   await createNamespace(client, 'ondemand', { 'lazarus-test': 'ondemand' });
   await policy('ondemand', 'ondemand', { interval: '', onDrain: false, timeoutSeconds: 9, retain: 50 });
   await startOne('controller-1');
@@ -340,6 +344,46 @@ describe('controller against a real control plane', () => {
       expect(podEvents[0]).toMatchObject({ type: 'Warning' });
       const deployEvents = await listEvents(client, 'restore', { kind: 'Deployment', name: 'web', reason: 'RestoreFailed' });
       expect(deployEvents[0]?.message).toContain('starts cold');
+    } finally {
+      await webhook.stop();
+    }
+  }, 60_000);
+
+  it('a restored pod the scheduler cannot place goes cold after restore.unschedulableTimeout; the checkpoint is Unavailable, not Failed', async () => {
+    const webhook = await startWebhook('unschedulable');
+    try {
+      // No fake node has room for 1000 CPUs: the webhook restores (it does not weigh room), the scheduler cannot place it.
+      const container = { name: 'app', image: 'registry.example/web:1.4', resources: { requests: { cpu: '1000' } } };
+      await readyCheckpoint('unschedulable', 'big-app-1', { kind: 'Deployment', name: 'big' }, 'big-old', new Date(), specHash(container));
+      await client.request('POST', '/apis/apps/v1/namespaces/unschedulable/deployments', {
+        body: {
+          apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'big', namespace: 'unschedulable', annotations: { 'lazarus.dev/restore': 'enabled' } },
+          spec: { replicas: 1, selector: { matchLabels: { app: 'big' } }, template: { metadata: { labels: { app: 'big' } }, spec: { containers: [container] } } },
+        },
+      });
+      type P = { metadata: { name: string; uid: string; annotations?: Record<string, string>; deletionTimestamp?: string }; spec: { nodeName?: string; containers: { image: string }[] }; status?: { conditions?: { type: string; status: string; reason?: string }[] } };
+      const pod = await waitFor(async () => (await listPods<P>(client, 'unschedulable', 'app=big'))
+        .find((p) => p.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable')), { timeoutMs: 30_000, description: 'the restored pod Unschedulable' });
+      expect(pod.metadata.annotations?.['lazarus.dev/restored-from']).toBe('app=big-app-1');
+      const unavailable = await waitFor(async () => {
+        const c = await client.request<Checkpoint>('GET', `${CP_API}/namespaces/unschedulable/checkpoints/big-app-1`);
+        return c.status?.phase === 'Unavailable' ? c : undefined;
+      }, { timeoutMs: 20_000, description: 'checkpoint Unavailable' });
+      expect(unavailable.status?.reason).toMatch(/could not start: stayed Unschedulable for \d+s \(0\/2 nodes are available: 2 Insufficient cpu/);
+      expect(unavailable.status?.lastRestore).toMatchObject({ pod: pod.metadata.name, outcome: 'Failed' });
+      const replacement = await waitFor(async () => (await listPods<P>(client, 'unschedulable', 'app=big'))
+        .find((p) => p.metadata.uid !== pod.metadata.uid && !p.metadata.deletionTimestamp), { timeoutMs: 15_000, description: 'a replacement pod' });
+      expect(replacement.metadata.annotations?.['lazarus.dev/restored-from']).toBeUndefined();
+      expect(replacement.spec.containers[0]?.image).toBe('registry.example/web:1.4');
+      // The bound is validated like the other durations: the API server refuses a bad one.
+      await expect(client.request('POST', `${CP_API}/restorepolicies`, {
+        body: { apiVersion: 'lazarus.dev/v1alpha1', kind: 'RestorePolicy', metadata: { name: 'bad-bound' }, spec: { restore: { unschedulableTimeout: 'a minute' } } },
+      })).rejects.toMatchObject({ status: 422, message: expect.stringContaining('spec.restore.unschedulableTimeout') });
+      for (const kind of ['Pod', 'Deployment']) {
+        const events = await listEvents(client, 'unschedulable', { kind, name: kind === 'Pod' ? pod.metadata.name : 'big', reason: 'RestoreUnschedulable' });
+        expect(events[0]).toMatchObject({ type: 'Warning' });
+        expect(events[0]?.message).toContain('set aside (Unavailable)');
+      }
     } finally {
       await webhook.stop();
     }

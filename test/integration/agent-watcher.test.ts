@@ -28,9 +28,15 @@ const FACTS: LocalFacts = { criuVersion: '4.1.1', criuCheckPassed: true, cpuFlag
 /** The host's CRI-O configuration, as the agent would read it: restore switched on. */
 let crioConfig: ConfigFile[] = [{ path: '/etc/crio/crio.conf', text: '[crio.checkpoint_restore]\ncontainer_level_enabled = "checkpoint_restore"\n' }];
 
+/** The pod UID the recorded CRI-O/containerd dumps carry (test/fixtures/agent). */
+const POD_UID = '1b2c3d4e-0000-4000-8000-000000000001';
+/** Checkpoint name and image tag of ARCHIVE: workload-container-time-<pod UID prefix>. */
+const CK_NAME = 'web-app-20261127t120000z-1b2c3d4e';
+const TAG = '20261127t120000z-1b2c3d4e';
+
 const POD: Pod = {
   metadata: {
-    name: 'web-7d9c-abcde', namespace: NS, labels: { app: 'web', 'pod-template-hash': '7d9c' },
+    name: 'web-7d9c-abcde', namespace: NS, uid: POD_UID, labels: { app: 'web', 'pod-template-hash': '7d9c' },
     ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7d9c', controller: true }],
   },
   spec: { containers: [{ name: 'app', image: 'registry.example/web:1.4', args: ['--port', '8080'], env: [{ name: 'MODE', value: 'prod' }] }] },
@@ -115,7 +121,7 @@ describeWithTools('agent watcher against a fake Kubernetes API and a real regist
       const path = join(checkpointDir, ARCHIVE);
       await writeArchive(path, checkpointEntries('crio'));
       const ck = await waitUntil(async () => {
-        const c = kube.get<Checkpoint>(`${CK_BASE}/web-app-20261127t120000z`);
+        const c = kube.get<Checkpoint>(`${CK_BASE}/${CK_NAME}`);
         return c?.status?.phase === 'Ready' ? c : undefined;
       }, 20_000, 'the Checkpoint to be Ready');
       expect(ck.spec).toMatchObject({
@@ -127,7 +133,7 @@ describeWithTools('agent watcher against a fake Kubernetes API and a real regist
         takenAt: '2026-11-27T12:00:00.500Z',
         origin: { node: 'node-a', architecture: 'amd64', kernelVersion: '6.8.0-45-generic', criuVersion: 40101, runtime: 'cri-o://1.33.2', cgroup: 'v2', cpuFlags: ['avx2', 'fpu', 'sse4_2'] },
       });
-      expect(ck.metadata.labels).toEqual({ 'lazarus.dev/workload': 'web', 'lazarus.dev/workload-kind': 'Deployment', 'lazarus.dev/container': 'app' });
+      expect(ck.metadata.labels).toEqual({ 'lazarus.dev/workload': 'web', 'lazarus.dev/workload-kind': 'Deployment', 'lazarus.dev/container': 'app', 'lazarus.dev/source-pod-uid': POD_UID });
       expect(ck.spec.image).toMatch(new RegExp(`^${registry.host}/lazarus/shop/web-app@sha256:[0-9a-f]{64}$`));
       const digest = ck.spec.image.split('@')[1] ?? '';
       const manifest = await fetch(`http://${registry.host}/v2/lazarus/shop/web-app/manifests/${digest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
@@ -209,8 +215,8 @@ describeWithTools('agent watcher against a fake Kubernetes API and a real regist
     const second = agent(registry.host);
     expect(await second.scanOnce()).toEqual(new Map([[ARCHIVE, 'ready']]));
     expect(existsSync(path)).toBe(false);
-    expect(await tags(registry.host, 'lazarus/shop/web-app')).toEqual(['20261127t120000z']);
-    expect(kube.list<Checkpoint>(CK_BASE).map((c) => [c.metadata.name, c.status?.phase])).toEqual([['web-app-20261127t120000z', 'Ready']]);
+    expect(await tags(registry.host, 'lazarus/shop/web-app')).toEqual([TAG]);
+    expect(kube.list<Checkpoint>(CK_BASE).map((c) => [c.metadata.name, c.status?.phase])).toEqual([[CK_NAME, 'Ready']]);
   }, 90_000);
 
   it('a crash between creating the Checkpoint and its status converges on one Ready Checkpoint and one image', async () => {
@@ -227,9 +233,11 @@ describeWithTools('agent watcher against a fake Kubernetes API and a real regist
     expect(await restarted.scanOnce()).toEqual(new Map([[ARCHIVE, 'ready']]));
     expect(existsSync(path)).toBe(false);
     expect(kube.list<Checkpoint>(CK_BASE).map((c) => c.status?.phase)).toEqual(['Ready']);
-    expect(await tags(registry.host, 'lazarus/shop/web-app')).toEqual(['20261127t120000z']);
+    expect(await tags(registry.host, 'lazarus/shop/web-app')).toEqual([TAG]);
     // The restart adopted the Checkpoint the first run created (POST → 409) instead of making a second.
     expect(kube.requests.filter((r) => r.startsWith('POST /apis/lazarus.dev')).length).toBe(2);
+    // ...and never patched its spec (a ValidatingAdmissionPolicy forbids any spec change).
+    expect(kube.requests.filter((r) => /^(PATCH|PUT) .*\/checkpoints\/[^/]+$/.test(r))).toEqual([]);
   }, 60_000);
 
   it('a restored pod hashes its original image, and a podman archive (no pod) becomes a Failed Checkpoint', async () => {
@@ -250,7 +258,7 @@ describeWithTools('agent watcher against a fake Kubernetes API and a real regist
 
     const outcomes = await agent(registry.host).scanOnce();
     expect(outcomes).toEqual(new Map([[ARCHIVE, 'ready'], [podmanArchive, 'failed']]));
-    const ck = kube.get<Checkpoint>(`${CK_BASE}/web-app-20261127t120000z`);
+    const ck = kube.get<Checkpoint>(`${CK_BASE}/${CK_NAME}`);
     expect(ck?.spec.specHash).toBe(specHash(first, original));
     expect(ck?.spec.specHash).toBe(specHash(POD.spec.containers[0] ?? { name: '' }));
     expect(ck?.spec.baseImage).toBe(original);
@@ -276,7 +284,7 @@ describeWithTools('agent watcher against a fake Kubernetes API and a real regist
       await waitUntil(async () => (memory.get(NS, 'web-7d9c-abcde') ? true : undefined), 10_000, 'the pod to be remembered');
 
       expect(await agent(registry.host, { pods: memory }).scanOnce()).toEqual(new Map([[ARCHIVE, 'ready']]));
-      const ck = kube.get<Checkpoint>(`${CK_BASE}/web-app-20261127t120000z`);
+      const ck = kube.get<Checkpoint>(`${CK_BASE}/${CK_NAME}`);
       expect(ck?.status?.phase).toBe('Ready');
       expect(ck?.spec.specHash).toBe(specHash(POD.spec.containers[0] ?? { name: '' }));
       expect(ck?.spec.workload).toEqual({ kind: 'Deployment', name: 'web' });
@@ -293,6 +301,124 @@ describeWithTools('agent watcher against a fake Kubernetes API and a real regist
     await dropArchive();
     expect(await agent(registry.host).scanOnce()).toEqual(new Map([[ARCHIVE, 'failed']]));
     expect(kube.list<Checkpoint>(CK_BASE).map((c) => c.status?.reason)).toEqual([expect.stringMatching(/web-7d9c-abcde no longer exists/)]);
+  }, 30_000);
+
+  /** A CRI-O archive of another pod of the same ReplicaSet: the recorded dumps with its name and UID. */
+  async function dropReplicaArchive(pod: string, uid: string, name = `checkpoint-${pod}_shop-app-2026-11-27T12:00:00Z.tar`): Promise<string> {
+    const entries = checkpointEntries('crio').map((e) => (typeof e.body === 'string'
+      ? { ...e, body: e.body.replaceAll('web-7d9c-abcde', pod).replaceAll(POD_UID, uid) } : e));
+    const path = join(checkpointDir, name);
+    await writeArchive(path, entries);
+    const old = new Date(nowMs - 10_000);
+    await utimes(path, old, old);
+    return path;
+  }
+
+  it('issue 13 point 6: two replicas checkpointed in the same second get two Checkpoints and two images', async () => {
+    registry = await startRegistry();
+    seed(kube, registry.host);
+    const uidB = '9f8e7d6c-0000-4000-8000-000000000002';
+    kube.put(`/api/v1/namespaces/${NS}/pods/web-7d9c-fghij`, { ...(POD as unknown as Record<string, unknown>), metadata: { ...POD.metadata, name: 'web-7d9c-fghij', uid: uidB } });
+    await dropArchive();
+    const other = 'checkpoint-web-7d9c-fghij_shop-app-2026-11-27T12:00:00Z.tar';
+    await dropReplicaArchive('web-7d9c-fghij', uidB, other);
+
+    expect(await agent(registry.host).scanOnce()).toEqual(new Map([[ARCHIVE, 'ready'], [other, 'ready']]));
+    const cks = kube.list<Checkpoint>(CK_BASE).sort((a, b) => a.spec.sourcePod.localeCompare(b.spec.sourcePod));
+    expect(cks.map((c) => [c.metadata.name, c.spec.sourcePod, c.status?.phase])).toEqual([
+      [CK_NAME, 'web-7d9c-abcde', 'Ready'],
+      ['web-app-20261127t120000z-9f8e7d6c', 'web-7d9c-fghij', 'Ready'],
+    ]);
+    expect(cks[0]?.spec.takenAt).toBe(cks[1]?.spec.takenAt);
+    expect((await tags(registry.host, 'lazarus/shop/web-app')).sort()).toEqual([TAG, '20261127t120000z-9f8e7d6c']);
+    expect(kube.requests.filter((r) => /^(PATCH|PUT) .*\/checkpoints\/[^/]+$/.test(r))).toEqual([]);
+  }, 30_000);
+
+  it('issue 13 point 6: a name held by another pod\'s Checkpoint is never overwritten; the archive is recorded Failed', async () => {
+    registry = await startRegistry();
+    seed(kube, registry.host);
+    const theirs = {
+      apiVersion: 'lazarus.dev/v1alpha1', kind: 'Checkpoint',
+      metadata: { name: CK_NAME, namespace: NS, labels: { 'lazarus.dev/source-pod-uid': '1b2c3d4e-ffff-4000-8000-00000000000f' } },
+      spec: { workload: { kind: 'Deployment', name: 'web' }, container: 'app', sourcePod: 'web-7d9c-zzzzz', image: 'theirs@sha256:' + 'f'.repeat(64), baseImage: 'x', specHash: 'ffffffffffffffff', takenAt: '2026-11-27T12:00:00.500Z', origin: {} },
+      status: { phase: 'Ready', restores: 3 },
+    };
+    kube.put(`${CK_BASE}/${CK_NAME}`, theirs);
+    await dropArchive();
+
+    expect(await agent(registry.host).scanOnce()).toEqual(new Map([[ARCHIVE, 'failed']]));
+    const kept = kube.get<Checkpoint>(`${CK_BASE}/${CK_NAME}`);
+    expect(kept?.spec).toEqual(theirs.spec);
+    expect(kept?.status).toEqual(theirs.status);
+    const failed = kube.list<Checkpoint>(CK_BASE).filter((c) => c.metadata.name !== CK_NAME);
+    expect(failed.map((c) => [c.status?.phase, c.status?.reason])).toEqual([['Failed', expect.stringMatching(/already exists for pod web-7d9c-zzzzz .*not overwriting it with pod web-7d9c-abcde's/)]]);
+    expect(kube.requests.filter((r) => /^(PATCH|PUT) .*\/checkpoints\/[^/]+$/.test(r))).toEqual([]);
+  }, 30_000);
+
+  it('issue 13 point 7: a pod recreated under the same name (StatefulSet) before its archive is processed → Failed, saying why', async () => {
+    registry = await startRegistry();
+    seed(kube, registry.host);
+    const recreated = structuredClone(POD);
+    recreated.metadata.uid = '77777777-0000-4000-8000-000000000007';
+    const c = recreated.spec.containers[0];
+    if (!c) throw new Error('fixture');
+    c.image = 'registry.example/web:2.0';
+    kube.put(`/api/v1/namespaces/${NS}/pods/web-7d9c-abcde`, recreated as unknown as Record<string, unknown>);
+    await dropArchive();
+
+    expect(await agent(registry.host).scanOnce()).toEqual(new Map([[ARCHIVE, 'failed']]));
+    const cks = kube.list<Checkpoint>(CK_BASE);
+    expect(cks.map((ck) => [ck.status?.phase, ck.spec.specHash, ck.status?.reason])).toEqual([
+      ['Failed', '', expect.stringMatching(/web-7d9c-abcde was recreated before its checkpoint was processed \(the archive's pod UID is 1b2c3d4e-0000-4000-8000-000000000001, the pod's now 77777777/)],
+    ]);
+    expect(await tags(registry.host, 'lazarus/shop/web-app')).toEqual([]);
+  }, 30_000);
+
+  it('issue 13 point 7: with the old pod remembered after its deletion, the archive is stamped with the old pod\'s hash', async () => {
+    registry = await startRegistry();
+    seed(kube, registry.host);
+    kube.put(`/api/v1/namespaces/${NS}/pods/web-7d9c-abcde`, { ...(POD as unknown as Record<string, unknown>), spec: { ...POD.spec, nodeName: 'node-a' } });
+    const memory = new PodMemory({ kube: client, nodeName: 'node-a', log: silentLogger(), now: () => nowMs, retainMs: 3_600_000, sleep });
+    const ac = new AbortController();
+    const watching = memory.run(ac.signal);
+    try {
+      await waitUntil(async () => (memory.synced ? true : undefined), 10_000, 'the pod list');
+      await dropArchive();
+      kube.delete(`/api/v1/namespaces/${NS}/pods/web-7d9c-abcde`);
+      const recreated = structuredClone(POD);
+      recreated.metadata.uid = '77777777-0000-4000-8000-000000000007';
+      const c = recreated.spec.containers[0];
+      if (!c) throw new Error('fixture');
+      c.image = 'registry.example/web:2.0';
+      kube.put(`/api/v1/namespaces/${NS}/pods/web-7d9c-abcde`, { ...(recreated as unknown as Record<string, unknown>), spec: { ...recreated.spec, nodeName: 'node-a' } });
+      await waitUntil(async () => (memory.get(NS, 'web-7d9c-abcde')?.metadata.uid === recreated.metadata.uid ? true : undefined), 10_000, 'the new pod');
+
+      expect(await agent(registry.host, { pods: memory }).scanOnce()).toEqual(new Map([[ARCHIVE, 'ready']]));
+      const ck = kube.get<Checkpoint>(`${CK_BASE}/${CK_NAME}`);
+      expect(ck?.spec.specHash).toBe(specHash(POD.spec.containers[0] ?? { name: '' }));
+      expect(ck?.spec.specHash).not.toBe(specHash(c));
+    } finally {
+      ac.abort();
+      await watching;
+    }
+  }, 30_000);
+
+  it('issue 13 point 9: the spec hash the webhook stamped at admission wins over env and mounts injected after it', async () => {
+    registry = await startRegistry();
+    seed(kube, registry.host);
+    const admitted = POD.spec.containers[0] ?? { name: '' };
+    const running = structuredClone(POD);
+    running.metadata.annotations = { 'lazarus.dev/spec-hashes': `app=${specHash(admitted)}` };
+    const c = running.spec.containers[0];
+    if (!c) throw new Error('fixture');
+    c.env = [...(c.env ?? []), { name: 'INJECTED_BY_MESH', value: '1' }];
+    c.volumeMounts = [{ name: 'mesh-certs', mountPath: '/etc/mesh' }];
+    kube.put(`/api/v1/namespaces/${NS}/pods/web-7d9c-abcde`, running as unknown as Record<string, unknown>);
+    await dropArchive();
+
+    expect(await agent(registry.host).scanOnce()).toEqual(new Map([[ARCHIVE, 'ready']]));
+    expect(kube.get<Checkpoint>(`${CK_BASE}/${CK_NAME}`)?.spec.specHash).toBe(specHash(admitted));
+    expect(specHash(c)).not.toBe(specHash(admitted));
   }, 30_000);
 
   it('publishes node facts only when they change', async () => {

@@ -166,10 +166,10 @@ describe('watcher naming (deterministic across restarts)', () => {
     expect(compactTime('nope')).toBe('unknown');
   });
 
-  it('names Checkpoints and images from workload, container and time', () => {
+  it('names Checkpoints and images from workload, container, time and source pod', () => {
     const w = { kind: 'Deployment' as const, name: 'web' };
-    expect(checkpointName(w, 'app', '2026-11-27T12:00:00Z')).toBe('web-app-20261127t120000z');
-    expect(imageRefFor('registry.example/lazarus/', 'shop', w, 'app', '2026-11-27T12:00:00Z')).toBe('registry.example/lazarus/shop/web-app:20261127t120000z');
+    expect(checkpointName(w, 'app', '2026-11-27T12:00:00Z', '1b2c3d4e')).toBe('web-app-20261127t120000z-1b2c3d4e');
+    expect(imageRefFor('registry.example/lazarus/', 'shop', w, 'app', '2026-11-27T12:00:00Z', '1b2c3d4e')).toBe('registry.example/lazarus/shop/web-app:20261127t120000z-1b2c3d4e');
   });
 
   it('keeps DNS names short with a hash when cut', () => {

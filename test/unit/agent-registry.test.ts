@@ -47,7 +47,7 @@ describe('credentials and challenges', () => {
 });
 
 /** A small in-memory registry speaking the distribution API over real HTTP, with token auth and fault injection. */
-function fakeRegistry(opts: { failFirst?: number; failPuts?: number; token?: boolean } = {}) {
+function fakeRegistry(opts: { failFirst?: number; failPuts?: number; token?: boolean; storage?: string } = {}) {
   const blobs = new Map<string, Buffer>();
   const manifests = new Map<string, Buffer>();
   const log: string[] = [];
@@ -74,8 +74,13 @@ function fakeRegistry(opts: { failFirst?: number; failPuts?: number; token?: boo
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       const blob = /^\/v2\/team\/app\/blobs\/(sha256:[0-9a-f]+)$/.exec(url.pathname);
+      if (blob?.[1] && req.method === 'HEAD' && opts.storage) { res.writeHead(307, { location: `${opts.storage}/blobs/${blob[1]}` }).end(); return; }
       if (blob?.[1] && req.method === 'HEAD') { res.writeHead(blobs.has(blob[1]) ? 200 : 404).end(); return; }
-      if (url.pathname === '/v2/team/app/blobs/uploads/' && req.method === 'POST') { res.writeHead(202, { location: `/v2/team/app/blobs/uploads/u${String(++uploads)}?state=x` }).end(); return; }
+      if (url.pathname === '/v2/team/app/blobs/uploads/' && req.method === 'POST') {
+        const path = `/v2/team/app/blobs/uploads/u${String(++uploads)}?state=x`;
+        res.writeHead(202, { location: opts.storage ? `${opts.storage}${path}` : path }).end();
+        return;
+      }
       if (url.pathname.startsWith('/v2/team/app/blobs/uploads/u') && req.method === 'PUT') {
         if (putFailures > 0) { putFailures--; res.writeHead(500).end('storage hiccup'); return; }
         const digest = url.searchParams.get('digest') ?? '';
@@ -175,5 +180,61 @@ describe('RegistryClient against a fake registry (real HTTP)', () => {
         expect(reg.log).toEqual([]);
       } finally { client.close(); }
     });
+  });
+
+  it('never sends the registry\'s token to another host: uploads and blob checks redirected to storage carry no credential', async () => {
+    // A second loopback server stands in for object storage; it records what it was sent.
+    const storageBlobs = new Map<string, Buffer>();
+    const seen: string[] = [];
+    const storage = http.createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      seen.push(`${req.method ?? ''} ${url.pathname} authorization=${req.headers.authorization ?? '-'}`);
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        if (req.method === 'PUT') { storageBlobs.set(url.searchParams.get('digest') ?? '', Buffer.concat(chunks)); res.writeHead(201).end(); return; }
+        const m = /^\/blobs\/(.+)$/.exec(url.pathname);
+        res.writeHead(m?.[1] && storageBlobs.has(m[1]) ? 200 : 404).end();
+      });
+    });
+    await new Promise<void>((r) => storage.listen(0, '127.0.0.1', r));
+    const storageOrigin = `http://127.0.0.1:${String((storage.address() as AddressInfo).port)}`;
+    try {
+      await withServer({ token: true, storage: storageOrigin }, async (host, reg) => {
+        const client = new RegistryClient(parseImageRef(`${host}/team/app:1`), { insecure: true, credentials: { username: 'robot', password: 'pw' }, sleep: noSleep });
+        try {
+          expect(await client.hasBlob(digest)).toBe(false);
+          await client.uploadBlob(digest, body.length, () => Readable.from([body]));
+          expect(storageBlobs.get(digest)?.equals(body)).toBe(true);
+          expect(await client.hasBlob(digest)).toBe(true);
+          const manifest = Buffer.from('{"schemaVersion":2}');
+          await client.putManifest('1', manifest, 'application/vnd.oci.image.manifest.v1+json');
+        } finally { client.close(); }
+        expect(seen).toEqual([
+          `HEAD /blobs/${digest} authorization=-`,
+          'PUT /v2/team/app/blobs/uploads/u1 authorization=-',
+          `HEAD /blobs/${digest} authorization=-`,
+        ]);
+        // The registry itself still got the token: the manifest went through with it.
+        expect(reg.manifests.has('1')).toBe(true);
+      });
+    } finally {
+      storage.closeAllConnections();
+      await new Promise((r) => storage.close(r));
+    }
+  });
+
+  it('follows at most a few redirects, then fails clearly', async () => {
+    const loop = http.createServer((req, res) => { res.writeHead(307, { location: req.url ?? '/' }).end(); });
+    await new Promise<void>((r) => loop.listen(0, '127.0.0.1', r));
+    const host = `127.0.0.1:${String((loop.address() as AddressInfo).port)}`;
+    const client = new RegistryClient(parseImageRef(`${host}/team/app:1`), { insecure: true, retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 }, sleep: noSleep });
+    try {
+      await expect(client.hasBlob(digest)).rejects.toThrow(/more than 5 redirects/);
+    } finally {
+      client.close();
+      loop.closeAllConnections();
+      await new Promise((r) => loop.close(r));
+    }
   });
 });

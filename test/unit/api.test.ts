@@ -91,6 +91,8 @@ describe('CRDs match the code', () => {
     for (const [k, v] of Object.entries(d.compatibility)) expect(spec.compatibility.properties[k].default).toBe(v);
     for (const [k, v] of Object.entries(d.checkpoint)) expect(spec.checkpoint.properties[k].default).toBe(v);
     expect(spec.maxCheckpointAge.pattern).toBe(DURATION_PATTERN);
+    for (const [k, v] of Object.entries(d.restore)) expect(spec.restore.properties[k].default).toBe(v);
+    for (const k of ['unschedulableTimeout', 'imagePullTimeout']) expect(spec.restore.properties[k].pattern).toBe(DURATION_PATTERN);
   });
   it('Checkpoint has the status subresource and the printer columns of DESIGN §3', () => {
     const cp = parse(readFileSync('manifests/base/crds/checkpoints.yaml', 'utf8'));

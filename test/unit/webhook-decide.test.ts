@@ -110,7 +110,7 @@ describe('decide: checkpoint choice', () => {
     const d = newest(cps);
     if (chosen === undefined) {
       expect(d.outcome).toBe('cold');
-      expect(d.patch).toEqual([]);
+      expect(d.patch.map((op) => op.path)).toEqual(['/metadata/annotations']); // only the spec-hashes stamp
       expect(d.warnings.join()).toMatch(/starting cold/);
     } else {
       expect(d.outcome).toBe('restored');
@@ -200,6 +200,7 @@ describe('decide: the patch', () => {
       'lazarus.dev/origin-criu': '4.1.1',
       'lazarus.dev/origin-runtime': 'cri-o://1.33.2',
       'lazarus.dev/origin-cpu-flags': 'fpu sse4_2 avx2',
+      'lazarus.dev/spec-hashes': `app=${cp.spec.specHash}`,
     });
     expect(out.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms).toEqual([{
       matchExpressions: [
@@ -268,7 +269,7 @@ describe('decide: an empty node-selector term matches nothing and stays so (issu
   it('a pod whose only term is empty (it can run nowhere) is not rewritten into "any node that can restore"', () => {
     const d = run(requiring({ matchExpressions: [] }), view({ checkpoints: [checkpoint('c')] }));
     expect(d.outcome).toBe('cold');
-    expect(d.patch).toEqual([]);
+    expect(d.patch.map((op) => op.path)).toEqual(['/metadata/annotations']); // only the spec-hashes stamp: no affinity, no image
   });
 });
 
@@ -285,7 +286,7 @@ describe('decide: the pod\'s own placement (issue 13, point 2: Pending forever)'
   it('nodeSelector pool=gpu, the only restore-capable node is in pool general: cold, with a reason', () => {
     const d = run(gpu(rsPod()), view({ checkpoints: [checkpoint('c')], nodes: [general, gpuOldCriu] }));
     expect(d.outcome).toBe('cold');
-    expect(d.patch).toEqual([]);
+    expect(d.patch.map((op) => op.path)).toEqual(['/metadata/annotations']); // only the spec-hashes stamp: no affinity, no image
     expect(d.warnings).toEqual([expect.stringMatching(/no node both can restore checkpoints from node-7 .* and may run the pod: 1 can restore, none passes the pod's placement \(node-general: nodeSelector pool=gpu \(node has pool=general\)\); starting cold/)]);
   });
 

@@ -176,7 +176,8 @@ describe('admission handler: sibling pods reuse the answer', () => {
     expect(JSON.parse(handle(reviewOf(withToken('bbbbb'), 'uid-2')).body).response.patchType).toBe('JSONPatch'); // same generation: reused
     state.generation++;
     const after = JSON.parse(handle(reviewOf(withToken('ccccc'), 'uid-3')).body).response;
-    expect(after.patchType).toBeUndefined();
+    // Cold: the patch only stamps the spec hashes, no image swap.
+    expect((JSON.parse(Buffer.from(after.patch as string, 'base64').toString()) as { path: string }[]).map((op) => op.path)).toEqual(['/metadata/annotations']);
     expect(after.warnings).toEqual([expect.stringMatching(/no checkpoint of Deployment web container app; starting cold/)]);
     expect(state.decided).toBe(2);
   });

@@ -10,6 +10,9 @@ import { KubeError } from '../../../kube/client.js';
 import { silentLogger } from '../../../runtime/log.js';
 import { createRegistry } from '../../../runtime/metrics.js';
 import { FakeClock, settle } from '../../support/fake-clock.js';
+import { podView } from '../../../controller/cache.js';
+import { explainPod, formatExplanation } from '../../../explain/explain.js';
+import { checkpoint as builtCheckpoint, node as builtNode, rsPod, view as builtView, NOW as BUILT_NOW } from '../../support/builders.js';
 
 const T0 = Date.parse('2026-11-27T12:00:00Z');
 const MIN = 60_000;
@@ -76,7 +79,7 @@ function checkpoint(name: string, takenAt: number, status: CheckpointStatus = { 
 
 const CONFIG: ControllerConfig = {
   maxConcurrent: 4, tickMs: 1000, retentionIntervalMs: MIN, failedRetentionMs: 24 * 60 * MIN,
-  settleMs: 10_000, earlyExitMs: 10_000, jitterFactor: 0, backoff: { baseMs: 10_000, maxMs: 5 * MIN },
+  settleMs: 10_000, earlyExitMs: 10_000, unavailableMs: 5 * MIN, jitterFactor: 0, backoff: { baseMs: 10_000, maxMs: 5 * MIN },
 };
 
 const versions = new WeakMap<Map<string, Checkpoint>, { text: string; version: number }>();
@@ -271,6 +274,140 @@ describe('Controller: restore outcome', () => {
     await successor.tick(new AbortController().signal);
     expect(s.store.get('shop/c1')?.status?.restores).toBe(3);
     expect(s.io.events.filter((e) => e.reason === 'Restored')).toHaveLength(2);
+  });
+});
+
+describe('Controller: a restored pod that cannot start goes cold without failing its checkpoint', () => {
+  const SCHEDULER = "0/2 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 1 Insufficient memory.";
+  function pendingPod(name: string, since: number, containers = ['app'], from = 'app=c1'): PodView {
+    const p = pod(name, 'n2', { phase: 'Pending', annotations: { 'lazarus.dev/restored-from': from }, containers, containerStatuses: [], unschedulable: { since: new Date(since).toISOString(), message: SCHEDULER } });
+    delete p.nodeName;
+    delete p.startTime;
+    return p;
+  }
+
+  it('Unschedulable past the policy bound: pod deleted, Events on pod and Deployment, checkpoint Unavailable (not Failed), Ready again later', async () => {
+    const s = setup({ checkpoint: { retain: 2 }, restore: { unschedulableTimeout: '30s' } });
+    s.store.set('shop/c1', checkpoint('c1', T0 - MIN));
+    s.pods.push(pendingPod('r', T0));
+    await s.clock.advance(29_000, 1000);
+    await s.tick();
+    expect(s.io.deletedPods).toEqual([]);
+    expect(s.store.get('shop/c1')?.status?.phase).toBe('Ready');
+    await s.clock.advance(1000, 1000);
+    await s.tick();
+    expect(s.io.deletedPods).toEqual(['shop/r']);
+    const status = s.store.get('shop/c1')?.status;
+    expect(status?.phase).toBe('Unavailable');
+    expect(status?.reason).toContain(`restore of pod r could not start: stayed Unschedulable for 30s (${SCHEDULER})`);
+    expect(status?.lastRestore).toMatchObject({ pod: 'r', node: '', outcome: 'Failed', message: `stayed Unschedulable for 30s (${SCHEDULER})` });
+    const events = s.io.events.filter((e) => e.reason === 'RestoreUnschedulable');
+    expect(events.map((e) => `${e.type}:${e.regarding.kind}/${e.regarding.name}`)).toEqual(['Warning:Pod/r', 'Warning:Deployment/web']);
+    expect(events[0]?.message).toContain('deleting the pod so that its replacement starts cold');
+    expect(events[0]?.message).toContain('checkpoint c1 is set aside (Unavailable) until 2026-11-27T12:05:30.000Z, not Failed');
+    expect(await s.metric('lazarus_controller_fallbacks_total')).toBe(1);
+    expect(await s.metric('lazarus_controller_restores_failed_total')).toBe(0);
+    // Set aside for unavailableMs, then Ready again for the next replacement.
+    s.pods.splice(0);
+    await s.clock.advance(5 * MIN - 1000, 1000);
+    await s.tick();
+    expect(s.store.get('shop/c1')?.status?.phase).toBe('Unavailable');
+    await s.clock.advance(MIN, 1000);
+    await s.tick();
+    expect(s.store.get('shop/c1')?.status).toMatchObject({ phase: 'Ready', lastRestore: { pod: 'r', outcome: 'Failed' } });
+    expect(s.store.get('shop/c1')?.status?.reason).toBeUndefined();
+  });
+
+  it('the default bound is 60s', async () => {
+    const s = setup();
+    s.store.set('shop/c1', checkpoint('c1', T0 - MIN));
+    s.pods.push(pendingPod('r', T0));
+    await s.clock.advance(59_000, 1000);
+    await s.tick();
+    expect(s.io.deletedPods).toEqual([]);
+    await s.clock.advance(1000, 1000);
+    await s.tick();
+    expect(s.io.deletedPods).toEqual(['shop/r']);
+  });
+
+  it('the pod informer keeps PodScheduled=False/Unschedulable (since, message) of pods without a node, and nothing else of conditions', () => {
+    const condition = { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: SCHEDULER, lastTransitionTime: '2026-11-27T12:00:00Z' };
+    // What the informer hands over: a whole pod, typed only by its metadata.
+    const view = (pod: object): PodView => podView(pod as Parameters<typeof podView>[0]);
+    expect(view({ metadata: { name: 'r', namespace: 'shop' }, spec: { containers: [{ name: 'app' }] }, status: { phase: 'Pending', conditions: [condition] } }).unschedulable)
+      .toEqual({ since: '2026-11-27T12:00:00Z', message: SCHEDULER });
+    expect(view({ metadata: { name: 'r', namespace: 'shop' }, spec: { nodeName: 'n1', containers: [] }, status: { conditions: [condition] } }).unschedulable).toBeUndefined();
+    expect(view({ metadata: { name: 'r', namespace: 'shop' }, spec: { containers: [] }, status: { conditions: [{ ...condition, reason: 'SchedulingGated' }] } }).unschedulable).toBeUndefined();
+  });
+
+  it('lazarus explain of the cold replacement shows why: the checkpoint is Unavailable, with the reason', () => {
+    const cp = builtCheckpoint('web-app-1');
+    cp.status = { phase: 'Unavailable', reason: `restore of pod web-7d9c-old could not start: stayed Unschedulable for 1m (${SCHEDULER}); not the checkpoint's fault, Ready again at 2026-11-27T12:06:00.000Z` };
+    const nodes = [builtNode('node-1')];
+    const text = formatExplanation(explainPod({ ...rsPod(), metadata: { ...rsPod().metadata, name: 'web-7d9c-new' } }, 'shop', builtView({ checkpoints: [cp], nodes }), nodes, BUILT_NOW));
+    expect(text).toContain('started cold; created now, the webhook would start it cold: no Ready checkpoint of Deployment web container app');
+    expect(text).toContain(`web-app-1  Unavailable, taken`);
+    expect(text).toContain(`not Ready (Unavailable: restore of pod web-7d9c-old could not start: stayed Unschedulable for 1m (${SCHEDULER})`);
+  });
+
+  const pulling = (message: string): PodView => pod('r', 'n2', {
+    phase: 'Pending', annotations: { 'lazarus.dev/restored-from': 'app=c1' },
+    containerStatuses: [{ name: 'app', state: { waiting: { reason: 'ErrImagePull', message } } }],
+  });
+
+  it('a transient image pull error waits imagePullTimeout, then goes cold with the checkpoint Unavailable, not Failed', async () => {
+    const s = setup();
+    s.store.set('shop/c1', checkpoint('c1', T0 - MIN));
+    s.pods.push(pulling('failed to pull and unpack image "reg/lazarus/shop/web-app@sha256:ab": dial tcp 10.0.0.5:5000: connect: connection refused'));
+    await s.tick();
+    await s.clock.advance(2 * MIN - 1000, 1000);
+    await s.tick();
+    expect(s.io.deletedPods).toEqual([]);
+    expect(s.store.get('shop/c1')?.status?.phase).toBe('Ready');
+    await s.clock.advance(1000, 1000);
+    await s.tick();
+    expect(s.io.deletedPods).toEqual(['shop/r']);
+    expect(s.store.get('shop/c1')?.status?.phase).toBe('Unavailable');
+    expect(s.store.get('shop/c1')?.status?.lastRestore?.message).toContain('connection refused');
+    expect(s.io.events.filter((e) => e.reason === 'RestoreImageUnavailable').map((e) => e.regarding.kind)).toEqual(['Pod', 'Deployment']);
+    expect(await s.metric('lazarus_controller_restores_unavailable_total')).toBe(1);
+  });
+
+  it('a pull error that clears: the restore is counted, the checkpoint never leaves Ready', async () => {
+    const s = setup();
+    s.store.set('shop/c1', checkpoint('c1', T0 - MIN));
+    const r = pulling('failed to pull and unpack image "reg/x@sha256:ab": unexpected status: 503 Service Unavailable');
+    s.pods.push(r);
+    await s.clock.advance(30_000, 1000);
+    await s.tick();
+    r.containerStatuses = [{ name: 'app', state: { running: { startedAt: new Date(s.clock.now()).toISOString() } } }];
+    r.phase = 'Running';
+    await s.clock.advance(10_000, 1000);
+    await s.tick();
+    expect(s.io.deletedPods).toEqual([]);
+    expect(s.store.get('shop/c1')?.status).toMatchObject({ phase: 'Ready', restores: 1, lastRestore: { outcome: 'Succeeded' } });
+  });
+
+  it('an ErrImagePull "not found" seen only between ticks still fails the checkpoint once the pod shows the bare back-off', async () => {
+    const s = setup();
+    s.store.set('shop/c1', checkpoint('c1', T0 - MIN));
+    const r = pulling('failed to pull and unpack image "reg/x@sha256:ab": failed to resolve reference "reg/x@sha256:ab": reg/x@sha256:ab: not found');
+    s.pods.push(r);
+    s.controller.observeRestoredPod(r); // the informer's update, before any tick looked
+    r.containerStatuses = [{ name: 'app', state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "reg/x@sha256:ab"' } } }];
+    await s.tick();
+    expect(s.store.get('shop/c1')?.status?.phase).toBe('Failed');
+    expect(s.store.get('shop/c1')?.status?.reason).toContain('after ErrImagePull');
+  });
+
+  it('an image gone from the registry still fails the checkpoint at once (the real-node blob-deleted case)', async () => {
+    const s = setup();
+    s.store.set('shop/c1', checkpoint('c1', T0 - MIN));
+    s.pods.push(pulling('failed to pull and unpack image "reg/x@sha256:ab": failed to copy: httpReadSeeker: failed open: content at http://reg/v2/x/blobs/sha256:cd not found: not found'));
+    await s.tick();
+    expect(s.store.get('shop/c1')?.status?.phase).toBe('Failed');
+    expect(s.io.events.find((e) => e.reason === 'RestoreFailed')?.message).toContain('not found');
+    expect(s.io.deletedPods).toEqual(['shop/r']);
   });
 });
 

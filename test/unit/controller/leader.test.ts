@@ -34,6 +34,21 @@ class MemoryLeaseStore implements LeaseStore {
   }
 }
 
+/** Delegates to a store, each call first taking `delayMs` on the fake clock and ignoring abort: a hung API server. */
+class SlowStore implements LeaseStore {
+  delayMs = 0;
+  calls = 0;
+  constructor(private readonly inner: LeaseStore, private readonly clock: FakeClock) {}
+  private async slow<T>(call: () => Promise<T>): Promise<T> {
+    this.calls++;
+    if (this.delayMs > 0) await this.clock.sleep(this.delayMs);
+    return call();
+  }
+  get(signal: AbortSignal): Promise<StoredLease | undefined> { return this.slow(() => this.inner.get(signal)); }
+  create(record: LeaseRecord, signal: AbortSignal): Promise<StoredLease> { return this.slow(() => this.inner.create(record, signal)); }
+  update(record: LeaseRecord, rv: string, signal: AbortSignal): Promise<StoredLease> { return this.slow(() => this.inner.update(record, rv, signal)); }
+}
+
 const TIMES = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
 
 interface Candidate { elector: LeaderElector; stop: AbortController; done: Promise<void>; events: string[]; leading: () => boolean }
@@ -147,6 +162,36 @@ describe('LeaderElector', () => {
     store.down = false;
     await clock.advance(TIMES.retryPeriodMs * 2);
     expect(a.leading()).toBe(true);
+  });
+
+  it('a renewal slower than the lease is cut at the renew deadline: the old leader stops before anyone else may lead', async () => {
+    const slow = new SlowStore(store, clock);
+    const a = candidate('a', slow, clock);
+    running.push(a);
+    await settle();
+    expect(a.leading()).toBe(true);
+    const b = start('b');
+    await settle();
+    await clock.advance(TIMES.retryPeriodMs * 2, 500);
+    const lastRenewStart = clock.now();
+    // From now on each of a's GETs and PUTs takes 30 s: longer than the lease, and it ignores abort.
+    slow.delayMs = 30_000;
+    let overlapAt: number | undefined;
+    for (let t = 0; t < 40_000; t += 250) {
+      await clock.advance(250, 250);
+      if (overlapAt === undefined && a.leading() && b.leading()) overlapAt = clock.now();
+    }
+    expect(overlapAt).toBeUndefined();
+    expect(b.leading()).toBe(true);
+    const stoppedAt = Number(a.events.find((e) => e.startsWith('stop@'))?.split('@')[1]);
+    const bStartedAt = Number(b.events.find((e) => e.startsWith('start@'))?.split('@')[1]);
+    expect(stoppedAt).toBeLessThan(bStartedAt);
+    // Stopped within the renew deadline of the last renewal that started in time.
+    expect(stoppedAt - lastRenewStart).toBeLessThanOrEqual(TIMES.renewDeadlineMs);
+    // The abandoned renewal, answered late, wrote nothing: the lease is b's.
+    await clock.advance(30_000, 1000);
+    expect(store.lease?.record.holderIdentity).toBe('b');
+    expect(store.writes.filter((w) => w.holderIdentity === 'a' && Date.parse(w.renewTime) > lastRenewStart)).toEqual([]);
   });
 
   it('a leader that finds someone else holding the lease steps down at once', async () => {
