@@ -61,7 +61,9 @@ describeWithTools('a mutating webhook ordered after Lazarus (issue 13 point 9)',
     cp = await startControlPlane({ schedulerConfig: { podInitialBackoffSeconds: 1, podMaxBackoffSeconds: 2 } });
     await installCrds(cp.client);
     await createNode(cp.client, { name: 'node-a', criu: '4.1.1', runtime: 'cri-o://1.33.2', cpuFlags: FLAGS });
-    webhook = await startWebhook(cp.client);
+    registry = await startRegistry();
+    // The webhook trusts what the agent pushes: the same --registry on both sides.
+    webhook = await startWebhook(cp.client, { registry: `${registry.host}/lazarus` });
     await registerWebhook(cp.client, webhook.port, webhook.tls.ca);
 
     const tls = testTls();
@@ -88,7 +90,6 @@ describeWithTools('a mutating webhook ordered after Lazarus (issue 13 point 9)',
       }],
     } });
 
-    registry = await startRegistry();
     dir = await tempDir('injector-e2e');
     await mkdir(join(dir, 'checkpoints'));
     agent = new Agent({
