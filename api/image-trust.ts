@@ -6,6 +6,9 @@
  * their choosing. Pure.
  */
 
+/** In a cold start's reason: a Checkpoint named an image Lazarus does not trust (the controller warns). */
+export const NOT_TRUSTED = 'is not trusted';
+
 /** `name@sha256:<64 hex>`: the name without a tag (the digest alone says what runs). */
 const DIGEST_REF = /^([^@\s]+)@sha256:[0-9a-f]{64}$/;
 /** A registry host (with optional port) or a path component, as the distribution spec allows them. */

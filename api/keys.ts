@@ -22,6 +22,12 @@ export const ORIGIN_CPU_FLAGS = 'lazarus.dev/origin-cpu-flags';
  */
 export const SPEC_HASHES = 'lazarus.dev/spec-hashes';
 
+/**
+ * Pod annotation: why the webhook started an opted-in pod cold (no usable checkpoint, none
+ * trusted, no node that may run it can restore). The controller says it once as an Event.
+ */
+export const COLD_START = 'lazarus.dev/cold-start';
+
 /** Node label: CRIU version as major×10000+minor×100+patch, so node affinity can use `Gt`. */
 export const NODE_CRIU_VERSION = 'lazarus.dev/criu-version';
 export const NODE_RESTORE_CAPABLE = 'lazarus.dev/restore-capable';

@@ -58,6 +58,7 @@ export function podView(object: KubeObject): PodView {
   };
   if (pod.spec?.nodeName) view.nodeName = pod.spec.nodeName;
   if (pod.status?.phase) view.phase = pod.status.phase;
+  if (m.creationTimestamp) view.createdAt = m.creationTimestamp;
   if (pod.status?.startTime) view.startTime = pod.status.startTime;
   const stuck = unschedulable(pod);
   if (stuck) view.unschedulable = stuck;

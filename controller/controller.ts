@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import { formatAnswer, parseAnswer, type CheckpointAnswer } from '../api/checkpoint-request.js';
 import { formatAge, parseDuration } from '../api/duration.js';
+import { NOT_TRUSTED } from '../api/image-trust.js';
 import { DEFAULT_POLICY_SPEC } from '../api/policy.js';
 import * as K from '../api/keys.js';
 import type { Checkpoint, CheckpointStatus, EffectivePolicy, WorkloadRef } from '../api/types.js';
@@ -60,6 +61,11 @@ export interface ControllerDeps {
 
 /** How soon after a change to Checkpoints retention runs again (at most this often for changes). */
 export const RETENTION_AFTER_CHANGE_MS = 5_000;
+/**
+ * Cold starts are announced for pods created this recently: a new leader (or a restarted
+ * controller) does not repeat Events its predecessor already wrote for older pods.
+ */
+export const COLD_START_EVENT_WINDOW_MS = 5 * 60_000;
 
 const podSubject = (pod: PodView): EventSubject => ({ apiVersion: 'v1', kind: 'Pod', name: pod.name, namespace: pod.namespace, uid: pod.uid });
 function workloadSubject(namespace: string, workload: WorkloadRef): EventSubject | undefined {
@@ -102,6 +108,8 @@ export class Controller {
   private readonly jobs = new Set<Promise<void>>();
   /** Restored pods whose outcome is recorded, by uid. */
   private readonly decided = new Set<string>();
+  /** Cold-started pods whose Event is written (or too old to write), by uid. */
+  private readonly announced = new Set<string>();
   /** On-demand requests in progress, by subjectKey. */
   private readonly demands = new Map<string, Demand>();
   /** The `requested …` value last answered per subject: a lagging cache must not make it look unserved. */
@@ -154,6 +162,7 @@ export class Controller {
     this.startCheckpoints(now, signal);
     await this.guard('checkpoint answers', () => this.answerRequests());
     await this.guard('restore outcomes', () => this.restoreOutcomes());
+    await this.guard('cold starts', () => this.announceColdStarts(now));
     // A Checkpoint that changed (a new one Ready) brings retention forward, so `retain` holds
     // seconds after a checkpoint, not up to a retention interval later.
     if (this.d.view.checkpointsVersion() !== this.retainedAt) this.nextRetention = Math.min(this.nextRetention, this.lastRetention + RETENTION_AFTER_CHANGE_MS);
@@ -390,6 +399,31 @@ export class Controller {
     }
     for (const uid of this.decided) if (!present.has(uid)) this.decided.delete(uid);
     for (const uid of this.pullErrors.keys()) if (!present.has(uid)) this.pullErrors.delete(uid);
+  }
+
+  /**
+   * The webhook writes why it started an opted-in pod cold (K.COLD_START); say it once per pod as
+   * an Event where `kubectl describe pod` shows it. A Checkpoint naming an image Lazarus does not
+   * trust means somebody wrote one the agents did not push: a Warning, on the workload too.
+   */
+  private async announceColdStarts(now: number): Promise<void> {
+    const present = new Set<string>();
+    for (const pod of this.d.view.pods()) {
+      const why = pod.annotations?.[K.COLD_START];
+      if (!why) continue;
+      present.add(pod.uid);
+      if (this.announced.has(pod.uid) || pod.deleting) continue;
+      this.announced.add(pod.uid);
+      if (!(now - Date.parse(pod.createdAt ?? '') <= COLD_START_EVENT_WINDOW_MS)) continue;
+      if (why.includes(NOT_TRUSTED)) {
+        const { workload } = podPolicy(pod, this.d.view);
+        this.d.metrics.untrustedCheckpoints.inc();
+        await this.emit([podSubject(pod), workloadSubject(pod.namespace, workload)], 'Warning', 'UntrustedCheckpoint', `pod ${pod.name} started cold: ${why}`);
+      } else {
+        await this.emit([podSubject(pod)], 'Normal', 'StartedCold', `started cold: ${why}`);
+      }
+    }
+    for (const uid of this.announced) if (!present.has(uid)) this.announced.delete(uid);
   }
 
   /**

@@ -12,6 +12,7 @@ export interface ControllerMetrics {
   /** Restored pods that could not start through no fault of the checkpoint (reason: the Event's). */
   restoresUnavailable: Counter<'reason'>;
   fallbacks: Counter;
+  untrustedCheckpoints: Counter;
   checkpointsExpired: Counter;
   checkpointsDeleted: Counter<'phase'>;
   inFlight: Gauge;
@@ -52,6 +53,7 @@ export function createControllerMetrics(registry: Registry, checkpoints: () => I
     restoresSucceeded: new Counter({ name: 'lazarus_controller_restores_succeeded_total', help: 'Restored pods that came up and stayed up', registers }),
     restoresFailed: new Counter({ name: 'lazarus_controller_restores_failed_total', help: 'Restored pods whose restore failed', registers }),
     restoresUnavailable: new Counter({ name: 'lazarus_controller_restores_unavailable_total', help: 'Restored pods sent cold without blaming the checkpoint (Unschedulable, image pull that may clear), by Event reason', labelNames: ['reason'] as const, registers }),
+    untrustedCheckpoints: new Counter({ name: 'lazarus_controller_untrusted_checkpoints_total', help: 'Pods started cold because the Checkpoints they could use named images Lazarus does not trust (see the UntrustedCheckpoint Event)', registers }),
     fallbacks: new Counter({ name: 'lazarus_controller_fallbacks_total', help: 'Pods deleted after a restore that failed or could not start, so that their replacement starts cold', registers }),
     checkpointsExpired: new Counter({ name: 'lazarus_controller_checkpoints_expired_total', help: 'Ready checkpoints beyond retain, expired and deleted', registers }),
     checkpointsDeleted: new Counter({ name: 'lazarus_controller_checkpoints_deleted_total', help: 'Checkpoint objects deleted, by phase', labelNames: ['phase'] as const, registers }),

@@ -16,6 +16,8 @@ export interface PodView {
   uid: string;
   nodeName?: string;
   phase?: string;
+  /** metadata.creationTimestamp */
+  createdAt?: string;
   /** status.startTime */
   startTime?: string;
   deleting: boolean;

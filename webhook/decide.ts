@@ -7,12 +7,12 @@ import type { Operation } from 'fast-json-patch';
 import * as K from '../api/keys.js';
 import { canRestoreOn, formatPairs, type NodeFacts } from '../api/compat.js';
 import { formatAge } from '../api/duration.js';
-import { trustedPrefix, untrustedImage } from '../api/image-trust.js';
+import { NOT_TRUSTED, trustedPrefix, untrustedImage } from '../api/image-trust.js';
 import { podPlacement } from '../api/placement.js';
 import { selectPolicy } from '../api/policy.js';
 import { hashedFields, specHash } from '../api/spec-hash.js';
 import { criuString, runtimeLabelValue } from '../api/versions.js';
-import { specHashesPatch, stampSpecHashes } from './spec-hashes.js';
+import { coldStartPatch, stampSpecHashes } from './spec-hashes.js';
 import { resolveOptIn, resolveWorkload, type OwnerLookup } from '../api/workload.js';
 import type { Checkpoint, CompatibilityRules, Container, EffectivePolicy, NodeSelectorRequirement, NodeSelectorTerm, OriginFacts, Pod, WorkloadRef } from '../api/types.js';
 
@@ -62,9 +62,12 @@ export interface Decision {
 const AGE_RESOLUTION_MS = 1_000;
 
 const skip = (reason: string): Decision => ({ outcome: 'skipped', patch: [], warnings: [], reason, validUntil: Infinity });
-/** A cold start still stamps the pod's spec hashes, so its later checkpoints match its siblings. */
+/**
+ * A cold start still stamps the pod's spec hashes, so its later checkpoints match its siblings,
+ * and says why it is cold, for the controller's Event.
+ */
 const cold = (reason: string, policy: EffectivePolicy, validUntil: number, pod: Pod): Decision =>
-  ({ outcome: 'cold', patch: specHashesPatch(pod), warnings: [`lazarus: ${reason}; starting cold`], reason, policy: policy.name, validUntil });
+  ({ outcome: 'cold', patch: coldStartPatch(pod, reason), warnings: [`lazarus: ${reason}; starting cold`], reason, policy: policy.name, validUntil });
 
 /**
  * The pod reduced to what decide() reads: its identity and owners, annotations and labels, each
@@ -200,7 +203,7 @@ export function chooseCheckpoints(containers: readonly Container[], namespace: s
       if (fresh.length === 0) return no(`every Ready checkpoint of ${what} is older than maxCheckpointAge ${policy.spec.maxCheckpointAge}`);
       const newest = matching.sort(newerFirst)[0];
       if (newest === undefined) return no(`no Ready checkpoint of ${what} has the pod's spec hash ${hash} (the container changed since)`);
-      return no(`checkpoint ${newest.metadata.name ?? ''} of ${what} is not trusted: ${untrustedReason(newest.spec.image, prefix)}`);
+      return no(`checkpoint ${newest.metadata.name ?? ''} of ${what} ${NOT_TRUSTED}: ${untrustedReason(newest.spec.image, prefix)}`);
     }
     usable.set(container.name, trusted.sort(newerFirst));
   }

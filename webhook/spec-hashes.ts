@@ -14,11 +14,18 @@ export function stampSpecHashes(target: Pod, admitted: Pod): void {
   target.metadata.annotations = { ...target.metadata.annotations, [K.SPEC_HASHES]: specHashesAnnotation(admitted.spec.containers) };
 }
 
-/** The patch that only stamps `pod` (a cold start), diffed like every other patch. */
-export function specHashesPatch(pod: Pod): Operation[] {
+/** Annotation values stay short: the reason is for people, and the full text is in the warning. */
+const MAX_REASON = 1024;
+
+/**
+ * The patch of a cold start, diffed like every other patch: the spec-hash stamp, and why no
+ * checkpoint was used (K.COLD_START), which the controller turns into an Event on the pod.
+ */
+export function coldStartPatch(pod: Pod, reason: string): Operation[] {
   const { annotations } = pod.metadata;
   const before: Pod = { metadata: annotations === undefined ? {} : { annotations }, spec: { containers: [] } };
   const after = structuredClone(before);
   stampSpecHashes(after, pod);
+  after.metadata.annotations = { ...after.metadata.annotations, [K.COLD_START]: reason.length > MAX_REASON ? `${reason.slice(0, MAX_REASON - 1)}…` : reason };
   return jsonPatch.compare(before, after);
 }

@@ -233,6 +233,8 @@ describe('restores that must not happen (issue 13), and explain says why', () =>
     expect(pod.metadata.annotations?.[K.RESTORED_FROM]).toBeUndefined();
 
     const reason = `checkpoint ${app}-app-1 of Deployment ${app} container app is not trusted: image ${image}`;
+    // What the controller turns into an UntrustedCheckpoint Event (test/unit/controller).
+    expect(pod.metadata.annotations?.[K.COLD_START]).toContain(reason);
     const warnings = await warningsFor(pod);
     expect(warnings).toEqual([expect.stringContaining(reason)]);
     expect(warnings[0]).toContain(why);

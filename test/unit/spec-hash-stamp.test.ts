@@ -19,10 +19,10 @@ const admit = (pod: Pod, v = view()): { outcome: string; out: Pod } => {
 const token = (suffix: string): Container => container('app', 'registry.example/web:1.4', { volumeMounts: [{ name: `kube-api-access-${suffix}`, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' }] });
 
 describe('the webhook stamps the spec hashes it computed', () => {
-  it('a cold start is stamped (no checkpoint yet), images untouched', () => {
+  it('a cold start is stamped (no checkpoint yet) and says why, images untouched', () => {
     const { outcome, out } = admit(rsPod());
     expect(outcome).toBe('cold');
-    expect(out.metadata.annotations).toEqual({ [STAMP]: `app=${specHash(container())}` });
+    expect(out.metadata.annotations).toEqual({ [STAMP]: `app=${specHash(container())}`, 'lazarus.dev/cold-start': 'no checkpoint of Deployment web container app' });
     expect(out.spec).toEqual(rsPod().spec);
   });
 
@@ -33,6 +33,7 @@ describe('the webhook stamps the spec hashes it computed', () => {
     expect(outcome).toBe('restored');
     expect(out.spec.containers[0]?.image).toMatch(/@sha256:/);
     expect(out.metadata.annotations?.[STAMP]).toBe(`app=${specHash(container())},side=${specHash(side)}`);
+    expect(out.metadata.annotations?.['lazarus.dev/cold-start']).toBeUndefined();
   });
 
   it('a stamp the pod arrived with is replaced by the webhook\'s own', () => {

@@ -411,6 +411,32 @@ describe('Controller: a restored pod that cannot start goes cold without failing
   });
 });
 
+describe('Controller: cold starts are said as Events (the webhook\'s lazarus.dev/cold-start)', () => {
+  const cold = (name: string, why: string, createdAt = T0): PodView =>
+    pod(name, 'n1', { createdAt: new Date(createdAt).toISOString(), annotations: { 'lazarus.dev/restore': 'enabled', 'lazarus.dev/cold-start': why } });
+
+  it('once per pod: StartedCold on the pod; an untrusted checkpoint image is a Warning on the pod and its workload', async () => {
+    const s = setup();
+    s.pods.push(cold('a', 'no checkpoint of Deployment web container app'));
+    s.pods.push(cold('b', 'checkpoint web-app-1 of Deployment web container app is not trusted: image evil/x:1 is not a digest reference'));
+    await s.tick();
+    await s.tick();
+    expect(s.io.events.map((e) => `${e.type}:${e.reason}:${e.regarding.kind}/${e.regarding.name}`)).toEqual([
+      'Normal:StartedCold:Pod/a', 'Warning:UntrustedCheckpoint:Pod/b', 'Warning:UntrustedCheckpoint:Deployment/web',
+    ]);
+    expect(s.io.events[0]?.message).toBe('started cold: no checkpoint of Deployment web container app');
+    expect(s.io.events[1]?.message).toContain('pod b started cold: checkpoint web-app-1 of Deployment web container app is not trusted: image evil/x:1');
+    expect(await s.metric('lazarus_controller_untrusted_checkpoints_total')).toBe(1);
+  });
+
+  it('not for pods created before the window (a new leader does not repeat its predecessor), nor for pods without the annotation', async () => {
+    const s = setup();
+    s.pods.push(cold('old', 'no checkpoint', T0 - 6 * MIN), pod('plain', 'n1', { createdAt: new Date(T0).toISOString() }));
+    await s.tick();
+    expect(s.io.events.filter((e) => e.reason === 'StartedCold')).toEqual([]);
+  });
+});
+
 describe('Controller: retention', () => {
   it('retain 2 over five Ready: three Expired and deleted; Failed past retention deleted', async () => {
     const s = setup({ checkpoint: { retain: 2 } });
