@@ -61,11 +61,16 @@ suite('on real nodes, Lazarus installed from its own image', () => {
     await sc.createCounter('counter', 'node-a');
     const first = await sc.runningPod('counter');
     expect(first.spec.nodeName).toBe('node-a');
+    // Admitted cold (nothing to restore yet), stamped with the hashes the webhook computed.
+    expect(first.metadata.annotations?.[K.COLD_START]).toContain('no checkpoint of Deployment counter container app');
+    expect(first.metadata.annotations?.[K.SPEC_HASHES]).toMatch(/^app=[0-9a-f]{16}$/);
     await sc.waitForCount(first.metadata.name, 3);
 
     const checkpoint = await sc.checkpointNow(first.metadata.name);
     expect(checkpoint.spec.image).toMatch(new RegExp(`^${cluster.registry.replace(/\./g, '\\.')}/lazarus/${NS}/counter-app@sha256:[0-9a-f]{64}$`));
     expect(checkpoint.spec.origin).toMatchObject({ node: 'node-a', runtime: 'containerd://2.3.7', criuVersion: 40101 });
+    // Unique per source pod: replicas checkpointed in the same second never share a name.
+    expect(checkpoint.metadata.name).toMatch(new RegExp(`-${(first.metadata.uid ?? '').slice(0, 8)}$`));
     // The image is really in the registry.
     const [repo, digest] = (checkpoint.spec.image ?? '').slice(cluster.registry.length + 1).split('@') as [string, string];
     const manifest = await fetch(`http://${cluster.registry}/v2/${repo}/manifests/${digest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
@@ -84,6 +89,12 @@ suite('on real nodes, Lazarus installed from its own image', () => {
       expect(used?.spec.origin.node).toBe('node-a');
       expect(restored.spec.containers[0]?.image).toBe(used?.spec.image);
       expect(restored.status?.containerStatuses?.[0]?.restartCount).toBe(0);
+      // Placed safely even without the extender: the required affinity names every hard filter.
+      const required = restored.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms[0]?.matchExpressions ?? [];
+      expect(required).toEqual(expect.arrayContaining([
+        { key: K.NODE_RESTORE_CAPABLE, operator: 'In', values: ['true'] },
+        { key: K.NODE_RUNTIME, operator: 'In', values: ['containerd'] },
+      ]));
       // Continues from the checkpoint: one unbroken sequence 1, 2, … past the checkpointed value
       // (a cold start would begin again at 1 in a log of its own).
       const seen = await sc.waitForCount(restored.metadata.name, atCheckpoint + 3);

@@ -18,8 +18,11 @@ const run = promisify(execFile);
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../cli/main.js');
 
 export interface Pod {
-  metadata: { name: string; annotations?: Record<string, string>; deletionTimestamp?: string; labels?: Record<string, string> };
-  spec: { nodeName?: string; schedulerName?: string; containers: Array<{ image: string }> };
+  metadata: { name: string; uid?: string; annotations?: Record<string, string>; deletionTimestamp?: string; labels?: Record<string, string> };
+  spec: {
+    nodeName?: string; schedulerName?: string; containers: Array<{ image: string }>;
+    affinity?: { nodeAffinity?: { requiredDuringSchedulingIgnoredDuringExecution?: { nodeSelectorTerms: Array<{ matchExpressions?: Array<{ key: string; operator: string; values?: string[] }> }> } } };
+  };
   status?: { phase?: string; containerStatuses?: Array<{ restartCount: number; state?: { running?: unknown; waiting?: { reason?: string; message?: string } } }> };
 }
 
