@@ -43,7 +43,7 @@ describe(`${SCRIPT} --print-mirror`, () => {
     expect(await mirror()).toBe('http://mirror.example/debian');
   });
 
-  it('prints nothing when no entry is for this machine's release (a third-party repo, -updates only) (the script then stops with a clear error)', async () => {
+  it('prints nothing when no entry is for this machine\'s release: a third-party repo, -updates only (the script then stops with a clear error)', async () => {
     await writeFile(path.join(etc, 'sources.list.d/other.list'), 'deb https://apt.example/repo nodistro main\ndeb http://mirror.example/debian bookworm-updates main\n');
     expect(await mirror()).toBe('');
   });
