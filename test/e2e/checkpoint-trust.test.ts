@@ -19,6 +19,7 @@ import { createNamespace, waitFor } from '../harness/wait.js';
 import { kubectlPath, render } from '../support/kustomize.js';
 import { createKubeClient, loadKubeConfig, KubeError, type KubeClient } from '../../kube/client.js';
 import type { Checkpoint } from '../../api/types.js';
+import { asAgentOf, createCheckpointObject } from '../../demo/checkpoint-writer.js';
 import * as K from '../../api/keys.js';
 
 const run = promisify(execFile);
@@ -141,6 +142,20 @@ describe('creating a Checkpoint', () => {
     await writeFile(manifest, JSON.stringify(checkpoint('web-app-by-hand', 'node-y')));
     await run(kubectlPath(), ['--kubeconfig', file, 'create', '-f', manifest]);
     expect((await getCheckpoint('web-app-by-hand')).spec.origin.node).toBe('node-y');
+  });
+});
+
+describe('lazarus demo on a cluster with Lazarus installed', () => {
+  it('creates its checkpoints of a gone node by standing in for that node\'s agent (impersonation), as a person would', async () => {
+    const created = await createCheckpointObject(cp.client, checkpoint('web-app-demo', 'node-lost'));
+    expect(created.spec.origin.node).toBe('node-lost');
+    await createCheckpointObject(cp.client, checkpoint('web-app-demo-dry', 'node-lost'), { dryRun: true });
+    await expect(getCheckpoint('web-app-demo-dry')).rejects.toMatchObject({ status: 404 });
+  });
+
+  it('but impersonating the agent does not open other doors: a Secret is still refused', async () => {
+    const err = await rejection(cp.client.request('GET', `/api/v1/namespaces/${SYSTEM_NS}/secrets/lazarus-webhook-tls`, { headers: asAgentOf('node-x') }));
+    expect(err.status).toBe(403);
   });
 });
 
