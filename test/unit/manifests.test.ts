@@ -1,5 +1,6 @@
 import { parse } from 'yaml';
 import { OVERLAYS, render, type K8sObject } from '../support/kustomize.js';
+import { parseDuration } from '../../api/duration.js';
 
 interface Rule { apiGroups?: string[]; resources?: string[]; verbs?: string[]; resourceNames?: string[] }
 interface Container { name: string; securityContext?: { privileged?: boolean; allowPrivilegeEscalation?: boolean; readOnlyRootFilesystem?: boolean; capabilities?: { drop?: string[] } } }
@@ -81,6 +82,18 @@ describe.each(OVERLAYS)('%s', (dir) => {
       for (const v of volumes.filter((x) => x.secret?.secretName === 'lazarus-webhook-tls')) {
         expect({ where: `${w.kind}/${w.metadata.name}/${v.name}`, keys: v.secret?.items?.map((i) => i.key) }).toEqual({ where: `${w.kind}/${w.metadata.name}/${v.name}`, keys: ['tls.crt', 'tls.key'] });
       }
+    }
+  });
+
+  it('the webhook and extender drain on SIGTERM within their grace period (readiness first, then close)', () => {
+    for (const name of ['lazarus-webhook', 'lazarus-extender']) {
+      const d = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === name);
+      const spec = (d?.spec as { template: { spec: { terminationGracePeriodSeconds?: number; containers: Array<{ args?: string[] }> } } } | undefined)?.template.spec;
+      const drain = spec?.containers[0]?.args?.find((a) => a.startsWith('--shutdown-drain='))?.slice('--shutdown-drain='.length);
+      const drainMs = drain ? parseDuration(drain) : undefined;
+      expect({ name, drainMs: (drainMs ?? 0) > 0 }).toEqual({ name, drainMs: true });
+      // The drain, then up to CLOSE_GRACE_MS (3 s) for requests in flight, before the kubelet's SIGKILL.
+      expect((drainMs ?? 0) + 3_000).toBeLessThan((spec?.terminationGracePeriodSeconds ?? 30) * 1000);
     }
   });
 
