@@ -28,6 +28,9 @@
  *   `cert-manager.io/inject-ca-from`, this mode becomes `cert-manager` at start.
  * - `files` / `cert-manager`: somebody else writes the files (a mounted Secret); they are
  *   reloaded when they change. Nothing is written to the cluster.
+ * A certificate past (or within a sixth of its lifetime, at most 30 s, of) its expiry is never
+ * handed to a new handshake when a fresh one can be made: `attach` checks the clock on every
+ * connection and, in secret mode, re-issues from the CA on the spot if the renewal timer was late.
  * In every mode a server always has a certificate: if the real one is not available at start
  * (unreadable files, API down), a throw-away self-signed one is served, the problem is logged,
  * and the real one replaces it as soon as it can be loaded.
@@ -40,8 +43,8 @@ import type { Logger } from 'pino';
 import { DEFAULT_CA_LIFETIME_MS, DEFAULT_CERT_LIFETIME_MS, systemEntropy, type Entropy, type Identity } from './generate.js';
 import { message, notAfter, parseCerts } from './inspect.js';
 import {
-  CERT_MANAGER_ANNOTATION, CertHolder, fallbackServed, loadPair, managedByCertManager, runFileReloader,
-  runSecretManager, servedFrom, syncMaterial, type FilePair, type Served, type SecretManagerOptions,
+  CERT_MANAGER_ANNOTATION, CertHolder, fallbackServed, loadPair, managedByCertManager, reissueServing, runFileReloader,
+  runSecretManager, servedFrom, syncMaterial, type ExpiryGuard, type FilePair, type Served, type SecretManagerOptions,
 } from './manager.js';
 import type { CertStore } from './store.js';
 
@@ -141,10 +144,12 @@ export async function createCertSource(options: CertSourceOptions, deps: CertSou
   if (files) {
     const pair = files;
     const loaded = await loadPair(pair, entropy.now());
-    if (loaded.ok) holder = new CertHolder({ cert: loaded.cert, key: loaded.key, ca: '', source: 'files' }, log);
+    // Somebody else renews the files: an expiry at serve time can only be reported.
+    const guard: ExpiryGuard = { now: entropy.now, reissue: () => undefined };
+    if (loaded.ok) holder = new CertHolder({ cert: loaded.cert, key: loaded.key, ca: '', source: 'files' }, log, guard);
     else {
       log.error({ problems: loaded.problems, certFile: pair.certFile, keyFile: pair.keyFile }, 'certificate files are unusable at start; serving a throw-away self-signed certificate until they are fixed');
-      holder = new CertHolder(await fallbackServed(options.identity ?? FALLBACK_IDENTITY, entropy), log);
+      holder = new CertHolder(await fallbackServed(options.identity ?? FALLBACK_IDENTITY, entropy), log, guard);
     }
     loop = runFileReloader(pair, holder, entropy.now, log, signal, options.pollIntervalMs ?? 2000, options.watch ?? true);
   } else if (options.mode === 'secret') {
@@ -161,7 +166,9 @@ export async function createCertSource(options: CertSourceOptions, deps: CertSou
     } catch (err) {
       log.error({ err: message(err) }, 'cannot get the certificate Secret at start; serving a throw-away self-signed certificate and retrying');
     }
-    holder = new CertHolder(initial ?? await fallbackServed(options.identity, entropy), log);
+    const identity = options.identity;
+    const guard: ExpiryGuard = { now: entropy.now, reissue: (stale) => reissueServing(stale, identity, managerOptions.lifetimes.certLifetimeMs, entropy) };
+    holder = new CertHolder(initial ?? await fallbackServed(options.identity, entropy), log, guard);
     loop = runSecretManager(options.store, managerOptions, holder, entropy, log, signal);
   } else {
     throw new Error('unreachable: files mode without files');
@@ -169,7 +176,7 @@ export async function createCertSource(options: CertSourceOptions, deps: CertSou
 
   return {
     mode,
-    secureContextOptions: () => ({ cert: holder.get().cert, key: holder.get().key }),
+    secureContextOptions: () => { const s = holder.current(); return { cert: s.cert, key: s.key }; },
     caBundle: () => holder.get().ca,
     onRotate: (cb) => holder.onRotate(cb),
     attach: (server) => holder.attach(server),

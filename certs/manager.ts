@@ -27,7 +27,7 @@ import {
   generateMaterial, issueServing, serialFromBytes, servingNames,
   SERIAL_BYTES, type Entropy, type Identity, type Lifetimes, type Material, type Names,
 } from './generate.js';
-import { assess, message, notAfter, pairProblems, parseCerts, type Assessment, type Loose } from './inspect.js';
+import { assess, lifetimeMs, message, notAfter, pairProblems, parseCerts, sanNames, type Assessment, type Loose } from './inspect.js';
 import { StoreConflict, type CertStore, type PatchOperation, type SecretObject, type WebhookConfiguration } from './store.js';
 
 export const CERT_MANAGER_ANNOTATION = 'cert-manager.io/inject-ca-from';
@@ -44,17 +44,83 @@ export interface Served {
   ca: string;
   /** `fallback` is a throw-away self-signed certificate served only while the real source is broken. */
   source: 'secret' | 'files' | 'fallback';
+  /** The CA that signed `cert`, when this process holds its key (secret mode): lets it re-issue on the spot. */
+  signer?: { cert: string; key: string };
+}
+
+/**
+ * The last line against serving an expired certificate. Renewal runs on a timer, and a timer can
+ * be late (a loaded machine, a suspended VM, a clock jump); the guard looks at the clock when a
+ * connection arrives instead, and swaps in a fresh certificate before the handshake starts.
+ */
+export interface ExpiryGuard {
+  now: () => number;
+  /** A replacement for `stale` issued right now, or undefined when none can be made here (files, an expired CA). */
+  reissue: (stale: Served) => Served | undefined;
+}
+
+/** How close to its expiry a certificate is no longer handed to a new handshake: a sixth of its lifetime, at most 30 s. */
+export function serveMarginMs(lifetime: number): number {
+  return Math.min(30_000, Math.max(0, lifetime) / 6);
 }
 
 export class CertHolder {
   private served: Served;
   private readonly listeners = new Set<(s: Served) => void>();
+  private readonly staleListeners = new Set<() => void>();
+  /** notAfter and margin of `served.cert`, parsed once per certificate (the check runs on every connection). */
+  private expiry: { cert: string; notAfter: number; margin: number } | undefined;
+  /** The certificate an unfixable expiry was last logged for, so a flood of connections logs once. */
+  private reported = '';
 
-  constructor(initial: Served, private readonly log: Logger) {
+  constructor(initial: Served, private readonly log: Logger, private readonly guard?: ExpiryGuard) {
     this.served = initial;
   }
 
   get(): Served { return this.served; }
+
+  /**
+   * What a handshake starting now gets: the served pair, unless it is expired or within its
+   * margin of expiry, in which case a fresh one is issued first (when the guard can) and the
+   * renewal loop is woken to store a proper one.
+   */
+  current(): Served {
+    if (!this.guard) return this.served;
+    const now = this.guard.now();
+    const { notAfter: expires, margin } = this.expiryOf(this.served.cert);
+    if (expires - margin > now) return this.served;
+    const stale = this.served;
+    let next: Served | undefined;
+    try { next = this.guard.reissue(stale); } catch (err) { this.log.error({ err: message(err) }, 'could not re-issue the serving certificate'); }
+    for (const cb of this.staleListeners) cb();
+    if (next) {
+      this.log.warn({ notAfter: new Date(expires).toISOString(), now: new Date(now).toISOString() },
+        'the serving certificate reached its expiry before its renewal ran (a late timer, a suspended VM or a clock jump); issued a fresh one before serving');
+      this.set(next);
+    } else if (this.reported !== stale.cert) {
+      this.reported = stale.cert;
+      this.log.error({ notAfter: new Date(expires).toISOString(), source: stale.source }, 'the serving certificate is expired or about to, and no fresh one can be issued here; clients will refuse it until it is replaced');
+    }
+    return this.served;
+  }
+
+  /** Called when `current()` found the served certificate stale: the renewal loop should run now. */
+  onStale(cb: () => void): () => void {
+    this.staleListeners.add(cb);
+    return () => { this.staleListeners.delete(cb); };
+  }
+
+  private expiryOf(cert: string): { notAfter: number; margin: number } {
+    if (this.expiry?.cert !== cert) {
+      try {
+        const [c] = parseCerts(cert);
+        this.expiry = c ? { cert, notAfter: notAfter(c), margin: serveMarginMs(lifetimeMs(c)) } : { cert, notAfter: Infinity, margin: 0 };
+      } catch {
+        this.expiry = { cert, notAfter: Infinity, margin: 0 };
+      }
+    }
+    return this.expiry;
+  }
 
   /** Returns whether anything changed; listeners run only then. */
   set(next: Served): boolean {
@@ -72,12 +138,37 @@ export class CertHolder {
     return () => { this.listeners.delete(cb); };
   }
 
-  /** Keeps `server`'s certificate current; returns a detach function. */
+  /**
+   * Keeps `server`'s certificate current; returns a detach function. The expiry check runs in a
+   * `connection` listener placed before the TLS server's own: that one creates the TLS socket
+   * from the context set at that moment, so a swap here reaches this very handshake.
+   */
   attach(server: tls.Server): () => void {
     const apply = (s: Served): void => server.setSecureContext({ cert: s.cert, key: s.key });
-    apply(this.served);
-    return this.onRotate(apply);
+    const check = (): void => { this.current(); };
+    apply(this.current());
+    server.prependListener('connection', check);
+    const stop = this.onRotate(apply);
+    return () => { stop(); server.off('connection', check); };
   }
+}
+
+/**
+ * A fresh serving certificate for the same key and names, signed by the CA that signed the
+ * stale one (the one every client already trusts), or undefined when there is no CA key here or
+ * the CA itself has expired. Synchronous: it runs before a handshake.
+ */
+export function reissueServing(stale: Served, identity: Identity, certLifetimeMs: number, entropy: Pick<Entropy, 'now' | 'randomBytes'>): Served | undefined {
+  if (!stale.signer) return undefined;
+  const now = entropy.now();
+  const [ca] = parseCerts(stale.signer.cert);
+  if (!ca || notAfter(ca) - serveMarginMs(lifetimeMs(ca)) <= now) return undefined;
+  const [old] = parseCerts(stale.cert);
+  const cert = issueServing({
+    caCertPem: stale.signer.cert, caKeyPem: stale.signer.key, keyPem: stale.key, serial: serialFromBytes(entropy.randomBytes(SERIAL_BYTES)),
+    now, lifetimeMs: certLifetimeMs, names: withKept(servingNames(identity), old ? sanNames(old) : undefined),
+  });
+  return { ...stale, cert };
 }
 
 /** Like kube/informer's sleep, kept local so offline certificate code never loads the Kubernetes client (~330 ms). */
@@ -264,7 +355,8 @@ export async function syncMaterial(store: CertStore, opts: SecretManagerOptions,
 }
 
 export function servedFrom(m: Material): Served {
-  return { cert: m.cert, key: m.key, ca: m.ca, source: 'secret' };
+  const signer = PEM_BLOCK.exec(m.ca)?.[0];
+  return { cert: m.cert, key: m.key, ca: m.ca, source: 'secret', ...(signer && m.caKey ? { signer: { cert: signer, key: m.caKey } } : {}) };
 }
 
 /** Whether `next` comes from a different CA than `current` while `current` stays valid until `until`. */
@@ -297,6 +389,14 @@ export async function syncOnce(store: CertStore, opts: SecretManagerOptions, hol
 export async function runSecretManager(store: CertStore, opts: SecretManagerOptions, holder: CertHolder, entropy: Entropy, log: Logger, signal: AbortSignal): Promise<void> {
   const interval = opts.checkIntervalMs ?? 30_000;
   let backoff = Math.min(1000, interval);
+  // A stale certificate found at serve time cuts the wait short: the Secret needs the renewal too.
+  let wake = new AbortController();
+  const unsubscribe = holder.onStale(() => wake.abort());
+  signal.addEventListener('abort', () => { unsubscribe(); wake.abort(); }, { once: true });
+  const sleepUntilWoken = async (ms: number): Promise<void> => {
+    await sleep(ms, AbortSignal.any([signal, wake.signal]));
+    if (wake.signal.aborted) wake = new AbortController();
+  };
   while (!signal.aborted) {
     let wait: number;
     try {
@@ -309,7 +409,7 @@ export async function runSecretManager(store: CertStore, opts: SecretManagerOpti
       wait = backoff;
       backoff = Math.min(backoff * 2, interval);
     }
-    await sleep(wait, signal);
+    await sleepUntilWoken(wait);
   }
 }
 

@@ -24,6 +24,7 @@ import {
 import type { Narrator } from './narrate.js';
 import { checkpointVerdicts, explainNodeLines, indent, nodeTable, originLine, scoreLegend, shortDigest, verdictLines } from './narrate.js';
 import type { Environment } from './environment.js';
+import { createCheckpointObject } from './checkpoint-writer.js';
 
 export interface DemoDeps {
   narrator: Narrator;
@@ -166,7 +167,7 @@ async function createDemoNode(client: KubeClient, spec: DemoNode): Promise<Node>
 
 async function createCheckpoint(client: KubeClient, checkpoint: Checkpoint, status: NonNullable<Checkpoint['status']>): Promise<Checkpoint> {
   const base = `/apis/${K.API_VERSION}/namespaces/${NAMESPACE}/checkpoints`;
-  await client.request('POST', base, { body: checkpoint });
+  await createCheckpointObject(client, checkpoint);
   return client.request<Checkpoint>('PATCH', `${base}/${checkpoint.metadata.name ?? ''}/status`, { body: { status }, contentType: 'application/merge-patch+json' });
 }
 

@@ -19,6 +19,7 @@ import { waitFor } from '../test/harness/wait.js';
 import * as K from '../api/keys.js';
 import { APP, CONTAINER, DEMO_LABEL, NAMESPACE, demoCheckpoints } from './scenario.js';
 import type { Narrator } from './narrate.js';
+import { createCheckpointObject } from './checkpoint-writer.js';
 
 export interface Environment {
   client: KubeClient;
@@ -117,8 +118,7 @@ export async function startLocal(say: Narrator, signal: AbortSignal, register: R
 async function warmUpCheckpoints(client: KubeClient): Promise<void> {
   const [sample] = demoCheckpoints(Date.now());
   if (!sample) return;
-  const body = { ...sample.checkpoint, metadata: { ...sample.checkpoint.metadata, namespace: 'default' } };
-  await client.request('POST', `/apis/${K.API_VERSION}/namespaces/default/checkpoints`, { query: { dryRun: 'All' }, body });
+  await createCheckpointObject(client, { ...sample.checkpoint, metadata: { ...sample.checkpoint.metadata, namespace: 'default' } }, { dryRun: true });
 }
 
 /** Targets a cluster where Lazarus is installed: checks it is, removes a previous run's leftovers. */

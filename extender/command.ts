@@ -14,6 +14,7 @@ import { createKubeClient, loadKubeConfig } from '../kube/client.js';
 import { clusterLookups } from './cluster.js';
 import { createCertSource, type CertSource } from '../certs/index.js';
 import { createExtenderServer, DEFAULT_MAX_BODY_BYTES, listen, type ExtenderDeps, type RunningExtender } from './server.js';
+import { DEFAULT_SHUTDOWN_DRAIN_MS, Drain, drainBeforeExit, drainProblems, waitForStopSignal } from '../runtime/shutdown.js';
 
 const FLAGS: Readonly<Record<string, FlagSpec>> = {
   port: { type: 'int', default: 8888, description: 'port for POST /filter and /prioritize (and /healthz, /readyz, /metrics)' },
@@ -25,6 +26,7 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'in-cluster': { type: 'bool', default: false, description: 'like --kubeconfig, with the pod\'s service account' },
   'max-request-bytes': { type: 'int', default: DEFAULT_MAX_BODY_BYTES, description: 'largest request body accepted (413 above)' },
   'log-level': { type: 'string', default: 'info', env: 'LOG_LEVEL', description: 'pino level: debug, info, warn, error' },
+  'shutdown-drain': { type: 'duration', default: `${DEFAULT_SHUTDOWN_DRAIN_MS / 1000}s`, description: 'after SIGTERM: not ready at once, requests still answered this long, then exit (SIGINT: at once)' },
 };
 
 export interface ExtenderConfig {
@@ -36,6 +38,7 @@ export interface ExtenderConfig {
   inCluster: boolean;
   maxRequestBytes: number;
   logLevel: string;
+  shutdownDrainMs: number;
 }
 
 export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Readonly<ExtenderConfig> {
@@ -54,25 +57,13 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Re
   if (!(maxRequestBytes > 0)) problems.push('--max-request-bytes must be positive');
   const logLevel = values['log-level'] as string;
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel)) problems.push(`--log-level: unknown level "${logLevel}"`);
+  const shutdownDrainMs = typeof values['shutdown-drain'] === 'number' ? values['shutdown-drain'] : DEFAULT_SHUTDOWN_DRAIN_MS;
+  problems.push(...drainProblems(shutdownDrainMs));
   if (problems.length > 0) throw new UsageError(problems);
   return Object.freeze({
     port: p, bindAddress: values['bind-address'] as string, metricsPort,
     tls: cert !== undefined && key !== undefined ? { certFile: cert, keyFile: key } : undefined,
-    kubeconfig, inCluster, maxRequestBytes, logLevel,
-  });
-}
-
-function waitForSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const on = (name: string): void => {
-      process.off('SIGTERM', term);
-      process.off('SIGINT', int);
-      resolve(name);
-    };
-    const term = (): void => on('SIGTERM');
-    const int = (): void => on('SIGINT');
-    process.once('SIGTERM', term);
-    process.once('SIGINT', int);
+    kubeconfig, inCluster, maxRequestBytes, logLevel, shutdownDrainMs,
   });
 }
 
@@ -105,14 +96,17 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const certs: CertSource | undefined = config.tls
     ? await createCertSource({ mode: 'files', ...config.tls }, { logger: log, signal: stop.signal })
     : undefined;
+  const drain = new Drain();
+  const cacheNotReady = deps.notReadyReason;
+  deps.notReadyReason = () => drain.notReadyReason() ?? cacheNotReady?.();
   const server = createExtenderServer(deps);
-  const running: RunningExtender[] = [await listen(server.listener, config.port, config.bindAddress, certs?.secureContextOptions())];
+  const running: RunningExtender[] = [await listen(drain.listener(server.listener), config.port, config.bindAddress, certs?.secureContextOptions())];
   if (config.metricsPort !== 0) running.push(await listen(server.ops, config.metricsPort, config.bindAddress));
   if (certs && running[0]) certs.attach(running[0].server as tls.Server);
   log.info({ port: running[0]?.port, metricsPort: running[1]?.port, tls: certs !== undefined }, 'extender listening');
 
-  const signal = await waitForSignal();
-  log.info({ signal }, 'shutting down');
+  // The node cache keeps running through the drain, so late requests get real answers.
+  await drainBeforeExit(await waitForStopSignal(), drain, config.shutdownDrainMs, log);
   stop.abort();
   await Promise.all(running.map((r) => r.close()));
   await Promise.all([informers, certs?.stop()]);

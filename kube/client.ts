@@ -23,6 +23,8 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Receives each `Warning` header (admission webhooks' warnings arrive this way). */
   onWarning?: (warning: string) => void;
+  /** Extra request headers, e.g. `Impersonate-User` (docs/security.md: creating a Checkpoint by hand). */
+  headers?: Record<string, string>;
 }
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
@@ -69,6 +71,7 @@ export async function createKubeClient(kc: KubeConfig): Promise<KubeClient> {
     await kc.applyToHTTPSOptions(opts); // refreshes tokens (exec plugins, projected SA tokens)
     const headers: Record<string, string> = { accept };
     for (const [k, v] of Object.entries(opts.headers ?? {})) if (v !== undefined) headers[k] = String(v);
+    for (const [k, v] of Object.entries(options.headers ?? {})) headers[k] = v;
     let payload: Buffer | undefined;
     if (options.body !== undefined) {
       payload = Buffer.from(typeof options.body === 'string' ? options.body : JSON.stringify(options.body));

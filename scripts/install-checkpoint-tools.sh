@@ -7,6 +7,7 @@
 # system's sources), into a cache outside the repo, and linked as /usr/local/sbin/criu, which
 # comes before /usr/sbin in the default PATH that podman → conmon → runc inherit.
 # Idempotent: a second run finds everything in place and only prints the CRIU path. Run as root.
+# `--print-mirror` prints the Debian mirror it would use (read from this machine's apt sources).
 set -euo pipefail
 
 CACHE_ROOT="${LAZARUS_CACHE_DIR:-$HOME/.cache/lazarus}"
@@ -15,6 +16,40 @@ LINK=/usr/local/sbin/criu
 
 say() { printf '[install-checkpoint-tools] %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
+
+# The Debian mirror this machine's apt already uses: the first `deb` entry for this machine's
+# own release suite (its VERSION_CODENAME; not -updates, -security, nor a third-party repo), from
+# one-line sources (sources.list, *.list) or deb822 *.sources. The repo names no mirror;
+# LAZARUS_DEBIAN_MIRROR overrides; LAZARUS_APT_ETC (default /etc/apt) and LAZARUS_HOST_SUITE let a
+# test point at other sources.
+host_debian_mirror() {
+  if [ -n "${LAZARUS_DEBIAN_MIRROR:-}" ]; then echo "$LAZARUS_DEBIAN_MIRROR"; return; fi
+  local etc="${LAZARUS_APT_ETC:-/etc/apt}" suite f
+  suite="${LAZARUS_HOST_SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-}")}"
+  [ -n "$suite" ] || return 0
+  {
+    for f in "$etc/sources.list" "$etc"/sources.list.d/*.list; do
+      [ -f "$f" ] || continue
+      awk -v suite="$suite" '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while (i < NF && $i !~ /\]$/) i++; i++ }
+                         if ($(i+1) == suite) print $i }' "$f"
+    done
+    for f in "$etc"/sources.list.d/*.sources; do
+      [ -f "$f" ] || continue
+      awk -v suite="$suite" 'function flush() { if (types ~ /(^| )deb( |$)/ && en != "no") for (u = 1; u <= nu; u++) for (s = 1; s <= ns; s++) if (S[s] == suite) { print U[u]; break }
+                              nu = 0; ns = 0; types = ""; en = "" }
+           /^[ \t]*#/ { next }
+           /^[ \t]*$/ { flush(); next }
+           { k = tolower($1); sub(/:$/, "", k)
+             if (k == "types") { types = $0; sub(/^[^:]*:[ \t]*/, "", types) }
+             else if (k == "enabled") en = tolower($2)
+             else if (k == "uris") for (i = 2; i <= NF; i++) U[++nu] = $i
+             else if (k == "suites") for (i = 2; i <= NF; i++) S[++ns] = $i }
+           END { flush() }' "$f"
+    done
+  } | head -1
+}
+
+if [ "${1:-}" = "--print-mirror" ]; then host_debian_mirror; exit 0; fi
 
 [ "$(id -u)" = 0 ] || die "must run as root (apt-get, CRIU needs CAP_SYS_ADMIN)"
 start=$(date +%s)
@@ -50,9 +85,12 @@ else
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   mkdir -p "$work/lists/partial" "$work/src"
-  # A private apt configuration: a deb-src entry for the newer suite, its own lists directory.
+  # A private apt configuration: a deb-src entry for the newer suite on this machine's own
+  # mirror, its own lists directory.
+  mirror=$(host_debian_mirror)
+  [ -n "$mirror" ] || die "no Debian release entry in this machine's apt sources (set LAZARUS_DEBIAN_MIRROR)"
   cat >"$work/sources.list" <<EOF
-deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $CRIU_SUITE main
+deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $CRIU_SUITE main
 EOF
   APT=(-o "Dir::Etc::sourcelist=$work/sources.list" -o "Dir::Etc::sourceparts=-"
        -o "Dir::State::Lists=$work/lists" -o "APT::Get::List-Cleanup=0")

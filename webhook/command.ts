@@ -21,6 +21,7 @@ import { ClusterCache } from '../kube/cluster-cache.js';
 import { createLogger } from '../runtime/log.js';
 import { createRegistry } from '../runtime/metrics.js';
 import { opsApp } from '../runtime/ops-app.js';
+import { DEFAULT_SHUTDOWN_DRAIN_MS, Drain, drainBeforeExit, drainProblems, waitForStopSignal } from '../runtime/shutdown.js';
 import { createAdmissionHandler } from './handler.js';
 import { startOpsServer, startWebhookServer } from './server.js';
 
@@ -45,6 +46,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'exclude-namespace': { type: 'list', description: 'more namespaces never mutated (repeatable)' },
   registry: { type: 'string', default: '', description: "trusted prefix for checkpoint images when the pod's RestorePolicy sets no spec.checkpoint.registry (the agent's --registry); only digest references under it are restored" },
   'log-level': { type: 'string', default: 'info', description: 'debug, info, warn or error' },
+  'shutdown-drain': { type: 'duration', default: `${DEFAULT_SHUTDOWN_DRAIN_MS / 1000}s`, description: 'after SIGTERM: not ready at once, admissions still answered this long, then exit (SIGINT: at once)' },
 };
 
 const SECRET_ONLY = ['cert-secret-namespace', 'webhook-config', 'service', 'cert-dns', 'cert-ip', 'ca-lifetime', 'cert-lifetime', 'cert-check-interval', 'cert-manager-dir'] as const;
@@ -77,6 +79,7 @@ export interface WebhookConfig {
   /** Trusted checkpoint-image prefix when a policy names no registry; '' for none. */
   defaultRegistry: string;
   logLevel: string;
+  shutdownDrainMs: number;
 }
 
 function tlsConfig(values: Record<string, unknown>, namespace: string, problems: string[]): TlsConfig {
@@ -134,10 +137,12 @@ export function parseWebhookConfig(argv: string[], env: NodeJS.ProcessEnv): Read
     excludedNamespaces: new Set([...ALWAYS_EXCLUDED_NAMESPACES, namespace, ...((values['exclude-namespace'] as string[] | undefined) ?? [])]),
     defaultRegistry: String(values.registry).trim().replace(/\/+$/, ''),
     logLevel: String(values['log-level']),
+    shutdownDrainMs: typeof values['shutdown-drain'] === 'number' ? values['shutdown-drain'] : DEFAULT_SHUTDOWN_DRAIN_MS,
   };
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(config.defaultRegistry) || /[@\s]/.test(config.defaultRegistry)) {
     problems.push(`--registry: "${config.defaultRegistry}" is not a registry prefix like registry.example/lazarus (no scheme, tag or digest)`);
   }
+  problems.push(...drainProblems(config.shutdownDrainMs));
   if (!['debug', 'info', 'warn', 'error'].includes(config.logLevel)) problems.push(`--log-level: "${config.logLevel}" is not debug, info, warn or error`);
   if (problems.length) throw new UsageError(problems);
   return Object.freeze({ ...config, tls: Object.freeze(config.tls) });
@@ -157,9 +162,9 @@ export function certSourceOptions(tls: TlsConfig, namespace: string, store: Cert
   }
 }
 
-/** Why the webhook should not receive traffic yet, from its caches and its certificate. */
-export function notReadyReason(cacheProblem: string | undefined, certs: Pick<CertSource, 'ready'>): string | undefined {
-  return cacheProblem ?? (certs.ready() ? undefined : 'serving a throw-away certificate until the real one loads');
+/** Why the webhook should not receive traffic (now or any more), from its drain, its caches and its certificate. */
+export function notReadyReason(cacheProblem: string | undefined, certs: Pick<CertSource, 'ready'>, drain?: Pick<Drain, 'notReadyReason'>): string | undefined {
+  return drain?.notReadyReason() ?? cacheProblem ?? (certs.ready() ? undefined : 'serving a throw-away certificate until the real one loads');
 }
 
 /** Certificate expiry and rotations, so an alert fires long before a certificate lapses. */
@@ -186,20 +191,19 @@ export const command: Subcommand = {
 
     const registry = createRegistry('webhook');
     certMetrics(registry, certs);
-    const notReady = (): string | undefined => notReadyReason(cache.notSynced(), certs);
+    const drain = new Drain();
+    const notReady = (): string | undefined => notReadyReason(cache.notSynced(), certs, drain);
     const ops = opsApp({ registry, notReadyReason: notReady });
     const handle = createAdmissionHandler({
       view: cache, generation: (namespace: string) => cache.generation(namespace), notReady: () => cache.notSynced(), excludedNamespaces: config.excludedNamespaces,
       defaultRegistry: config.defaultRegistry, clock: Date.now, log, registry,
     });
-    const servers = [await startWebhookServer({ port: config.port, host: config.bindAddress, tls: certs, handle, ops })];
+    const servers = [await startWebhookServer({ port: config.port, host: config.bindAddress, tls: certs, handle, ops, draining: () => drain.draining })];
     if (config.metricsPort) servers.push(await startOpsServer(ops, config.metricsPort, config.bindAddress));
     log.info({ port: servers[0]?.port, metricsPort: servers[1]?.port, server: client.server, certificates: certs.mode }, 'webhook serving');
 
-    await new Promise<void>((resolve) => {
-      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
-    });
-    log.info('shutting down');
+    // The caches keep running through the drain: admissions answered then are answered as well as before.
+    await drainBeforeExit(await waitForStopSignal(), drain, config.shutdownDrainMs, log);
     stop.abort();
     await Promise.all(servers.map((s) => s.close()));
     await certs.stop();

@@ -36,6 +36,8 @@ export interface WebhookServerOptions {
   ops: Express;
   /** How long a client may take to send its body; default BODY_TIMEOUT_MS. */
   bodyTimeoutMs?: number;
+  /** True while shutting down: answers carry `Connection: close` so kept-alive clients move to another replica. */
+  draining?: () => boolean;
 }
 
 export interface RunningServer {
@@ -81,6 +83,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const source = isSource(t) ? t : undefined;
   const initial = isSource(t) ? t.secureContextOptions() : t;
   const server = https.createServer({ cert: initial.cert, key: initial.key, keepAliveTimeout: 65_000 }, (req, res) => {
+    if (options.draining?.()) res.setHeader('connection', 'close');
     const url = req.url ?? '';
     if (url === '/mutate' || url.startsWith('/mutate?')) serveAdmission(req, res, options.handle, options.bodyTimeoutMs);
     else options.ops(req, res);

@@ -3,6 +3,7 @@
  * while a client keeps sending requests over a keep-alive connection and over fresh
  * connections. No request may fail, and the presented certificate must change.
  */
+import crypto from 'node:crypto';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -77,3 +78,69 @@ it('renews a seconds-long certificate in place with zero failed requests', async
   expect(new Set(kept.map((x) => x.o.serial)).size).toBe(1);
   console.log(`rotation: ${outcomes.length} requests, 0 failed, ${serials.length} certificates presented to new connections, ${rotations} rotations`);
 }, 30_000);
+
+/** A store whose calls hang after `stall()` until `resume()`: the renewal loop is stuck, as behind a late timer or a suspended VM. */
+function stallableStore(): { store: MemoryStore; stall(): void; resume(): void } {
+  const store = new MemoryStore();
+  let gate: Promise<void> | undefined;
+  let open = (): void => undefined;
+  const wrap = <A extends unknown[], R>(fn: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
+    while (gate) await gate;
+    return fn(...args);
+  };
+  for (const k of ['getSecret', 'createSecret', 'updateSecret', 'getWebhookConfig', 'patchWebhookConfig'] as const) {
+    (store as unknown as Record<string, unknown>)[k] = wrap((store[k] as (...a: unknown[]) => Promise<unknown>).bind(store));
+  }
+  return {
+    store,
+    stall() { gate = new Promise<void>((resolve) => { open = resolve; }); },
+    resume() { gate = undefined; open(); },
+  };
+}
+
+// Issue 13, point 10: under load a renewal once ran after the certificate's NotAfter and clients
+// saw "certificate has expired". The clock is checked when a connection arrives instead.
+it('never serves a certificate past its expiry, even when the renewal loop is stuck past it', async () => {
+  const { store, stall, resume } = stallableStore();
+  const source = await createCertSource({
+    mode: 'secret', store, secretNamespace: 'lz', secretName: 'wh-tls', identity: { service: 'wh', namespace: 'lz' },
+    caLifetimeMs: 3_600_000, certLifetimeMs: 3_000, checkIntervalMs: 100,
+  }, { logger: silentLogger(), entropy: liveEntropy() });
+  stall(); // from here on the loop cannot renew: every store call hangs
+  const server = https.createServer({ ...source.secureContextOptions() }, (_req, res) => res.end('ok'));
+  const detach = source.attach(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const ca = source.caBundle();
+  const firstExpiry = source.expiresAt();
+  try {
+    const before = await get(port, false, ca);
+    expect(before.ok).toBe(true);
+    await new Promise((r) => setTimeout(r, Math.max(0, firstExpiry - Date.now()) + 300)); // past NotAfter
+    const after = await get(port, false, ca);
+    expect(after).toMatchObject({ ok: true });
+    expect(after.serial).not.toBe(before.serial);
+    expect(source.expiresAt()).toBeGreaterThan(Date.now());
+    // Once the loop can run again, it stores a renewal in the Secret (woken by the stale certificate).
+    resume();
+    await waitUntil(async () => {
+      const stored = await store.getSecret('lz', 'wh-tls');
+      const pem = Buffer.from(stored?.data?.['tls.crt'] ?? '', 'base64').toString('utf8');
+      return pem !== '' && Date.parse(new crypto.X509Certificate(pem).validTo) > firstExpiry;
+    });
+  } finally {
+    resume();
+    detach();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await source.stop();
+  }
+}, 20_000);
+
+async function waitUntil(cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

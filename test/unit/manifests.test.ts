@@ -1,5 +1,6 @@
 import { parse } from 'yaml';
 import { OVERLAYS, render, type K8sObject } from '../support/kustomize.js';
+import { parseDuration } from '../../api/duration.js';
 
 interface Rule { apiGroups?: string[]; resources?: string[]; verbs?: string[]; resourceNames?: string[] }
 interface Container { name: string; securityContext?: { privileged?: boolean; allowPrivilegeEscalation?: boolean; readOnlyRootFilesystem?: boolean; capabilities?: { drop?: string[] } } }
@@ -7,6 +8,27 @@ interface Container { name: string; securityContext?: { privileged?: boolean; al
 function podSpecOf(o: K8sObject): { containers: Container[]; initContainers?: Container[] } | undefined {
   const spec = o.spec as { template?: { spec?: { containers: Container[] } } } | undefined;
   return spec?.template?.spec;
+}
+
+interface Binding { roleRef: { kind: string; name: string }; subjects?: Array<{ kind: string; name: string }>; metadata: { name: string; namespace?: string } }
+
+/** Every rule granting `verb` on `group`/`resource`, with its role and the ServiceAccounts bound to it. */
+function rulesWith(objects: readonly K8sObject[], group: string, resource: string, verb: string): Array<{ role: string; rule: Rule; subjects: string[] }> {
+  const bindings = objects.filter((o) => o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding') as unknown as Binding[];
+  const found: Array<{ role: string; rule: Rule; subjects: string[] }> = [];
+  for (const role of objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role')) {
+    const subjects = bindings
+      .filter((b) => b.roleRef.kind === role.kind && b.roleRef.name === role.metadata.name && (role.kind === 'ClusterRole' || b.metadata.namespace === role.metadata.namespace))
+      .flatMap((b) => (b.subjects ?? []).filter((s) => s.kind === 'ServiceAccount').map((s) => s.name));
+    for (const rule of (role as unknown as { rules: Rule[] }).rules) {
+      if (rule.apiGroups?.includes(group) && rule.resources?.includes(resource) && rule.verbs?.includes(verb)) found.push({ role: role.metadata.name, rule, subjects });
+    }
+  }
+  return found;
+}
+
+function subjectsAllowed(objects: readonly K8sObject[], group: string, resource: string, verb: string): string[] {
+  return [...new Set(rulesWith(objects, group, resource, verb).flatMap((r) => r.subjects))];
 }
 
 describe.each(OVERLAYS)('%s', (dir) => {
@@ -17,7 +39,7 @@ describe.each(OVERLAYS)('%s', (dir) => {
     for (const want of ['CustomResourceDefinition/checkpoints.lazarus.dev', 'CustomResourceDefinition/restorepolicies.lazarus.dev',
       'Deployment/lazarus-webhook', 'Deployment/lazarus-extender', 'Deployment/lazarus-controller', 'DaemonSet/lazarus-agent',
       'MutatingWebhookConfiguration/lazarus', 'PodDisruptionBudget/lazarus-webhook', 'RestorePolicy/default',
-      'ValidatingAdmissionPolicy/lazarus-agent-own-node']) {
+      'ValidatingAdmissionPolicy/lazarus-agent-own-node', 'ValidatingAdmissionPolicy/lazarus-checkpoint-origin']) {
       expect(kinds).toContain(want);
     }
   });
@@ -29,6 +51,49 @@ describe.each(OVERLAYS)('%s', (dir) => {
           expect({ role: o.metadata.name, [field]: rule[field] }).toEqual({ role: o.metadata.name, [field]: expect.not.arrayContaining(['*']) });
         }
       }
+    }
+  });
+
+  // Issue 13: a Checkpoint is a capability to run an image in someone else's pods, and the
+  // webhook's Secret holds the CA key the API server trusts for admission.
+  it('only the agent creates Checkpoints; nobody updates or patches them (the controller: status and delete)', () => {
+    const on = (resource: string, verb: string): string[] => subjectsAllowed(objects, 'lazarus.dev', resource, verb);
+    expect(on('checkpoints', 'create')).toEqual(['lazarus-agent']);
+    expect(on('checkpoints', 'update')).toEqual([]);
+    expect(on('checkpoints', 'patch')).toEqual([]);
+    expect(on('checkpoints', 'delete')).toEqual(['lazarus-controller']);
+    expect(on('checkpoints/status', 'update').sort()).toEqual(['lazarus-agent', 'lazarus-controller']);
+  });
+
+  it('Secrets are read by name only, and only the webhook reads its own', () => {
+    for (const verb of ['get', 'list', 'watch', 'update', 'patch']) {
+      const unnamed = rulesWith(objects, '', 'secrets', verb).filter((r) => !r.rule.resourceNames?.length);
+      expect({ verb, unnamed: unnamed.map((r) => r.role) }).toEqual({ verb, unnamed: [] });
+    }
+    const readers = rulesWith(objects, '', 'secrets', 'get').filter((r) => r.rule.resourceNames?.includes('lazarus-webhook-tls'));
+    expect(readers.flatMap((r) => r.subjects)).toEqual(['lazarus-webhook']);
+    const agentSecrets = rulesWith(objects, '', 'secrets', 'get').filter((r) => r.subjects.includes('lazarus-agent'));
+    expect(agentSecrets.flatMap((r) => r.rule.resourceNames)).toEqual(['lazarus-registry-push']);
+  });
+
+  it('no pod mounts the CA key: the webhook projects only the serving pair of its Secret', () => {
+    for (const w of objects.filter((o) => podSpecOf(o))) {
+      const volumes = ((w.spec as { template: { spec: { volumes?: Array<{ name: string; secret?: { secretName: string; items?: Array<{ key: string }> } }> } } }).template.spec.volumes ?? []);
+      for (const v of volumes.filter((x) => x.secret?.secretName === 'lazarus-webhook-tls')) {
+        expect({ where: `${w.kind}/${w.metadata.name}/${v.name}`, keys: v.secret?.items?.map((i) => i.key) }).toEqual({ where: `${w.kind}/${w.metadata.name}/${v.name}`, keys: ['tls.crt', 'tls.key'] });
+      }
+    }
+  });
+
+  it('the webhook and extender drain on SIGTERM within their grace period (readiness first, then close)', () => {
+    for (const name of ['lazarus-webhook', 'lazarus-extender']) {
+      const d = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === name);
+      const spec = (d?.spec as { template: { spec: { terminationGracePeriodSeconds?: number; containers: Array<{ args?: string[] }> } } } | undefined)?.template.spec;
+      const drain = spec?.containers[0]?.args?.find((a) => a.startsWith('--shutdown-drain='))?.slice('--shutdown-drain='.length);
+      const drainMs = drain ? parseDuration(drain) : undefined;
+      expect({ name, drainMs: (drainMs ?? 0) > 0 }).toEqual({ name, drainMs: true });
+      // The drain, then up to CLOSE_GRACE_MS (3 s) for requests in flight, before the kubelet's SIGKILL.
+      expect((drainMs ?? 0) + 3_000).toBeLessThan((spec?.terminationGracePeriodSeconds ?? 30) * 1000);
     }
   });
 

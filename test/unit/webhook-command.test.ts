@@ -12,6 +12,7 @@ import { UsageError } from '../../cli/flags.js';
 import { generateMaterial } from '../../certs/generate.js';
 import { MemoryStore } from '../../certs/store.js';
 import { certSourceOptions, notReadyReason, parseWebhookConfig, type TlsConfig } from '../../webhook/command.js';
+import { Drain } from '../../runtime/shutdown.js';
 import { handshake, liveEntropy, serialOf } from './certs-helpers.js';
 
 const problemsOf = (argv: string[], env: NodeJS.ProcessEnv = {}): readonly string[] => {
@@ -54,6 +55,7 @@ describe('parseWebhookConfig: the certificate source', () => {
     ['secret-mode options in files mode', ['--tls-cert-file=c', '--tls-key-file=k', '--webhook-config=w', '--cert-lifetime=1h'], [/--webhook-config only applies with --cert-secret/, /--cert-lifetime only applies with --cert-secret/]],
     ['a certificate outliving its CA, a bad IP and a bad service name', [...SECRET_ARGS.slice(0, 2), '--service=Not_A_Label', '--ca-lifetime=1h', '--cert-lifetime=2h', '--cert-ip=nope'], [/must not exceed --ca-lifetime/, /ip "nope" is not an IP address/, /service "Not_A_Label" is not a DNS label/]],
     ['a bad duration next to a bad port', [...SECRET_ARGS, '--cert-lifetime=soon', '--port=70000'], [/--cert-lifetime: "soon" is not a duration/, /--port: 70000 is not a port/]],
+    ['a drain longer than the pods\' grace period', [...SECRET_ARGS, '--shutdown-drain=40s'], [/--shutdown-drain must be at most 25s/]],
   ])('lists every problem: %s', (_what, argv, expected) => {
     const problems = problemsOf(argv);
     for (const re of expected) expect(problems).toEqual(expect.arrayContaining([expect.stringMatching(re)]));
@@ -103,6 +105,13 @@ describe('notReadyReason', () => {
     if (expected) expect(reason).toMatch(expected);
     else expect(reason).toBeUndefined();
   });
+
+  it('shutting down comes first: not ready however good everything else is', () => {
+    const drain = new Drain();
+    expect(notReadyReason(undefined, { ready: () => true }, drain)).toBeUndefined();
+    drain.begin(0);
+    expect(notReadyReason(undefined, { ready: () => true }, drain)).toMatch(/^shutting down/);
+  });
 });
 
 describe('lazarus webhook (the real executable), files mode', () => {
@@ -141,7 +150,7 @@ describe('lazarus webhook (the real executable), files mode', () => {
       users: [{ name: 'x', user: { token: 't' } }], contexts: [{ name: 'x', context: { cluster: 'x', user: 'x' } }],
     }));
     const proc = spawn(process.execPath, [main, 'webhook', '--port=0', '--metrics-port=0', '--bind-address=127.0.0.1', `--kubeconfig=${kubeconfig}`,
-      `--tls-cert-file=${path.join(dir, 'tls.crt')}`, `--tls-key-file=${path.join(dir, 'tls.key')}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+      `--tls-cert-file=${path.join(dir, 'tls.crt')}`, `--tls-key-file=${path.join(dir, 'tls.key')}`, '--shutdown-drain=0s'], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     const lines = createInterface({ input: proc.stdout });
     const port = await new Promise<number>((resolve, reject) => {
