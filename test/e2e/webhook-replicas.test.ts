@@ -25,7 +25,7 @@ import { createNamespace, waitFor } from '../harness/wait.js';
 import { applyObjects, installCrds, parseObjects } from '../harness/apply.js';
 import { repoRoot } from '../harness/kube-bin.js';
 import { freePort } from '../harness/processes.js';
-import { registerWebhook, startWebhook, WEBHOOK_CONFIG_NAME, type RunningWebhook } from '../harness/lazarus.js';
+import { registerWebhook, startWebhook, TEST_REGISTRY, WEBHOOK_CONFIG_NAME, type RunningWebhook } from '../harness/lazarus.js';
 import { testTls } from '../support/tls.js';
 import { createCertSource, createKubeStore, type CertSource } from '../../certs/index.js';
 import type { WebhookConfiguration } from '../../certs/store.js';
@@ -120,7 +120,7 @@ async function readyCheckpoint(name: string, workload: { kind: 'Deployment' | 'P
     metadata: { name, namespace: NS, labels: { [K.CHECKPOINT_WORKLOAD]: workload.name, [K.CHECKPOINT_CONTAINER]: CONTAINER.name } },
     spec: {
       workload, container: CONTAINER.name, sourcePod: `${workload.name}-old`,
-      image: `registry.example/lazarus/${NS}/${name}@sha256:${'c'.repeat(64)}`,
+      image: `${TEST_REGISTRY}/${NS}/${name}@sha256:${'c'.repeat(64)}`,
       baseImage: IMAGE, specHash: specHash(CONTAINER), takenAt: new Date(Date.now() - 60_000).toISOString(), origin: ORIGIN,
     },
   };
@@ -338,7 +338,10 @@ it('the lazarus webhook executable in secret mode (manifests/base args) joins: s
   const metricsPort = await freePort();
   const proc = spawn(process.execPath, [main, 'webhook', `--kubeconfig=${serviceAccountKubeconfig}`, '--port=0', `--metrics-port=${metricsPort}`, '--bind-address=127.0.0.1',
     '--cert-secret=lazarus-webhook-tls', '--webhook-config=lazarus', '--service=lazarus-webhook',
-    '--cert-ip=127.0.0.1', '--cert-lifetime=6s', '--ca-lifetime=20s', '--cert-check-interval=500ms'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, POD_NAMESPACE: LAZARUS_NS } });
+    '--cert-ip=127.0.0.1', '--cert-lifetime=6s', '--ca-lifetime=20s', '--cert-check-interval=500ms',
+    // The checkpoints below are pushed there (as the in-process replicas are told): a webhook that
+    // trusts no registry restores nothing.
+    `--registry=${TEST_REGISTRY}`], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, POD_NAMESPACE: LAZARUS_NS } });
   executable = proc;
   const port = await new Promise<number>((resolve, reject) => {
     createInterface({ input: proc.stdout }).on('line', (line) => {
