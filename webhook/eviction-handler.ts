@@ -8,7 +8,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Operation } from 'fast-json-patch';
 import type { Pod } from '../api/types.js';
 import { allowed, parseReview, rejected, review, tooManyRequests } from './admission.js';
-import { ALLOW_REASONS, decideEviction, HOLD_REASONS, type EvictionView, type EvictionWarning } from './eviction.js';
+import { decideEviction, type AllowReason, type EvictionView, type EvictionWarning, type HoldReason } from './eviction.js';
 import type { HttpAnswer } from './handler.js';
 
 /** What the handler reads and writes; kube/client.ts in production (eviction-io.ts), fakes in tests. */
@@ -32,7 +32,7 @@ export interface EvictionHandlerDeps {
   registry: Registry;
 }
 
-type Reason = typeof ALLOW_REASONS[number] | typeof HOLD_REASONS[number] | 'unready' | 'invalid';
+type Reason = AllowReason | HoldReason | 'unready' | 'invalid';
 
 export function createEvictionHandler(deps: EvictionHandlerDeps): (body: string) => Promise<HttpAnswer> {
   const evictions = new Counter({

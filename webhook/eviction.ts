@@ -47,8 +47,6 @@ export interface EvictionInput {
 export type AllowReason = 'excluded' | 'pod-gone' | 'deleting' | 'not-opted-in' | 'not-checkpointable' | 'fresh-checkpoint'
   | 'timeout' | 'checkpoint-failed' | 'dry-run' | 'error';
 export type HoldReason = 'requested' | 'in-progress';
-export const ALLOW_REASONS: readonly AllowReason[] = ['excluded', 'pod-gone', 'deleting', 'not-opted-in', 'not-checkpointable', 'fresh-checkpoint', 'timeout', 'checkpoint-failed', 'dry-run', 'error'];
-export const HOLD_REASONS: readonly HoldReason[] = ['requested', 'in-progress'];
 
 /** Admitted despite an opted-in pod not having a fresh checkpoint: said as a Warning Event on the pod and its workload. */
 export interface EvictionWarning { reason: 'EvictionNotHeld'; message: string; pod: string; workload: WorkloadRef }
