@@ -36,7 +36,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'tls-key-file': { type: 'string', env: 'LAZARUS_TLS_KEY_FILE', description: 'files mode: serving key (PEM), reloaded when it changes' },
   'cert-secret': { type: 'string', description: 'secret mode: Secret holding the CA and serving certificate, created, renewed and kept by the webhook' },
   'cert-secret-namespace': { type: 'string', description: 'secret mode: namespace of --cert-secret (default: --namespace)' },
-  'webhook-config': { type: 'string', description: 'secret mode: MutatingWebhookConfiguration whose webhooks get the caBundle' },
+  'webhook-config': { type: 'string', description: 'secret mode: the MutatingWebhookConfiguration (and the ValidatingWebhookConfiguration of the same name, for evictions) whose webhooks get the caBundle' },
   service: { type: 'string', description: 'secret mode: Service the certificate is for (DNS names svc, svc.ns, svc.ns.svc, svc.ns.svc.cluster.local)' },
   'cert-dns': { type: 'list', description: 'secret mode: extra DNS name in the certificate (repeatable)' },
   'cert-ip': { type: 'list', description: 'secret mode: IP address in the certificate (repeatable)' },
