@@ -54,7 +54,7 @@ async function serviceAccountClient(name: string): Promise<KubeClient> {
 
 async function runningPod(namespace: string, name: string): Promise<void> {
   await client.request('POST', `/api/v1/namespaces/${namespace}/pods`, {
-    body: { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, annotations: { 'lazarus.dev/restore': 'enabled' } }, spec: { nodeName: 'node-a', containers: [{ name: 'app', image: 'registry.example/web:1.4' }] } },
+    body: { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, labels: { app: name }, annotations: { 'lazarus.dev/restore': 'enabled' } }, spec: { nodeName: 'node-a', containers: [{ name: 'app', image: 'registry.example/web:1.4' }] } },
   });
   const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   await client.request('PATCH', `/api/v1/namespaces/${namespace}/pods/${name}/status`, {
@@ -111,13 +111,14 @@ beforeAll(async () => {
   const rbac = parseObjects(await readFile(path.join(repoRoot(), 'manifests', 'base', 'rbac.yaml'), 'utf8'), 'rbac.yaml');
   await applyObjects(client, rbac, { namespace: 'lazarus-system' });
 
-  for (const [ns, evictionTimeout] of [['drain', '60s'], ['stuck', '4s']] as const) {
+  for (const [ns, evictionTimeout] of [['drain', '60s'], ['stuck', '4s'], ['budget', '60s']] as const) {
     await createNamespace(client, ns, { 'lazarus-test': ns });
     await client.request('POST', `${CP_API}/restorepolicies`, {
       body: { apiVersion: 'lazarus.dev/v1alpha1', kind: 'RestorePolicy', metadata: { name: ns }, spec: { namespaceSelector: { matchLabels: { 'lazarus-test': ns } }, checkpoint: { interval: '', onDrain: false, timeoutSeconds: 9, evictionTimeout } } },
     });
   }
   agentServes.add('drain');
+  agentServes.add('budget');
 
   // The controller, as shipped: its own ServiceAccount and RBAC.
   const config = parseControllerConfig(['--id', 'c1', '--namespace', 'lazarus-system', '--lease-duration', '4s', '--renew-deadline', '3s', '--retry-period', '500ms',
@@ -194,6 +195,25 @@ describe('eviction held until a fresh checkpoint (real kube-apiserver, real cont
     expect(statuses.filter((s) => s !== 429 && s !== 201)).toEqual([]);
     expect((await podOf('drain', 'web-1')).metadata.deletionTimestamp).toBeDefined();
     expect(await listEvents(client, 'drain', { name: 'web-1', reason: 'EvictionNotHeld' })).toEqual([]);
+  }, 60_000);
+
+  it('a PodDisruptionBudget still decides after the hold: Lazarus answers first, then the budget refuses as before', async () => {
+    await client.request('POST', '/apis/policy/v1/namespaces/budget/poddisruptionbudgets', {
+      body: { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'web-3' }, spec: { minAvailable: 1, selector: { matchLabels: { app: 'web-3' } } } },
+    });
+    await runningPod('budget', 'web-3');
+    // The webhook runs before the eviction handler reads the budget: the first answer is Lazarus'.
+    const first = await evict('budget', 'web-3');
+    expect(first.status).toBe(429);
+    expect(first.message).toContain('Lazarus is checkpointing budget/web-3');
+    // Once the checkpoint is Ready, Lazarus admits and the budget (no healthy pod to spare) refuses, as it would without Lazarus.
+    const refused = await waitFor(async () => {
+      const r = await evict('budget', 'web-3');
+      return r.message.includes('Lazarus') ? undefined : r;
+    }, { timeoutMs: 30_000, intervalMs: 1_000, description: 'an answer from the disruption budget' });
+    expect(refused.status).toBe(429);
+    expect(refused.message).toMatch(/disruption budget/);
+    expect((await podOf('budget', 'web-3')).metadata.deletionTimestamp).toBeUndefined();
   }, 60_000);
 
   it('no Ready checkpoint within checkpoint.evictionTimeout: admitted, with a Warning Event on the pod', async () => {
