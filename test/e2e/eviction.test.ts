@@ -7,7 +7,7 @@
  * Checkpoint ever comes, the eviction is admitted after checkpoint.evictionTimeout with a
  * Warning Event on the pod.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { serviceAccountToken, writeTokenKubeconfig } from '../harness/identity.js';
@@ -42,6 +42,8 @@ let dir: string | undefined;
 let controller: RunningController | undefined;
 let webhook: RunningServer | undefined;
 let evictionAnswers = 0;
+/** The AdmissionReviews the API server sent to /validate-eviction, as received. */
+const reviews: string[] = [];
 const stopCache = new AbortController();
 /** Namespaces whose kubelet archives the stand-in agent turns into Ready Checkpoints. */
 const agentServes = new Set<string>();
@@ -142,7 +144,7 @@ beforeAll(async () => {
   webhook = await startWebhookServer({
     port: 0, host: '127.0.0.1', tls: { cert: serving.certPem, key: serving.keyPem },
     handle: () => ({ status: 200, body: review('', allowed()) }),
-    handleEviction: (body) => { evictionAnswers++; return handleEviction(body); },
+    handleEviction: (body) => { evictionAnswers++; reviews.push(body); return handleEviction(body); },
     ops: opsApp({ registry, notReadyReason: () => cache.notSynced() }),
   });
   // The manifest's ValidatingWebhookConfiguration, pointed at the loopback URL.
@@ -196,6 +198,15 @@ describe('eviction held until a fresh checkpoint (real kube-apiserver, real cont
     expect((await podOf('drain', 'web-1')).metadata.deletionTimestamp).toBeDefined();
     expect(await listEvents(client, 'drain', { name: 'web-1', reason: 'EvictionNotHeld' })).toEqual([]);
   }, 60_000);
+
+  it('the API server sends what the handler expects (recorded as test/fixtures/admission-review-eviction.json with LAZARUS_RECORD=1)', async () => {
+    const sent = reviews.map((b) => JSON.parse(b) as { request: Record<string, unknown> }).find((r) => r.request.name === 'web-1' && r.request.dryRun === false);
+    expect(sent?.request).toMatchObject({
+      kind: { group: 'policy', version: 'v1', kind: 'Eviction' }, resource: { group: '', version: 'v1', resource: 'pods' }, subResource: 'eviction',
+      name: 'web-1', namespace: 'drain', operation: 'CREATE', object: { kind: 'Eviction', metadata: { name: 'web-1', namespace: 'drain' } },
+    });
+    if (process.env.LAZARUS_RECORD === '1' && sent) await writeFile(path.join(repoRoot(), 'test', 'fixtures', 'admission-review-eviction.json'), `${JSON.stringify(sent, null, 2)}\n`);
+  });
 
   it('a PodDisruptionBudget still decides after the hold: Lazarus answers first, then the budget refuses as before', async () => {
     await client.request('POST', '/apis/policy/v1/namespaces/budget/poddisruptionbudgets', {

@@ -1,4 +1,5 @@
 import https from 'node:https';
+import { readFileSync } from 'node:fs';
 import jsonPatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
 import { Registry } from 'prom-client';
@@ -13,23 +14,15 @@ import { NOW, container, view } from '../support/builders.js';
 import { testTls } from '../support/tls.js';
 import { post } from '../support/http.js';
 
-/** An AdmissionReview as kube-apiserver sends it for POST pods/NAME/eviction. */
+/** Recorded from kube-apiserver by test/e2e/eviction.test.ts (LAZARUS_RECORD=1): POST pods/web-1/eviction. */
+const RECORDED = JSON.parse(readFileSync('test/fixtures/admission-review-eviction.json', 'utf8')) as { request: { uid: string; name: string; namespace: string; dryRun: boolean; object: { metadata: { name: string; namespace: string } } } };
+
+/** The recorded review, for another pod of namespace shop. */
 function evictionReview(name: string, opts: { dryRun?: boolean; uid?: string } = {}): string {
-  return JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview',
-    request: {
-      uid: opts.uid ?? `uid-${name}`,
-      kind: { group: 'policy', version: 'v1', kind: 'Eviction' },
-      resource: { group: '', version: 'v1', resource: 'pods' }, subResource: 'eviction',
-      requestKind: { group: 'policy', version: 'v1', kind: 'Eviction' },
-      requestResource: { group: '', version: 'v1', resource: 'pods' }, requestSubResource: 'eviction',
-      name, namespace: 'shop', operation: 'CREATE',
-      userInfo: { username: 'kubernetes-admin' },
-      object: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace: 'shop' } },
-      oldObject: null, dryRun: opts.dryRun ?? false,
-      options: { apiVersion: 'meta.k8s.io/v1', kind: 'CreateOptions' },
-    },
-  });
+  const r = structuredClone(RECORDED);
+  Object.assign(r.request, { uid: opts.uid ?? `uid-${name}`, name, namespace: 'shop', dryRun: opts.dryRun ?? false });
+  r.request.object.metadata = { name, namespace: 'shop' };
+  return JSON.stringify(r);
 }
 
 function runningPod(name: string, annotations?: Record<string, string>): Pod {
