@@ -13,6 +13,8 @@ import type { Pod } from '../../api/types.js';
 import { NOW, container, view } from '../support/builders.js';
 import { testTls } from '../support/tls.js';
 import { post } from '../support/http.js';
+import { kubeEvictionIO } from '../../webhook/eviction-io.js';
+import { KubeError, type KubeClient, type RequestOptions } from '../../kube/client.js';
 
 /** Recorded from kube-apiserver by test/e2e/eviction.test.ts (LAZARUS_RECORD=1): POST pods/web-1/eviction. */
 const RECORDED = JSON.parse(readFileSync('test/fixtures/admission-review-eviction.json', 'utf8')) as { request: { uid: string; name: string; namespace: string; dryRun: boolean; object: { metadata: { name: string; namespace: string } } } };
@@ -147,5 +149,51 @@ describe('POST /validate-eviction over HTTPS', () => {
     expect(text).toContain('lazarus_webhook_evictions_total{verdict="admitted",reason="timeout"} 1');
     expect(text).toContain('lazarus_webhook_evictions_total{verdict="admitted",reason="error"} 1');
     expect(text).toContain('lazarus_webhook_evictions_total{verdict="admitted",reason="invalid"} 3');
+  });
+});
+
+describe('kubeEvictionIO: the requests it sends', () => {
+  interface Sent { method: string; path: string; body?: unknown; contentType?: string }
+  function fakeClient(answer: (s: Sent) => unknown): { client: KubeClient; sent: Sent[] } {
+    const sent: Sent[] = [];
+    const client: KubeClient = {
+      server: 'https://127.0.0.1:6443',
+      request: async <T>(method: string, p: string, options: RequestOptions = {}): Promise<T> => {
+        await Promise.resolve();
+        const s: Sent = { method, path: p, body: options.body, ...(options.contentType ? { contentType: options.contentType } : {}) };
+        sent.push(s);
+        return answer(s) as T;
+      },
+      watch: async () => { await Promise.resolve(); },
+    };
+    return { client, sent };
+  }
+
+  it('a Warning Event on the pod and on its Deployment', async () => {
+    const { client, sent } = fakeClient(() => ({}));
+    await kubeEvictionIO(client, { instance: 'wh-1', now: () => NOW }).warn('shop', 'uid-1', { reason: 'EvictionNotHeld', message: 'eviction of shop/web-1 admitted without a fresh checkpoint: timed out', pod: 'web-1', workload: { kind: 'Deployment', name: 'web' } });
+    expect(sent.map((s) => [s.method, s.path])).toEqual([['POST', '/api/v1/namespaces/shop/events'], ['POST', '/api/v1/namespaces/shop/events']]);
+    expect(sent.map((s) => (s.body as { involvedObject: unknown }).involvedObject)).toEqual([
+      { apiVersion: 'v1', kind: 'Pod', name: 'web-1', namespace: 'shop', uid: 'uid-1' },
+      { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', namespace: 'shop' },
+    ]);
+    expect(sent[0]?.body).toMatchObject({ type: 'Warning', reason: 'EvictionNotHeld', source: { component: 'lazarus-webhook' }, reportingInstance: 'wh-1' });
+  });
+
+  it('a bare pod gets one Event; a lost patch race is false, a forbidden patch throws', async () => {
+    const { client, sent } = fakeClient((s) => {
+      if (s.method === 'PATCH' && s.path.endsWith('/raced')) throw new KubeError(422, 'Invalid', 'the server rejected our request: test operation failed');
+      if (s.method === 'PATCH' && s.path.endsWith('/forbidden')) throw new KubeError(403, 'Forbidden', 'cannot patch pods');
+      if (s.method === 'GET') throw new KubeError(404, 'NotFound', 'not found');
+      return {};
+    });
+    const io = kubeEvictionIO(client, { instance: 'wh-1', now: () => NOW });
+    await io.warn('shop', undefined, { reason: 'EvictionNotHeld', message: 'm', pod: 'solo', workload: { kind: 'Pod', name: 'solo' } });
+    expect(sent).toHaveLength(1);
+    const ops: Operation[] = [{ op: 'test', path: '/metadata/resourceVersion', value: '1' }];
+    await expect(io.patchPod('shop', 'raced', ops)).resolves.toBe(false);
+    await expect(io.patchPod('shop', 'forbidden', ops)).rejects.toThrow(/cannot patch pods/);
+    expect(sent.filter((s) => s.method === 'PATCH').every((s) => s.contentType === 'application/json-patch+json')).toBe(true);
+    await expect(io.getPod('shop', 'gone')).resolves.toBeUndefined();
   });
 });
