@@ -34,6 +34,13 @@ export interface EvictionHandlerDeps {
 
 type Reason = AllowReason | HoldReason | 'unready' | 'invalid';
 
+/**
+ * kubectl drain retries every 5 s while a PodDisruptionBudget refuses what Lazarus admitted:
+ * the same warning for the same pod is recorded once per replica in this window, not per retry.
+ */
+export const WARN_ONCE_MS = 10 * 60_000;
+const WARNED_MAX = 10_000;
+
 export function createEvictionHandler(deps: EvictionHandlerDeps): (body: string) => Promise<HttpAnswer> {
   const evictions = new Counter({
     name: 'lazarus_webhook_evictions_total',
@@ -41,6 +48,15 @@ export function createEvictionHandler(deps: EvictionHandlerDeps): (body: string)
     labelNames: ['verdict', 'reason'], registers: [deps.registry],
   });
   const count = (verdict: 'held' | 'admitted', reason: Reason): void => { evictions.labels(verdict, reason).inc(); };
+  const warned = new Map<string, number>();
+  /** True the first time in WARN_ONCE_MS that this pod (by UID) gets this warning. */
+  const firstWarning = (key: string, now: number): boolean => {
+    const until = warned.get(key);
+    if (until !== undefined && until > now) return false;
+    if (warned.size >= WARNED_MAX) for (const [k, t] of warned) if (t <= now || warned.size >= WARNED_MAX) warned.delete(k);
+    warned.set(key, now + WARN_ONCE_MS);
+    return true;
+  };
   const admit = (uid: string, reason: Reason, warnings: readonly string[] = []): HttpAnswer => {
     count('admitted', reason);
     return { status: 200, body: review(uid, allowed(warnings)) };
@@ -62,7 +78,8 @@ export function createEvictionHandler(deps: EvictionHandlerDeps): (body: string)
 
     try {
       const pod = await deps.io.getPod(namespace, name);
-      const decision = decideEviction({ pod, namespace, name, dryRun: request.dryRun === true, excludedNamespaces: deps.excludedNamespaces, now: deps.clock() }, deps.view);
+      const now = deps.clock();
+      const decision = decideEviction({ pod, namespace, name, dryRun: request.dryRun === true, excludedNamespaces: deps.excludedNamespaces, now }, deps.view);
       if (decision.verdict === 'hold') {
         // A lost race (another replica, the controller answering) leaves the pod as the winner wrote it: still held.
         if (decision.write) await deps.io.patchPod(namespace, name, decision.write);
@@ -71,7 +88,7 @@ export function createEvictionHandler(deps: EvictionHandlerDeps): (body: string)
         return { status: 200, body: review(request.uid, tooManyRequests(decision.message)) };
       }
       const { warning } = decision;
-      if (warning) {
+      if (warning && firstWarning(`${namespace}/${name}/${pod?.metadata.uid ?? ''}/${decision.reason}`, now)) {
         // In the background: an Event never delays nor fails the answer.
         deps.io.warn(namespace, pod?.metadata.uid, warning).catch((err: unknown) => deps.log.warn({ err, namespace, pod: name }, 'eviction Event not written'));
         deps.log.warn({ uid: request.uid, namespace, pod: name, reason: decision.reason, message: decision.message }, 'eviction admitted without a fresh checkpoint');

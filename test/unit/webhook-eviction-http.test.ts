@@ -115,6 +115,10 @@ describe('POST /validate-eviction over HTTPS', () => {
     const timedOut = JSON.parse((await send(evictionReview('web-7d9c-aaaaa'))).body);
     expect(timedOut.response).toMatchObject({ allowed: true, warnings: [expect.stringContaining('within checkpoint.evictionTimeout 60s')] });
     expect(io.warnings).toEqual([expect.objectContaining({ reason: 'EvictionNotHeld', pod: 'web-7d9c-aaaaa', workload: { kind: 'Deployment', name: 'web' } })]);
+    // A drain retrying while a PodDisruptionBudget refuses: admitted again, but one Event, not one per retry.
+    now = NOW + 65_000;
+    expect(JSON.parse((await send(evictionReview('web-7d9c-aaaaa'))).body).response.allowed).toBe(true);
+    expect(io.warnings).toHaveLength(1);
     now = NOW;
   });
 
@@ -146,7 +150,7 @@ describe('POST /validate-eviction over HTTPS', () => {
     const text = await registry.metrics();
     expect(text).toContain('lazarus_webhook_evictions_total{verdict="held",reason="requested"} 1');
     expect(text).toContain('lazarus_webhook_evictions_total{verdict="held",reason="in-progress"} 1');
-    expect(text).toContain('lazarus_webhook_evictions_total{verdict="admitted",reason="timeout"} 1');
+    expect(text).toContain('lazarus_webhook_evictions_total{verdict="admitted",reason="timeout"} 2');
     expect(text).toContain('lazarus_webhook_evictions_total{verdict="admitted",reason="error"} 1');
     expect(text).toContain('lazarus_webhook_evictions_total{verdict="admitted",reason="invalid"} 3');
   });
