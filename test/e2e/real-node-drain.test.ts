@@ -54,7 +54,9 @@ function lastCountOf(pod: string): { stop(): Promise<number> } {
   const polling = (async () => {
     while (!stopped) {
       try {
-        last = (await sc.counts(pod)).at(-1) ?? last;
+        // Once the container is gone the kubelet may answer with words, not counts.
+        const seen = (await sc.counts(pod)).filter(Number.isFinite).at(-1);
+        if (seen !== undefined && seen > last) last = seen;
       } catch { /* evicted: its log is gone */ }
       await new Promise((r) => setTimeout(r, 250));
     }
