@@ -42,9 +42,11 @@ export interface PreferringDeployment {
   restore?: boolean;
   /** Makes the pod Burstable rather than BestEffort (2 CPU shares). */
   cpuRequest?: string;
+  /** Default 1. */
+  replicas?: number;
 }
 
-/** A one-replica Deployment of a shell script that prefers, not requires, one node. */
+/** A Deployment (one replica unless asked) of a shell script that prefers, not requires, one node. */
 export function preferringDeployment(o: PreferringDeployment): Record<string, unknown> {
   return {
     apiVersion: 'apps/v1', kind: 'Deployment',
@@ -55,7 +57,7 @@ export function preferringDeployment(o: PreferringDeployment): Record<string, un
       ...(o.restore === false ? {} : { annotations: { [K.RESTORE]: 'enabled' } }),
     },
     spec: {
-      replicas: 1,
+      replicas: o.replicas ?? 1,
       selector: { matchLabels: { app: o.name } },
       template: {
         metadata: { labels: { app: o.name } },

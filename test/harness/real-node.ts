@@ -271,6 +271,25 @@ async function unmountUnder(dir: string): Promise<void> {
   }
 }
 
+/** Mount points at or under `dir`, in this process's mount namespace. */
+async function mountsUnder(dir: string): Promise<string[]> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').map((l) => (l.split(' ')[4] ?? '').replace(/\\040/g, ' ')).filter((p) => p === dir || p.startsWith(`${dir}/`));
+}
+
+/**
+ * The run's bulk — images, snapshots, archives (nodes/) and the registry's blobs — goes when the
+ * run ends; its logs stay. A real-node run leaves ~3.5 GiB otherwise, and CI runs five of them.
+ * Never through a mount: a hostPath volume still mounted under nodes/ would be the host's files.
+ */
+async function removeRunData(dir: string, log: (line: string) => void): Promise<void> {
+  for (const data of [path.join(dir, 'nodes'), path.join(dir, 'registry-data')]) {
+    const mounted = await mountsUnder(data);
+    if (mounted.length) { log(`[real-node] kept ${data}: still mounted at ${mounted.slice(0, 3).join(', ')}`); continue; }
+    await rm(data, { recursive: true, force: true }).catch((err: unknown) => log(`[real-node] removing ${data}: ${(err as Error).message}`));
+  }
+}
+
 /** Processes whose command line names this directory (containerd shims, conmon) — SIGKILLed. */
 async function killProcessesNaming(dir: string): Promise<void> {
   const mine = new Set([process.pid, process.ppid]);
@@ -495,7 +514,10 @@ export async function sweepDeadRuns(log: (line: string) => void = () => undefine
     const record = JSON.parse(await readFile(file, 'utf8').catch(() => '{}')) as Partial<RunRecord>;
     if (record.pid && isAlive(record.pid)) continue;
     for (const n of record.nodes ?? []) await cleanNode(n, await containerIds(n.dir)).catch(() => undefined);
-    if (record.dir) await cleanRunDir(record.dir).catch(() => undefined);
+    if (record.dir) {
+      await cleanRunDir(record.dir).catch(() => undefined);
+      await removeRunData(record.dir, log);
+    }
     await rm(file, { force: true });
     log(`[real-node] swept what a dead run left in ${record.dir ?? '?'}`);
     swept++;
@@ -539,6 +561,7 @@ export async function startRealCluster(cp: ControlPlane, options: RealClusterOpt
       for (const s of hostSockets) s.close();
       if (registry) freeze(registry, false);
       await registry?.stop();
+      await removeRunData(dir, log);
       await rm(path.join(RUNS_DIR, `${id}.json`), { force: true });
     })();
     return stopped;
