@@ -73,7 +73,9 @@ async function checkpoint(pid: number, dir: string): Promise<{ ms: number; bytes
   const tar = await run('tar', ['-cf', `${dir}.tar`, '-C', images, '.']);
   if (tar.code !== 0) throw new Error(`tar of ${images} exited ${tar.code}: ${tar.stderr.trim()}`);
   const ms = performance.now() - t0;
-  return { ms, bytes: bytesIn(images) };
+  const bytes = bytesIn(images);
+  await rm(images, { recursive: true, force: true }); // as the runtime does once the archive is written
+  return { ms, bytes };
 }
 
 /** The N checkpoints with at most `limit` in flight; wall time and each one's time. */
@@ -137,7 +139,7 @@ async function main(): Promise<void> {
     const body = [
       `\`npm run bench:parallel\` (bench/checkpoint-parallel.ts), ${new Date().toISOString()}: ${o.pods} identical processes, each with ${o.mib} MiB of touched pages`,
       `(${(bytes / o.pods / (1 << 20)).toFixed(0)} MiB of CRIU images each), checkpointed as a runtime does for the kubelet: \`criu dump --leave-running\` (${version}), then \`tar\` of the images`,
-      `into one archive, on the root disk's page cache. ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}. Median of ${o.reps} interleaved rounds per level.`,
+      `into one archive (the images then removed, as runtimes do), on the root disk's page cache. ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}. Median of ${o.reps} interleaved rounds per level.`,
       `Load average when the run ended: ${load} (a shared machine: other jobs ran alongside).`,
       '',
       `| concurrency | wall s (all ${o.pods}) | wall vs serial | speedup | one checkpoint p50 s | slowest s |`,
