@@ -389,6 +389,19 @@ describe('controller against a real control plane', () => {
     }
   }, 60_000);
 
+  it('checkpoint.maxParallelPerNode: the API server fills the default 4 and refuses 0, 65 and a string, naming the field', async () => {
+    const created = await client.request<{ spec: { checkpoint: { maxParallelPerNode: number } } }>('POST', `${CP_API}/restorepolicies`, {
+      body: { apiVersion: 'lazarus.dev/v1alpha1', kind: 'RestorePolicy', metadata: { name: 'parallel-default' }, spec: { namespaceSelector: { matchLabels: { 'lazarus-test': 'none' } } } },
+    });
+    expect(created.spec.checkpoint.maxParallelPerNode).toBe(4);
+    for (const bad of [0, 65, 'four']) {
+      await expect(client.request('POST', `${CP_API}/restorepolicies`, {
+        body: { apiVersion: 'lazarus.dev/v1alpha1', kind: 'RestorePolicy', metadata: { name: 'parallel-bad' }, spec: { checkpoint: { maxParallelPerNode: bad } } },
+      })).rejects.toMatchObject({ status: 422, message: expect.stringContaining('spec.checkpoint.maxParallelPerNode') });
+    }
+    await client.request('DELETE', `${CP_API}/restorepolicies/parallel-default`);
+  }, 30_000);
+
   it('retention with retain 2 over five checkpoints leaves the two newest', async () => {
     const base = Date.now() - 10 * 60_000;
     for (let i = 1; i <= 5; i++) await readyCheckpoint('retention', `web-app-${i}`, { kind: 'Deployment', name: 'web' }, 'web-x', new Date(base + i * 60_000));
