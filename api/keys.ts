@@ -55,3 +55,10 @@ export const ALWAYS_EXCLUDED_NAMESPACES: readonly string[] = ['kube-system'];
 
 /** Checkpoint on demand: `now` asks, the controller answers in the same annotation (api/checkpoint-request.ts). */
 export const CHECKPOINT_REQUEST = 'lazarus.dev/checkpoint';
+
+/**
+ * Pod annotation, written by the eviction webhook (webhook/eviction.ts): when it first held an
+ * eviction of this pod (RFC 3339 UTC). Kept on the pod, so every retry and every webhook replica
+ * measures the hold from the same moment.
+ */
+export const EVICTION_HELD_SINCE = 'lazarus.dev/eviction-held-since';

@@ -26,7 +26,7 @@ const DEFAULTS: PolicySpec = {
   placement: 'Prefer',
   schedulerName: '',
   imagePullSecret: '',
-  checkpoint: { interval: '', onDrain: true, timeoutSeconds: 60, maxParallelPerNode: DEFAULT_MAX_PARALLEL_PER_NODE, retain: 3, registry: '', pushSecret: '' },
+  checkpoint: { interval: '', onDrain: true, timeoutSeconds: 60, maxParallelPerNode: DEFAULT_MAX_PARALLEL_PER_NODE, retain: 3, registry: '', pushSecret: '', evictionTimeout: '60s' },
   restore: { failureAction: 'ColdStart', unschedulableTimeout: '60s', imagePullTimeout: '2m' },
 };
 export const DEFAULT_POLICY_SPEC: Readonly<PolicySpec> = Object.freeze(DEFAULTS);

@@ -187,6 +187,8 @@ export interface PolicySpec {
     retain: number;
     registry: string;
     pushSecret: string;
+    /** Duration: the longest an eviction is held for a fresh checkpoint (webhook/eviction.ts); then it is admitted. */
+    evictionTimeout: string;
   };
   restore: {
     failureAction: FailureAction;

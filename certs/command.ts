@@ -30,7 +30,7 @@ const specs: Readonly<Record<string, FlagSpec>> = {
   kubeconfig: { type: 'string', description: 'kubeconfig (default: in-cluster, then $KUBECONFIG)', env: 'KUBECONFIG' },
   secret: { type: 'string', description: 'Secret to create or reuse (cluster mode)' },
   'secret-namespace': { type: 'string', description: 'namespace of the Secret (default: --namespace)' },
-  'webhook-config': { type: 'string', description: 'MutatingWebhookConfiguration whose webhooks get the caBundle' },
+  'webhook-config': { type: 'string', description: 'MutatingWebhookConfiguration (and the ValidatingWebhookConfiguration of the same name, for evictions) whose webhooks get the caBundle' },
   'log-level': { type: 'string', description: 'log level', default: 'info' },
   help: { type: 'bool', description: 'print this help' },
 };

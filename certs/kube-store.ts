@@ -4,9 +4,9 @@
  */
 import type { KubeClient } from '../kube/client.js';
 import { KubeError, isNotFound } from '../kube/client.js';
-import { StoreConflict, type CertStore, type PatchOperation, type SecretObject, type WebhookConfiguration } from './store.js';
+import { StoreConflict, type CertStore, type PatchOperation, type SecretObject, type WebhookConfiguration, type WebhookKind } from './store.js';
 
-const WEBHOOKS = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations';
+const webhooksPath = (kind: WebhookKind): string => `/apis/admissionregistration.k8s.io/v1/${kind}webhookconfigurations`;
 const enc = encodeURIComponent;
 
 function secretsPath(namespace: string): string { return `/api/v1/namespaces/${enc(namespace)}/secrets`; }
@@ -40,10 +40,10 @@ export function createKubeStore(client: KubeClient): CertStore {
         return await client.request<SecretObject>('PUT', `${secretsPath(namespace)}/${enc(secret.metadata.name)}`, { body: { apiVersion: 'v1', kind: 'Secret', ...secret } });
       } catch (err) { return conflicts(err, [409]); }
     },
-    getWebhookConfig: (name) => orUndefined(client.request<WebhookConfiguration>('GET', `${WEBHOOKS}/${enc(name)}`)),
-    async patchWebhookConfig(name, ops: readonly PatchOperation[]) {
+    getWebhookConfig: (name, kind = 'mutating') => orUndefined(client.request<WebhookConfiguration>('GET', `${webhooksPath(kind)}/${enc(name)}`)),
+    async patchWebhookConfig(name, ops: readonly PatchOperation[], kind = 'mutating') {
       try {
-        return await client.request<WebhookConfiguration>('PATCH', `${WEBHOOKS}/${enc(name)}`, { body: ops, contentType: 'application/json-patch+json' });
+        return await client.request<WebhookConfiguration>('PATCH', `${webhooksPath(kind)}/${enc(name)}`, { body: ops, contentType: 'application/json-patch+json' });
       } catch (err) { return conflicts(err, [409, 422]); }
     },
   };

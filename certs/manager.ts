@@ -7,9 +7,9 @@
  * - `ensureSecret` makes the Secret hold a usable CA and serving certificate. Every write carries
  *   the resourceVersion it read (create of an existing name conflicts too), so when two replicas
  *   start at once exactly one write wins and the loser re-reads and adopts the winner's CA.
- * - `ensureCaBundle` keeps the CA bundle in every webhook of a MutatingWebhookConfiguration,
- *   restoring it if someone overwrote it; it stands aside when cert-manager's cainjector owns
- *   the configuration.
+ * - `ensureCaBundle` keeps the CA bundle in every webhook of a MutatingWebhookConfiguration and
+ *   of the ValidatingWebhookConfiguration of the same name (evictions), restoring it if someone
+ *   overwrote it; it stands aside when cert-manager's cainjector owns the configuration.
  * - `runSecretManager` and `runFileReloader` are the loops (both stop with their AbortSignal).
  *
  * Order on renewal: Secret first, then caBundle, then the local server. A client that already
@@ -28,7 +28,7 @@ import {
   SERIAL_BYTES, type Entropy, type Identity, type Lifetimes, type Material, type Names,
 } from './generate.js';
 import { assess, lifetimeMs, message, notAfter, pairProblems, parseCerts, sanNames, type Assessment, type Loose } from './inspect.js';
-import { StoreConflict, type CertStore, type PatchOperation, type SecretObject, type WebhookConfiguration } from './store.js';
+import { StoreConflict, type CertStore, type PatchOperation, type SecretObject, type WebhookConfiguration, type WebhookKind } from './store.js';
 
 export const CERT_MANAGER_ANNOTATION = 'cert-manager.io/inject-ca-from';
 export const SECRET_TYPE_TLS = 'kubernetes.io/tls';
@@ -312,24 +312,40 @@ export function caBundlePatch(config: WebhookConfiguration, caBundleB64: string)
 
 export type CaBundleOutcome = 'unchanged' | 'patched' | 'cert-manager' | 'missing';
 
+/**
+ * The mutating configuration decides (missing, cert-manager's); the validating one of the same
+ * name (the eviction webhook) follows it. An install without it (older manifests), or RBAC that
+ * cannot reach it, leaves evictions unheld but never stops the pod webhook's certificates.
+ */
 export async function ensureCaBundle(store: CertStore, webhookConfigName: string, caPem: string, log: Logger): Promise<CaBundleOutcome> {
   const b64 = Buffer.from(caPem, 'utf8').toString('base64');
+  const outcome = await ensureOneCaBundle(store, 'mutating', webhookConfigName, b64, log);
+  if (outcome === 'cert-manager') return outcome;
+  try {
+    await ensureOneCaBundle(store, 'validating', webhookConfigName, b64, log);
+  } catch (err) {
+    log.warn({ webhookConfiguration: webhookConfigName, err: message(err) }, 'validatingwebhookconfiguration: caBundle not injected; evictions are not held until it is');
+  }
+  return outcome;
+}
+
+async function ensureOneCaBundle(store: CertStore, kind: WebhookKind, webhookConfigName: string, b64: string, log: Logger): Promise<CaBundleOutcome> {
   for (let attempt = 0; attempt < 5; attempt++) {
-    const config = await store.getWebhookConfig(webhookConfigName);
+    const config = await store.getWebhookConfig(webhookConfigName, kind);
     if (!config) return 'missing';
     if (managedByCertManager(config)) return 'cert-manager';
     const ops = caBundlePatch(config, b64);
     if (ops.length === 0) return 'unchanged';
     try {
-      await store.patchWebhookConfig(webhookConfigName, ops);
+      await store.patchWebhookConfig(webhookConfigName, ops, kind);
       const names = (config.webhooks ?? []).filter((w) => w.clientConfig?.caBundle !== b64).map((w) => w.name);
-      log.info({ webhookConfiguration: webhookConfigName, webhooks: names }, 'injected caBundle');
+      log.info({ webhookConfiguration: webhookConfigName, kind, webhooks: names }, 'injected caBundle');
       return 'patched';
     } catch (err) {
       if (!(err instanceof StoreConflict)) throw err;
     }
   }
-  throw new Error(`mutatingwebhookconfiguration ${webhookConfigName}: caBundle patch still conflicting after 5 attempts`);
+  throw new Error(`${kind}webhookconfiguration ${webhookConfigName}: caBundle patch still conflicting after 5 attempts`);
 }
 
 export interface SecretManagerOptions extends SecretTarget {

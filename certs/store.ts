@@ -1,5 +1,7 @@
 /**
- * Where certificates live: a Secret, and the caBundle of a MutatingWebhookConfiguration. The
+ * Where certificates live: a Secret, and the caBundle of the webhook configurations (the
+ * MutatingWebhookConfiguration for pods, the ValidatingWebhookConfiguration of the same name for
+ * evictions). The
  * manager only sees this interface. Two implementations: `createKubeStore` (kube-store.ts, a
  * thin adapter over kube/client.ts) and `MemoryStore` below, a fake that enforces the API
  * server's optimistic concurrency (create of an existing name and update with a stale
@@ -36,6 +38,9 @@ export interface WebhookConfiguration {
 
 export type PatchOperation = Operation;
 
+/** Which admissionregistration.k8s.io/v1 resource: mutatingwebhookconfigurations or validatingwebhookconfigurations. */
+export type WebhookKind = 'mutating' | 'validating';
+
 /** The write lost a race (409, or a failed JSON-patch `test`): read again and decide again. */
 export class StoreConflict extends Error {
   constructor(message: string) {
@@ -50,10 +55,12 @@ export interface CertStore {
   createSecret(secret: SecretObject): Promise<SecretObject>;
   /** `metadata.resourceVersion` is required; throws StoreConflict when it is stale. */
   updateSecret(secret: SecretObject): Promise<SecretObject>;
-  getWebhookConfig(name: string): Promise<WebhookConfiguration | undefined>;
-  /** RFC 6902 patch; throws StoreConflict when a `test` operation fails. */
-  patchWebhookConfig(name: string, ops: readonly PatchOperation[]): Promise<WebhookConfiguration>;
+  getWebhookConfig(name: string, kind?: WebhookKind): Promise<WebhookConfiguration | undefined>;
+  /** RFC 6902 patch; throws StoreConflict when a `test` operation fails. `kind` defaults to mutating. */
+  patchWebhookConfig(name: string, ops: readonly PatchOperation[], kind?: WebhookKind): Promise<WebhookConfiguration>;
 }
+
+const webhookKey = (kind: WebhookKind, name: string): string => `${kind}/${name}`;
 
 /** In-memory fake with the API server's concurrency rules. Counts conflicts so tests can prove a race happened. */
 export class MemoryStore implements CertStore {
@@ -97,16 +104,16 @@ export class MemoryStore implements CertStore {
     return structuredClone(stored);
   }
 
-  async getWebhookConfig(name: string): Promise<WebhookConfiguration | undefined> {
+  async getWebhookConfig(name: string, kind: WebhookKind = 'mutating'): Promise<WebhookConfiguration | undefined> {
     await Promise.resolve();
-    const w = this.webhooks.get(name);
+    const w = this.webhooks.get(webhookKey(kind, name));
     return w && structuredClone(w);
   }
 
-  async patchWebhookConfig(name: string, ops: readonly PatchOperation[]): Promise<WebhookConfiguration> {
+  async patchWebhookConfig(name: string, ops: readonly PatchOperation[], kind: WebhookKind = 'mutating'): Promise<WebhookConfiguration> {
     await Promise.resolve();
-    const current = this.webhooks.get(name);
-    if (!current) throw new Error(`mutatingwebhookconfigurations "${name}" not found`);
+    const current = this.webhooks.get(webhookKey(kind, name));
+    if (!current) throw new Error(`${kind}webhookconfigurations "${name}" not found`);
     let next: WebhookConfiguration;
     try {
       next = jsonPatch.applyPatch(structuredClone(current), ops, true, false).newDocument;
@@ -115,14 +122,14 @@ export class MemoryStore implements CertStore {
       throw err;
     }
     next.metadata.resourceVersion = this.nextVersion();
-    this.webhooks.set(name, next);
+    this.webhooks.set(webhookKey(kind, name), next);
     this.writes++;
     return structuredClone(next);
   }
 
   /** Test setup and "someone else" edits: stores the object as given (a new resourceVersion). */
-  putWebhookConfig(config: WebhookConfiguration): void {
-    this.webhooks.set(config.metadata.name, structuredClone({ ...config, metadata: { ...config.metadata, resourceVersion: this.nextVersion() } }));
+  putWebhookConfig(config: WebhookConfiguration, kind: WebhookKind = 'mutating'): void {
+    this.webhooks.set(webhookKey(kind, config.metadata.name), structuredClone({ ...config, metadata: { ...config.metadata, resourceVersion: this.nextVersion() } }));
   }
 
   /** Test helper: replace a Secret's data behind the manager's back. */

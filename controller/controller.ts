@@ -251,6 +251,7 @@ export class Controller {
       cordonedAt: (node) => this.cordoned.get(node),
       demanded: (key) => this.demandedAt(key),
       nodeLoad: this.nodeLoad(),
+      running: new Set([...this.onNode.values()].flatMap((jobs) => [...jobs].map((j) => j.target.key))),
       inFlight: this.jobs.size,
       maxConcurrent: this.d.config.maxConcurrent,
       jitter: this.d.jitter ?? hashJitter,

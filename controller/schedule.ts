@@ -17,6 +17,8 @@
  *   writes its memory to the node's disk), so no checkpoint ever runs beside more others than its
  *   own policy allows. A node's due jobs start in order: once the first one that waits cannot
  *   start, none behind it does (a strict policy's pod is not starved by looser ones).
+ * - A container with a checkpoint in flight is not started again until it ends (its state, and so
+ *   its next due time, is known only then).
  * - At most `maxConcurrent` in flight in the cluster.
  */
 
@@ -71,6 +73,8 @@ export interface ScheduleInput {
   demanded?(key: string): number | undefined;
   /** Nodes with checkpoints in flight; a node missing here has none. */
   nodeLoad: ReadonlyMap<string, NodeLoad>;
+  /** Target keys with a checkpoint in flight: never started a second time meanwhile. */
+  running: ReadonlySet<string>;
   /** Checkpoints in flight in the cluster. */
   inFlight: number;
   maxConcurrent: number;
@@ -109,6 +113,7 @@ export function dueAt(target: Target, state: TargetState | undefined, cordonedAt
 export function planCheckpoints(input: ScheduleInput): Job[] {
   const due: Job[] = [];
   for (const target of input.targets) {
+    if (input.running.has(target.key)) continue;
     const job = dueAt(target, input.state(target.key), input.cordonedAt(target.node), input, input.demanded?.(target.key));
     if (job && job.dueAt <= input.now) due.push(job);
   }

@@ -17,6 +17,7 @@ export interface AdmissionRequest {
   uid: string;
   kind: { group: string; version: string; kind: string };
   resource?: { group: string; version: string; resource: string };
+  subResource?: string;
   namespace?: string;
   name?: string;
   operation: string;
@@ -30,7 +31,7 @@ export interface AdmissionResponse {
   patchType?: 'JSONPatch';
   patch?: string;
   warnings?: string[];
-  status?: { code: number; message: string };
+  status?: { code: number; message: string; reason?: string };
 }
 
 export type Answer = Omit<AdmissionResponse, 'uid'>;
@@ -49,6 +50,13 @@ export function patched(patch: readonly Operation[], warnings: readonly string[]
 }
 
 export const rejected = (code: number, message: string): Answer => ({ allowed: false, status: { code, message } });
+
+/**
+ * 429 with reason TooManyRequests: the API server passes a webhook's status code through to the
+ * client (k8s.io/apiserver admission/plugin/webhook/errors ToStatusErr raises only codes < 400),
+ * and kubectl drain, the cluster autoscaler and the descheduler retry an eviction answered 429.
+ */
+export const tooManyRequests = (message: string): Answer => ({ allowed: false, status: { code: 429, message, reason: 'TooManyRequests' } });
 
 const REVIEW_HEAD = `{"apiVersion":"${ADMISSION_API_VERSION}","kind":"AdmissionReview","response":{"uid":`;
 
@@ -104,8 +112,10 @@ export function podOf(request: AdmissionRequest): Pod | undefined {
   return object as unknown as Pod;
 }
 
+interface HttpReply { status: number; body: string }
+
 /** Transport: method, content type, size limit and a body deadline. Calls `handle` with the body. */
-export function serveAdmission(req: IncomingMessage, res: ServerResponse, handle: (body: string) => { status: number; body: string }, bodyTimeoutMs = BODY_TIMEOUT_MS): void {
+export function serveAdmission(req: IncomingMessage, res: ServerResponse, handle: (body: string) => HttpReply | Promise<HttpReply>, bodyTimeoutMs = BODY_TIMEOUT_MS): void {
   const fail = (status: number, message: string): void => send(res, status, review('', rejected(status, message)));
   if (req.method !== 'POST') { res.setHeader('allow', 'POST'); fail(405, `method ${req.method ?? ''} not allowed: POST an AdmissionReview`); req.resume(); return; }
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
@@ -134,7 +144,12 @@ export function serveAdmission(req: IncomingMessage, res: ServerResponse, handle
     done = true;
     clearTimeout(timer);
     const out = handle(Buffer.concat(chunks, size).toString('utf8'));
-    send(res, out.status, out.body);
+    if (out instanceof Promise) {
+      // An async handler answers for itself; one that throws still gets a well-formed AdmissionReview.
+      out.then((o) => send(res, o.status, o.body), (err: unknown) => send(res, 500, review('', rejected(500, `internal error: ${(err as Error).message}`))));
+    } else {
+      send(res, out.status, out.body);
+    }
   });
   req.on('error', () => { done = true; clearTimeout(timer); });
 }

@@ -9,6 +9,7 @@
  *   configuration carries `cert-manager.io/inject-ca-from`, cert-manager owns the certificate:
  *   the files in `--cert-manager-dir` are served and reloaded instead, nothing is written.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { ALWAYS_EXCLUDED_NAMESPACES } from '../api/keys.js';
@@ -22,6 +23,8 @@ import { createLogger } from '../runtime/log.js';
 import { createRegistry } from '../runtime/metrics.js';
 import { opsApp } from '../runtime/ops-app.js';
 import { DEFAULT_SHUTDOWN_DRAIN_MS, Drain, drainBeforeExit, drainProblems, waitForStopSignal } from '../runtime/shutdown.js';
+import { createEvictionHandler } from './eviction-handler.js';
+import { kubeEvictionIO } from './eviction-io.js';
 import { createAdmissionHandler } from './handler.js';
 import { startOpsServer, startWebhookServer } from './server.js';
 
@@ -33,7 +36,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'tls-key-file': { type: 'string', env: 'LAZARUS_TLS_KEY_FILE', description: 'files mode: serving key (PEM), reloaded when it changes' },
   'cert-secret': { type: 'string', description: 'secret mode: Secret holding the CA and serving certificate, created, renewed and kept by the webhook' },
   'cert-secret-namespace': { type: 'string', description: 'secret mode: namespace of --cert-secret (default: --namespace)' },
-  'webhook-config': { type: 'string', description: 'secret mode: MutatingWebhookConfiguration whose webhooks get the caBundle' },
+  'webhook-config': { type: 'string', description: 'secret mode: the MutatingWebhookConfiguration (and the ValidatingWebhookConfiguration of the same name, for evictions) whose webhooks get the caBundle' },
   service: { type: 'string', description: 'secret mode: Service the certificate is for (DNS names svc, svc.ns, svc.ns.svc, svc.ns.svc.cluster.local)' },
   'cert-dns': { type: 'list', description: 'secret mode: extra DNS name in the certificate (repeatable)' },
   'cert-ip': { type: 'list', description: 'secret mode: IP address in the certificate (repeatable)' },
@@ -178,7 +181,7 @@ export function certMetrics(registry: Registry, certs: CertSource): () => void {
 }
 
 export const command: Subcommand = {
-  summary: 'mutating admission webhook: start pods from their latest checkpoint',
+  summary: 'admission webhooks: start pods from their latest checkpoint; hold evictions until a fresh one exists',
   async run(argv, env) {
     if (argv.includes('--help')) { console.log(usage('webhook', FLAGS)); return 0; }
     const config = parseWebhookConfig(argv, env);
@@ -198,7 +201,12 @@ export const command: Subcommand = {
       view: cache, generation: (namespace: string) => cache.generation(namespace), notReady: () => cache.notSynced(), excludedNamespaces: config.excludedNamespaces,
       defaultRegistry: config.defaultRegistry, clock: Date.now, log, registry,
     });
-    const servers = [await startWebhookServer({ port: config.port, host: config.bindAddress, tls: certs, handle, ops, draining: () => drain.draining })];
+    // POST /validate-eviction: holds evictions of opted-in pods until a fresh checkpoint is Ready.
+    const handleEviction = createEvictionHandler({
+      view: cache, io: kubeEvictionIO(client, { instance: os.hostname(), now: Date.now }), notReady: () => cache.notSynced(),
+      excludedNamespaces: config.excludedNamespaces, clock: Date.now, log, registry,
+    });
+    const servers = [await startWebhookServer({ port: config.port, host: config.bindAddress, tls: certs, handle, handleEviction, ops, draining: () => drain.draining })];
     if (config.metricsPort) servers.push(await startOpsServer(ops, config.metricsPort, config.bindAddress));
     log.info({ port: servers[0]?.port, metricsPort: servers[1]?.port, server: client.server, certificates: certs.mode }, 'webhook serving');
 

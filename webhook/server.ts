@@ -11,6 +11,9 @@ import type { Express } from 'express';
 import { serveAdmission } from './admission.js';
 import type { HttpAnswer } from './handler.js';
 
+/** Where the ValidatingWebhookConfiguration sends `pods/eviction` (manifests/base/webhook.yaml). */
+export const EVICTION_PATH = '/validate-eviction';
+
 export interface TlsMaterial { cert: string | Buffer; key: string | Buffer }
 
 /**
@@ -33,6 +36,8 @@ export interface WebhookServerOptions {
   /** Fixed material, or a source that rotates it (open connections keep theirs, new handshakes get the new one). */
   tls: TlsMaterial | TlsSource;
   handle: (body: string) => HttpAnswer;
+  /** POST /validate-eviction (webhook/eviction-handler.ts); without it the path is not served. */
+  handleEviction?: (body: string) => Promise<HttpAnswer>;
   ops: Express;
   /** How long a client may take to send its body; default BODY_TIMEOUT_MS. */
   bodyTimeoutMs?: number;
@@ -85,7 +90,9 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const server = https.createServer({ cert: initial.cert, key: initial.key, keepAliveTimeout: 65_000 }, (req, res) => {
     if (options.draining?.()) res.setHeader('connection', 'close');
     const url = req.url ?? '';
+    const handleEviction = options.handleEviction;
     if (url === '/mutate' || url.startsWith('/mutate?')) serveAdmission(req, res, options.handle, options.bodyTimeoutMs);
+    else if (handleEviction && (url === EVICTION_PATH || url.startsWith(`${EVICTION_PATH}?`))) serveAdmission(req, res, handleEviction, options.bodyTimeoutMs);
     else options.ops(req, res);
   });
   server.headersTimeout = 15_000;

@@ -91,6 +91,24 @@ export function counterBreak(seen: readonly number[]): string | undefined {
   return undefined;
 }
 
+/** A counter's log line with the kubelet's timestamp: [ms since the epoch, the count]. */
+export type TimedCount = readonly [number, number];
+
+/**
+ * Where a restored counter's log was cut: the archived lines end at the dump and the restored
+ * process's lines start at the restore, so the longest pause between two lines is the seam and
+ * the count before it is what the checkpoint held. Undefined for fewer than two lines.
+ */
+export function restoreSeam(lines: readonly TimedCount[]): { held: number; pauseMs: number } | undefined {
+  let seam: { held: number; pauseMs: number } | undefined;
+  for (let i = 1; i < lines.length; i++) {
+    const [before, held] = lines[i - 1] as TimedCount;
+    const pauseMs = (lines[i] as TimedCount)[0] - before;
+    if (!seam || pauseMs > seam.pauseMs) seam = { held, pauseMs };
+  }
+  return seam;
+}
+
 export type CounterScenario = ReturnType<typeof counterScenario>;
 
 export function counterScenario(cp: ControlPlane, cluster: RealCluster, NS: string) {
@@ -115,6 +133,14 @@ export function counterScenario(cp: ControlPlane, cluster: RealCluster, NS: stri
   async function counts(pod: string): Promise<number[]> {
     const text = await cp.client.request<string>('GET', `/api/v1/namespaces/${NS}/pods/${pod}/log`);
     return String(text).trim().split('\n').filter(Boolean).map(Number);
+  }
+
+  async function timedCounts(pod: string): Promise<TimedCount[]> {
+    const text = await cp.client.request<string>('GET', `/api/v1/namespaces/${NS}/pods/${pod}/log`, { query: { timestamps: true } });
+    return String(text).trim().split('\n').filter(Boolean).map((line) => {
+      const space = line.indexOf(' ');
+      return [Date.parse(line.slice(0, space)), Number(line.slice(space + 1))] as const;
+    });
   }
 
   async function waitForCount(pod: string, atLeast: number): Promise<number[]> {
@@ -149,5 +175,5 @@ export function counterScenario(cp: ControlPlane, cluster: RealCluster, NS: stri
     return (await run(process.execPath, [CLI, 'explain', 'pod', `${NS}/${pod}`, `--kubeconfig=${cp.kubeconfigPath}`])).stdout;
   }
 
-  return { createCounter, podsOf, runningPod, counts, waitForCount, checkpointNow, cordon, taintAway, checkpointsOf, deletePod, explain };
+  return { createCounter, podsOf, runningPod, counts, timedCounts, waitForCount, checkpointNow, cordon, taintAway, checkpointsOf, deletePod, explain };
 }

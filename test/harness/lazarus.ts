@@ -7,6 +7,9 @@ import { ClusterCache } from '../../kube/cluster-cache.js';
 import type { KubeClient } from '../../kube/client.js';
 import { isNotFound } from '../../kube/client.js';
 import { createAdmissionHandler } from '../../webhook/handler.js';
+import { createEvictionHandler } from '../../webhook/eviction-handler.js';
+import { kubeEvictionIO } from '../../webhook/eviction-io.js';
+import { EVICTION_PATH } from '../../webhook/server.js';
 import { startWebhookServer, type RunningServer, type TlsSource } from '../../webhook/server.js';
 import type { CertSource } from '../../certs/index.js';
 import { opsApp } from '../../runtime/ops-app.js';
@@ -68,9 +71,14 @@ export async function startWebhook(client: KubeClient, options: StartWebhookOpti
   });
   let admissions = 0;
   const handle: typeof decideAdmission = (body) => { admissions++; return decideAdmission(body); };
+  // POST /validate-eviction, as the executable serves it; called only where registerWebhook(…, { evictions: true }) registered it.
+  const handleEviction = createEvictionHandler({
+    view: cache, io: kubeEvictionIO(client, { instance: 'harness', now: options.clock ?? Date.now }), notReady: () => cache.notSynced(),
+    excludedNamespaces: new Set(['kube-system', 'lazarus-system']), clock: options.clock ?? Date.now, log, registry,
+  });
   let server: RunningServer;
   try {
-    server = await startWebhookServer({ port: options.port ?? 0, host: '127.0.0.1', tls, handle, ops: opsApp({ registry, notReadyReason: () => cache.notSynced() }) });
+    server = await startWebhookServer({ port: options.port ?? 0, host: '127.0.0.1', tls, handle, handleEviction, ops: opsApp({ registry, notReadyReason: () => cache.notSynced() }) });
     await waitFor(() => cache.notSynced() === undefined, { timeoutMs: 30_000, description: 'webhook caches to sync' });
   } catch (err) {
     stop.abort();
@@ -85,25 +93,45 @@ export async function startWebhook(client: KubeClient, options: StartWebhookOpti
 
 /**
  * The MutatingWebhookConfiguration of manifests/base, pointed at a loopback URL. Without
- * `caPem` it has no caBundle: a cert source in secret mode injects it.
+ * `caPem` it has no caBundle: a cert source in secret mode injects it. With `evictions`, also
+ * the ValidatingWebhookConfiguration that holds evictions (/validate-eviction), so a drain waits
+ * for a fresh checkpoint; off by default, so suites that evict pods keep their timing.
  */
-export async function registerWebhook(client: KubeClient, port: number, caPem?: string): Promise<void> {
+export async function registerWebhook(client: KubeClient, port: number, caPem?: string, options: { evictions?: boolean } = {}): Promise<void> {
+  const caBundle = caPem === undefined ? {} : { caBundle: Buffer.from(caPem).toString('base64') };
+  const namespaceSelector = { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'lazarus-system'] }] };
   const body = {
     apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration',
     metadata: { name: WEBHOOK_CONFIG_NAME },
     webhooks: [{
       name: 'pods.lazarus.dev', admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Ignore', timeoutSeconds: 5,
-      clientConfig: { url: `https://127.0.0.1:${port}/mutate`, ...(caPem === undefined ? {} : { caBundle: Buffer.from(caPem).toString('base64') }) },
+      clientConfig: { url: `https://127.0.0.1:${port}/mutate`, ...caBundle },
       rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
-      namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'lazarus-system'] }] },
+      namespaceSelector,
     }],
   };
+  await replace(client, 'mutatingwebhookconfigurations', body);
+  if (!options.evictions) return;
+  await replace(client, 'validatingwebhookconfigurations', {
+    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration',
+    metadata: { name: WEBHOOK_CONFIG_NAME },
+    webhooks: [{
+      name: 'evictions.lazarus.dev', admissionReviewVersions: ['v1'], sideEffects: 'NoneOnDryRun', failurePolicy: 'Ignore', timeoutSeconds: 5,
+      clientConfig: { url: `https://127.0.0.1:${port}${EVICTION_PATH}`, ...caBundle },
+      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods/eviction'], scope: 'Namespaced' }],
+      namespaceSelector,
+    }],
+  });
+}
+
+async function replace(client: KubeClient, resource: string, body: { apiVersion: string; kind: string; metadata: { name: string }; webhooks: unknown[] }): Promise<void> {
+  const base = `/apis/admissionregistration.k8s.io/v1/${resource}`;
   try {
-    await client.request('DELETE', `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${WEBHOOK_CONFIG_NAME}`);
+    await client.request('DELETE', `${base}/${body.metadata.name}`);
   } catch (err) {
     if (!isNotFound(err)) throw err;
   }
-  await client.request('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', { body });
+  await client.request('POST', base, { body });
 }
 
 export interface RunningExtender {

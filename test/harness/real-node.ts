@@ -121,6 +121,13 @@ export async function startRegistry(dir: string): Promise<Registry> {
   return { address, component, stop: () => stopComponent(component) };
 }
 
+/** SIGSTOP/SIGCONT: the registry keeps its port and data, and answers nothing while frozen. */
+function freeze(registry: Registry, frozen: boolean): void {
+  try {
+    process.kill(registry.component.pid, frozen ? 'SIGSTOP' : 'SIGCONT');
+  } catch { /* exited already */ }
+}
+
 // ---- nodes -----------------------------------------------------------------------------------
 
 export interface RealNode {
@@ -148,6 +155,8 @@ export interface RealCluster {
   readonly binaries: NodeBinaries;
   /** busybox pushed as `${registry}/library/busybox:stable`. */
   readonly busybox: string;
+  /** Freezes (true) or thaws the registry: every pull and push then hangs, as behind a dead link. */
+  freezeRegistry(frozen: boolean): void;
   stop(): Promise<void>;
 }
 
@@ -528,6 +537,7 @@ export async function startRealCluster(cp: ControlPlane, options: RealClusterOpt
       for (const n of [...nodes].reverse()) await stopNode(n).catch((err: unknown) => log(`[real-node] stopping ${n.name}: ${(err as Error).message}`));
       if (nodesMounted) await cleanRunDir(dir);
       for (const s of hostSockets) s.close();
+      if (registry) freeze(registry, false);
       await registry?.stop();
       await rm(path.join(RUNS_DIR, `${id}.json`), { force: true });
     })();
@@ -678,7 +688,11 @@ export async function startRealCluster(cp: ControlPlane, options: RealClusterOpt
     }
     await Promise.all(nodes.map((n) => waitReady(cp.client, n, options.readyTimeoutMs ?? 90_000, options.signal)));
     log(`[real-node] ${String(nodes.length)} nodes Ready in ${String(Date.now() - t)} ms: ${nodes.map((n) => `${n.name} (${n.runtime})`).join(', ')}; ${String(Date.now() - t0)} ms in all`);
-    return { cp, registry: registry.address, nodes, binaries, busybox: `${registry.address}/library/busybox:stable`, stop };
+    const started = registry;
+    return {
+      cp, registry: registry.address, nodes, binaries, busybox: `${registry.address}/library/busybox:stable`,
+      freezeRegistry: (frozen) => freeze(started, frozen), stop,
+    };
   } catch (err) {
     await stop();
     throw err;

@@ -202,6 +202,39 @@ it('lazarus certs (the executable) installs the Secret and caBundle in one shot,
   expect(second.metadata.resourceVersion).toBe(first.metadata.resourceVersion);
 }, 60_000);
 
+it('the eviction webhook\'s ValidatingWebhookConfiguration of the same name gets the same caBundle (lazarus certs, then a replica restores it)', async () => {
+  const VWC = '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations';
+  await createWebhookConfig(webhookConfiguration('lazarus-evict', 1, 'Ignore'));
+  const evictions = {
+    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name: 'lazarus-evict' },
+    webhooks: [{
+      name: 'evictions.lazarus.dev', admissionReviewVersions: ['v1'], sideEffects: 'NoneOnDryRun', failurePolicy: 'Ignore', timeoutSeconds: 5,
+      clientConfig: { url: 'https://127.0.0.1:1/validate-eviction' },
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': NS } },
+      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods/eviction'] }],
+    }],
+  };
+  await cp.client.request('POST', VWC, { body: evictions });
+  try {
+    const main = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../cli/main.js');
+    await run(process.execPath, [main, 'certs', '--kubeconfig', cp.kubeconfigPath, '--service', 'wh', '--namespace', NS, '--secret', 'evict-tls', '--webhook-config', 'lazarus-evict']);
+    const b64 = Buffer.from(decodeSecret(await cp.client.request<SecretObject>('GET', `/api/v1/namespaces/${NS}/secrets/evict-tls`)).ca ?? '').toString('base64');
+    const vwc = await cp.client.request<WebhookConfiguration>('GET', `${VWC}/lazarus-evict`);
+    expect(vwc.webhooks?.map((w) => w.clientConfig?.caBundle)).toEqual([b64]);
+    // Overwritten (a kubectl apply of the manifest): a secret-mode replica puts it back.
+    await cp.client.request('PATCH', `${VWC}/lazarus-evict`, { contentType: 'application/json-patch+json', body: [{ op: 'remove', path: '/webhooks/0/clientConfig/caBundle' }] });
+    const source = await createCertSource({
+      mode: 'secret', store: createKubeStore(cp.client), secretNamespace: NS, secretName: 'evict-tls', webhookConfigName: 'lazarus-evict',
+      identity: { service: 'wh', namespace: NS }, checkIntervalMs: 200,
+    }, { logger: silentLogger() });
+    try {
+      await until(async () => (await cp.client.request<WebhookConfiguration>('GET', `${VWC}/lazarus-evict`)).webhooks?.[0]?.clientConfig?.caBundle === b64);
+    } finally { await source.stop(); }
+  } finally {
+    await cp.client.request('DELETE', `${VWC}/lazarus-evict`).catch(() => undefined);
+  }
+}, 60_000);
+
 async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await cond())) {

@@ -113,6 +113,7 @@ describe('CRDs match the code', () => {
     for (const [k, v] of Object.entries(d.restore)) expect(spec.restore.properties[k].default).toBe(v);
     for (const k of ['unschedulableTimeout', 'imagePullTimeout']) expect(spec.restore.properties[k].pattern).toBe(DURATION_PATTERN);
     expect(spec.checkpoint.properties.maxParallelPerNode).toMatchObject({ type: 'integer', minimum: 1, maximum: MAX_PARALLEL_PER_NODE });
+    expect(spec.checkpoint.properties.evictionTimeout.pattern).toBe(DURATION_PATTERN);
   });
   it('Checkpoint has the status subresource and the printer columns of DESIGN §3', () => {
     const cp = parse(readFileSync('manifests/base/crds/checkpoints.yaml', 'utf8'));

@@ -184,6 +184,45 @@ describe('caBundle', () => {
   });
 });
 
+describe('the eviction webhook\'s ValidatingWebhookConfiguration', () => {
+  const evictions = (annotations: Record<string, string> = {}): WebhookConfiguration => ({
+    metadata: { name: 'lazarus', annotations }, webhooks: [{ name: 'evictions.lazarus.dev', clientConfig: { url: 'https://127.0.0.1:9443/validate-eviction' } }],
+  });
+  const validatingBundles = (store: MemoryStore) => store.getWebhookConfig('lazarus', 'validating').then((c) => (c?.webhooks ?? []).map((w) => w.clientConfig?.caBundle));
+  const b64 = Buffer.from('PEM').toString('base64');
+
+  it('gets the same caBundle as the mutating one of the same name, and gets it back when overwritten', async () => {
+    const store = new MemoryStore();
+    store.putWebhookConfig(webhookConfig());
+    store.putWebhookConfig(evictions(), 'validating');
+    expect(await ensureCaBundle(store, 'lazarus', 'PEM', log)).toBe('patched');
+    expect(await validatingBundles(store)).toEqual([b64]);
+    store.putWebhookConfig(evictions(), 'validating'); // kubectl apply of the manifest without caBundle
+    expect(await ensureCaBundle(store, 'lazarus', 'PEM', log)).toBe('unchanged');
+    expect(await validatingBundles(store)).toEqual([b64]);
+  });
+
+  it('its absence, or a read the RBAC forbids, never stops the pod webhook\'s caBundle', async () => {
+    const store = new MemoryStore();
+    store.putWebhookConfig(webhookConfig());
+    const real = store.getWebhookConfig.bind(store);
+    store.getWebhookConfig = async (name, kind) => {
+      if (kind === 'validating') throw new Error('validatingwebhookconfigurations "lazarus" is forbidden');
+      return real(name, kind);
+    };
+    expect(await ensureCaBundle(store, 'lazarus', 'PEM', log)).toBe('patched');
+    expect(await caBundles(store)).toEqual([b64, b64]);
+  });
+
+  it('cert-manager mode leaves both to cert-manager', async () => {
+    const store = new MemoryStore();
+    store.putWebhookConfig(webhookConfig({ [CERT_MANAGER_ANNOTATION]: 'lz/wh' }));
+    store.putWebhookConfig(evictions({ [CERT_MANAGER_ANNOTATION]: 'lz/wh' }), 'validating');
+    expect(await ensureCaBundle(store, 'lazarus', 'PEM', log)).toBe('cert-manager');
+    expect(await validatingBundles(store)).toEqual([undefined]);
+  });
+});
+
 describe('CA rotation', () => {
   it('keeps the old CA in the bundle, so servers still presenting the old certificate stay trusted', async () => {
     const store = new MemoryStore();

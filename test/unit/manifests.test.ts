@@ -38,7 +38,7 @@ describe.each(OVERLAYS)('%s', (dir) => {
     const kinds = new Set(objects.map((o) => `${o.kind}/${o.metadata.name}`));
     for (const want of ['CustomResourceDefinition/checkpoints.lazarus.dev', 'CustomResourceDefinition/restorepolicies.lazarus.dev',
       'Deployment/lazarus-webhook', 'Deployment/lazarus-extender', 'Deployment/lazarus-controller', 'DaemonSet/lazarus-agent',
-      'MutatingWebhookConfiguration/lazarus', 'PodDisruptionBudget/lazarus-webhook', 'RestorePolicy/default',
+      'MutatingWebhookConfiguration/lazarus', 'ValidatingWebhookConfiguration/lazarus', 'PodDisruptionBudget/lazarus-webhook', 'RestorePolicy/default',
       'ValidatingAdmissionPolicy/lazarus-agent-own-node', 'ValidatingAdmissionPolicy/lazarus-checkpoint-origin']) {
       expect(kinds).toContain(want);
     }
@@ -127,12 +127,29 @@ describe.each(OVERLAYS)('%s', (dir) => {
       expect(w.namespaceSelector.matchExpressions[0]?.values).toEqual(expect.arrayContaining(['kube-system', 'lazarus-system']));
     }
   });
+
+  it('the eviction webhook never blocks a drain and never holds Lazarus\' own or kube-system pods; it writes nothing on dryRun', () => {
+    const vwc = objects.find((o) => o.kind === 'ValidatingWebhookConfiguration') as unknown as { metadata: { name: string }; webhooks: { failurePolicy: string; sideEffects: string; timeoutSeconds: number; clientConfig: { service: { path: string } }; rules: { operations: string[]; resources: string[] }[]; namespaceSelector: { matchExpressions: { values: string[] }[] } }[] };
+    // Secret mode injects the caBundle into the configurations named --webhook-config: both are `lazarus`.
+    expect(vwc.metadata.name).toBe('lazarus');
+    const [w] = vwc.webhooks;
+    expect(w).toMatchObject({ failurePolicy: 'Ignore', sideEffects: 'NoneOnDryRun', clientConfig: { service: { path: '/validate-eviction' } }, rules: [{ operations: ['CREATE'], resources: ['pods/eviction'] }] });
+    expect(w?.timeoutSeconds).toBeLessThanOrEqual(5);
+    expect(w?.namespaceSelector.matchExpressions[0]?.values).toEqual(expect.arrayContaining(['kube-system', 'lazarus-system']));
+  });
+
+  it('the webhook may GET and patch pods and create Events, for evictions, and no more', () => {
+    const role = objects.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'lazarus-webhook-eviction') as unknown as { rules: Rule[] };
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'patch'] }, { apiGroups: [''], resources: ['events'], verbs: ['create'] }]);
+  });
 });
 
 it('the cert-manager overlay hands certificates to cert-manager', () => {
   const objects = render('manifests/overlays/cert-manager');
-  const mwc = objects.find((o) => o.kind === 'MutatingWebhookConfiguration') as unknown as { metadata: { annotations?: Record<string, string> } };
-  expect(mwc.metadata.annotations?.['cert-manager.io/inject-ca-from']).toBe('lazarus-system/lazarus-webhook');
+  for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
+    const config = objects.find((o) => o.kind === kind) as unknown as { metadata: { annotations?: Record<string, string> } };
+    expect(config.metadata.annotations?.['cert-manager.io/inject-ca-from']).toBe('lazarus-system/lazarus-webhook');
+  }
   expect(objects.some((o) => o.kind === 'Job')).toBe(false);
   expect(objects.some((o) => o.kind === 'Certificate')).toBe(true);
 });

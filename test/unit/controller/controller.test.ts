@@ -594,6 +594,22 @@ describe('Controller: checkpoint on demand (lazarus.dev/checkpoint)', () => {
     expect(s.io.events.find((e) => e.reason === 'CheckpointFailed')?.message).toContain('not retried');
   });
 
+  it('a container whose checkpoint is still in flight is not checkpointed a second time by the next tick', async () => {
+    const s = setup({ checkpoint: { interval: '', onDrain: true, maxParallelPerNode: 4 } });
+    s.io.latency = { ms: 5_000, sleep: (ms) => s.clock.sleep(ms) };
+    s.pods.push(pod('a', 'n1'));
+    const n1 = s.nodes[0];
+    if (n1) n1.unschedulable = true;
+    const signal = new AbortController().signal;
+    await s.controller.tick(signal);
+    await s.clock.advance(1000, 1000);
+    await s.controller.tick(signal);
+    expect(s.io.calls).toEqual(['n1:shop/a/app']);
+    await s.clock.advance(5_000, 1000);
+    await s.tick();
+    expect(s.io.calls).toEqual(['n1:shop/a/app']);
+  });
+
   it('a Deployment request with 6 pods on one node runs up to maxParallelPerNode at once, not one at a time', async () => {
     const s = setup({ checkpoint: { interval: '', onDrain: false, maxParallelPerNode: 3 } }, { maxConcurrent: 100 });
     s.io.latency = { ms: 5_000, sleep: (ms) => s.clock.sleep(ms) };

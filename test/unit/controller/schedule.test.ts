@@ -17,6 +17,7 @@ function input(targets: Target[], over: Partial<ScheduleInput> & { states?: Reco
     state: (key) => states[key],
     cordonedAt: (node) => cordoned[node],
     nodeLoad: new Map(),
+    running: new Set(),
     inFlight: 0,
     maxConcurrent: 4,
     now: T0,
@@ -133,6 +134,11 @@ describe('planCheckpoints: several checkpoints per node (checkpoint.maxParallelP
     // d: drain; r: demand; i: checkpointed since the cordon, not due. Both fit under 2.
     expect(picked(i)).toEqual(['drain:d', 'demand:r']);
     expect(picked({ ...i, nodeLoad: load({ n1: { inFlight: 1, bound: 2 } }) })).toEqual(['drain:d']);
+  });
+
+  it('a container with a checkpoint in flight is not started again, even with room on its node', () => {
+    const i = input([overdue('a', 'n1', 4, 2), overdue('b', 'n1', 4, 1)], { nodeLoad: load({ n1: { inFlight: 1, bound: 4 } }), inFlight: 1, running: new Set(['shop/a/app']), cordoned: { n1: T0 - MIN } });
+    expect(picked(i)).toEqual(['drain:b']);
   });
 
   it('does not change its input', () => {
