@@ -10,7 +10,7 @@
  * measured in the same run. Root and CRIU ≥ 4.1 are needed. Results go to bench/RESULTS.md.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, statfsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -61,7 +61,7 @@ function bytesIn(dir: string): number {
 }
 
 /** One checkpoint as a runtime takes it: dump (process left running), then the archive. */
-async function checkpoint(pid: number, dir: string): Promise<{ ms: number; bytes: number }> {
+async function checkpoint(pid: number, dir: string): Promise<{ ms: number; dumpMs: number; bytes: number }> {
   const images = `${dir}.d`;
   await mkdir(images, { recursive: true });
   const t0 = performance.now();
@@ -70,19 +70,22 @@ async function checkpoint(pid: number, dir: string): Promise<{ ms: number; bytes
     const log = await run('tail', ['-5', join(images, 'dump.log')]);
     throw new Error(`criu dump of ${pid} exited ${dump.code}: ${dump.stderr.trim()} ${log.stdout.trim()}`);
   }
+  // The dump is the pod's pause: CRIU keeps the process frozen until its pages are written.
+  const dumpMs = performance.now() - t0;
   const tar = await run('tar', ['-cf', `${dir}.tar`, '-C', images, '.']);
   if (tar.code !== 0) throw new Error(`tar of ${images} exited ${tar.code}: ${tar.stderr.trim()}`);
   const ms = performance.now() - t0;
   const bytes = bytesIn(images);
   await rm(images, { recursive: true, force: true }); // as the runtime does once the archive is written
-  return { ms, bytes };
+  return { ms, dumpMs, bytes };
 }
 
 /** The N checkpoints with at most `limit` in flight; wall time and each one's time. */
-async function round(pids: number[], limit: number, base: string): Promise<{ wallMs: number; each: number[]; bytes: number }> {
+async function round(pids: number[], limit: number, base: string): Promise<{ wallMs: number; each: number[]; dumps: number[]; bytes: number }> {
   await rm(base, { recursive: true, force: true });
   await mkdir(base, { recursive: true });
   const each: number[] = [];
+  const dumps: number[] = [];
   let bytes = 0;
   let next = 0;
   const t0 = performance.now();
@@ -91,13 +94,14 @@ async function round(pids: number[], limit: number, base: string): Promise<{ wal
       const i = next++;
       const r = await checkpoint(pids[i] ?? 0, join(base, `pod-${i}`));
       each.push(r.ms);
+      dumps.push(r.dumpMs);
       bytes += r.bytes;
     }
   };
   await Promise.all(Array.from({ length: limit }, worker));
   const wallMs = performance.now() - t0;
   await rm(base, { recursive: true, force: true });
-  return { wallMs, each, bytes };
+  return { wallMs, each, dumps, bytes };
 }
 
 const median = (xs: number[]): number => {
@@ -111,12 +115,22 @@ async function main(): Promise<void> {
   const o = options(process.argv.slice(2));
   const missing = missingPreconditions(['perl', 'tar'], true);
   if (missing.length) { console.error(`bench needs: ${missing.join(', ')} (scripts/install-checkpoint-tools.sh); nothing measured`); process.exit(process.env.CI === 'true' ? 1 : 0); }
+  // Images are about twice --mib (the holder's string is copied once) and the archives as large again.
+  mkdirSync(o.dir, { recursive: true });
+  const fs = statfsSync(o.dir);
+  const need = o.pods * o.mib * 2 * 2 * (1 << 20);
+  const free = fs.bavail * fs.bsize;
+  if (free < 2 * need) {
+    console.error(`bench needs about ${(2 * need / 2 ** 30).toFixed(1)} GiB free in ${o.dir} (twice the ${(need / 2 ** 30).toFixed(1)} GiB it writes at most), has ${(free / 2 ** 30).toFixed(1)} GiB; use smaller --mib/--pods or another --dir; nothing measured`);
+    process.exit(1);
+  }
   const holders = Array.from({ length: o.pods }, () => holder(o.mib));
   try {
     await Promise.all(holders.map(ready));
     const pids = holders.map((h) => h.pid ?? 0);
     const walls = new Map<number, number[]>(LEVELS.map((l) => [l, []]));
     const eaches = new Map<number, number[]>(LEVELS.map((l) => [l, []]));
+    const pauses = new Map<number, number[]>(LEVELS.map((l) => [l, []]));
     let bytes = 0;
     await round(pids, 1, o.dir); // warm-up: CRIU's binary and the first parasite injection
     for (let rep = 0; rep < o.reps; rep++) {
@@ -124,6 +138,7 @@ async function main(): Promise<void> {
         const r = await round(pids, limit, o.dir);
         walls.get(limit)?.push(r.wallMs);
         eaches.get(limit)?.push(...r.each);
+        pauses.get(limit)?.push(...r.dumps);
         bytes = r.bytes;
         console.log(`rep ${rep + 1} concurrency ${limit}: ${secs(r.wallMs)} s (load ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
       }
@@ -132,7 +147,8 @@ async function main(): Promise<void> {
     const rows = LEVELS.map((limit) => {
       const wall = median(walls.get(limit) ?? []);
       const each = eaches.get(limit) ?? [];
-      return `| ${limit} | ${secs(wall)} | ${(wall / serial).toFixed(2)}× | ${(serial / wall).toFixed(2)}× | ${secs(median(each))} | ${secs(Math.max(...each))} |`;
+      const pause = pauses.get(limit) ?? [];
+      return `| ${limit} | ${secs(wall)} | ${(wall / serial).toFixed(2)}× | ${(serial / wall).toFixed(2)}× | ${secs(median(each))} | ${secs(Math.max(...each))} | ${secs(median(pause))} | ${secs(Math.max(...pause))} |`;
     });
     const version = (await run(CRIU, ['--version'])).stdout.split('\n')[0]?.trim() ?? '';
     const load = loadavg().map((l) => l.toFixed(2)).join(' ');
@@ -142,8 +158,8 @@ async function main(): Promise<void> {
       `into one archive (the images then removed, as runtimes do), on the root disk's page cache. ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}. Median of ${o.reps} interleaved rounds per level.`,
       `Load average when the run ended: ${load} (a shared machine: other jobs ran alongside).`,
       '',
-      `| concurrency | wall s (all ${o.pods}) | wall vs serial | speedup | one checkpoint p50 s | slowest s |`,
-      '|---:|---:|---:|---:|---:|---:|',
+      `| concurrency | wall s (all ${o.pods}) | wall vs serial | speedup | one checkpoint p50 s | slowest s | dump (pod frozen) p50 s | longest dump s |`,
+      '|---:|---:|---:|---:|---:|---:|---:|---:|',
       ...rows,
     ].join('\n');
     console.log(body);
