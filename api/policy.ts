@@ -1,6 +1,20 @@
 import { parseDuration } from './duration.js';
 import type { EffectivePolicy, LabelSelector, PolicySpec, RestorePolicy } from './types.js';
 
+/**
+ * `checkpoint.maxParallelPerNode`: checkpoints one node takes at once. The default comes from
+ * bench/checkpoint-parallel.ts (bench/RESULTS.md, "Checkpoints in parallel on one node").
+ */
+export const DEFAULT_MAX_PARALLEL_PER_NODE = 4;
+/** The CRD's maximum: beyond it a node's disk and the frozen processes pay, and nothing is gained. */
+export const MAX_PARALLEL_PER_NODE = 64;
+
+/** Why a `checkpoint.maxParallelPerNode` value is refused (the CRD schema says the same); undefined when it is fine. */
+export function parallelPerNodeProblem(value: unknown): string | undefined {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_PARALLEL_PER_NODE) return undefined;
+  return `spec.checkpoint.maxParallelPerNode must be a whole number from 1 to ${MAX_PARALLEL_PER_NODE}, got ${JSON.stringify(value)}`;
+}
+
 /** DESIGN §3: what applies when no RestorePolicy exists or a field is left out. */
 const DEFAULTS: PolicySpec = {
   priority: 0,
@@ -12,7 +26,7 @@ const DEFAULTS: PolicySpec = {
   placement: 'Prefer',
   schedulerName: '',
   imagePullSecret: '',
-  checkpoint: { interval: '', onDrain: true, timeoutSeconds: 60, retain: 3, registry: '', pushSecret: '', evictionTimeout: '60s' },
+  checkpoint: { interval: '', onDrain: true, timeoutSeconds: 60, maxParallelPerNode: DEFAULT_MAX_PARALLEL_PER_NODE, retain: 3, registry: '', pushSecret: '', evictionTimeout: '60s' },
   restore: { failureAction: 'ColdStart', unschedulableTimeout: '60s', imagePullTimeout: '2m' },
 };
 export const DEFAULT_POLICY_SPEC: Readonly<PolicySpec> = Object.freeze(DEFAULTS);
@@ -36,6 +50,8 @@ export function effectivePolicy(policy: RestorePolicy): EffectivePolicy {
     checkpoint: { ...d.checkpoint, ...s.checkpoint },
     restore: { ...d.restore, ...s.restore },
   };
+  // A value the schema would refuse (a policy stored before the field's schema) takes the default.
+  if (parallelPerNodeProblem(spec.checkpoint.maxParallelPerNode)) spec.checkpoint.maxParallelPerNode = d.checkpoint.maxParallelPerNode;
   return {
     name: policy.metadata.name ?? '',
     spec,

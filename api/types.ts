@@ -182,6 +182,8 @@ export interface PolicySpec {
     interval: string;
     onDrain: boolean;
     timeoutSeconds: number;
+    /** Checkpoints taken at once on one node (≥ 1); where policies mix on a node, the smallest in flight applies. */
+    maxParallelPerNode: number;
     retain: number;
     registry: string;
     pushSecret: string;

@@ -31,7 +31,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'lease-duration': { type: 'duration', default: '15s', description: 'how long a Lease is valid without renewal (whole seconds)' },
   'renew-deadline': { type: 'duration', default: '10s', description: 'the leader steps down if it cannot renew for this long' },
   'retry-period': { type: 'duration', default: '2s', description: 'how often to try to acquire or renew the Lease' },
-  'max-concurrent': { type: 'int', default: 4, description: 'checkpoints in flight in the cluster (one per node at most)' },
+  'max-concurrent': { type: 'int', default: 4, description: 'checkpoints in flight in the cluster (per node: the policy\'s checkpoint.maxParallelPerNode)' },
   'failed-retention': { type: 'duration', default: '24h', description: 'how long Failed checkpoints are kept for diagnosis' },
   'retention-interval': { type: 'duration', default: '1m', description: 'how often retention runs' },
   tick: { type: 'duration', default: '5s', description: 'how often due checkpoints and restore outcomes are looked at' },

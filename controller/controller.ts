@@ -16,7 +16,7 @@ import type { ControllerIO, EventSubject } from './kube-io.js';
 import type { ControllerMetrics } from './metrics.js';
 import { classifyRestore, type RestoreOutcome } from './outcome.js';
 import { planRetention } from './retention.js';
-import { backoffDelay, hashJitter, planCheckpoints, type Backoff, type Job, type Target, type TargetState } from './schedule.js';
+import { backoffDelay, hashJitter, perNodeBound, planCheckpoints, type Backoff, type Job, type NodeLoad, type Target, type TargetState } from './schedule.js';
 import { checkpointTargets, podPolicy, workloadPolicy, type PodView, type PolicyView } from './targets.js';
 
 export interface ControllerView extends PolicyView {
@@ -104,7 +104,8 @@ function describeError(err: unknown): { code: number; text: string } {
 export class Controller {
   private readonly states = new Map<string, TargetState>();
   private readonly cordoned = new Map<string, number>();
-  private readonly busyNodes = new Set<string>();
+  /** Checkpoints in flight, per node. */
+  private readonly onNode = new Map<string, Set<Job>>();
   private readonly jobs = new Set<Promise<void>>();
   /** Restored pods whose outcome is recorded, by uid. */
   private readonly decided = new Set<string>();
@@ -249,7 +250,8 @@ export class Controller {
       state: (key) => this.states.get(key),
       cordonedAt: (node) => this.cordoned.get(node),
       demanded: (key) => this.demandedAt(key),
-      busyNodes: this.busyNodes,
+      nodeLoad: this.nodeLoad(),
+      running: new Set([...this.onNode.values()].flatMap((jobs) => [...jobs].map((j) => j.target.key))),
       inFlight: this.jobs.size,
       maxConcurrent: this.d.config.maxConcurrent,
       jitter: this.d.jitter ?? hashJitter,
@@ -257,9 +259,13 @@ export class Controller {
       backoff: this.d.config.backoff,
     });
     for (const job of jobs) {
-      this.busyNodes.add(job.target.node);
+      const node = job.target.node;
+      const here = this.onNode.get(node) ?? new Set<Job>();
+      here.add(job);
+      this.onNode.set(node, here);
       const running = this.checkpoint(job, signal).finally(() => {
-        this.busyNodes.delete(job.target.node);
+        here.delete(job);
+        if (!here.size && this.onNode.get(node) === here) this.onNode.delete(node);
         this.jobs.delete(running);
         this.d.metrics.inFlight.set(this.jobs.size);
         this.kick();
@@ -267,6 +273,17 @@ export class Controller {
       this.jobs.add(running);
       this.d.metrics.inFlight.set(this.jobs.size);
     }
+  }
+
+  /** Per node: checkpoints in flight and the smallest per-node bound among their policies. */
+  private nodeLoad(): Map<string, NodeLoad> {
+    const load = new Map<string, NodeLoad>();
+    for (const [node, jobs] of this.onNode) {
+      let bound = Number.POSITIVE_INFINITY;
+      for (const job of jobs) bound = Math.min(bound, perNodeBound(job.target));
+      load.set(node, { inFlight: jobs.size, bound });
+    }
+    return load;
   }
 
   private async checkpoint(job: Job, signal: AbortSignal): Promise<void> {

@@ -104,6 +104,7 @@ function podItems(pod: PodView, view: PolicyView, now: number): DemandPlan {
       target: {
         key, namespace: pod.namespace, pod: pod.name, podUid: pod.uid, node, container,
         startedAt: now, intervalMs: 0, onDrain: false, timeoutSeconds: policy.spec.checkpoint.timeoutSeconds,
+        maxParallelPerNode: policy.spec.checkpoint.maxParallelPerNode,
       },
     };
   });

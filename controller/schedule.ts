@@ -10,7 +10,16 @@
  *   backoff (a person asked, once); after drain checkpoints, before periodic ones.
  * - After a failure, nothing is due before an exponential backoff has passed — never a tight
  *   loop against a kubelet that says 404 or 500.
- * - At most one checkpoint in flight per node, and at most `maxConcurrent` in the cluster.
+ * - Per node, checkpoints run in parallel up to the RestorePolicy's `checkpoint.maxParallelPerNode`
+ *   (a drain evicts many pods at once: 20 pods with bound 4 take ≈5 rounds, not 20). Where pods of
+ *   several policies share a node, the smallest bound among the job about to start and the jobs
+ *   already in flight there applies: the bound protects the node (CRIU freezes the process and
+ *   writes its memory to the node's disk), so no checkpoint ever runs beside more others than its
+ *   own policy allows. A node's due jobs start in order: once the first one that waits cannot
+ *   start, none behind it does (a strict policy's pod is not starved by looser ones).
+ * - A container with a checkpoint in flight is not started again until it ends (its state, and so
+ *   its next due time, is known only then).
+ * - At most `maxConcurrent` in flight in the cluster.
  */
 
 export interface Target {
@@ -27,6 +36,15 @@ export interface Target {
   intervalMs: number;
   onDrain: boolean;
   timeoutSeconds: number;
+  /** The policy's `checkpoint.maxParallelPerNode` (≥ 1). */
+  maxParallelPerNode: number;
+}
+
+/** Checkpoints in flight on one node. */
+export interface NodeLoad {
+  inFlight: number;
+  /** The smallest `maxParallelPerNode` among the checkpoints in flight there. */
+  bound: number;
 }
 
 export interface TargetState {
@@ -53,8 +71,10 @@ export interface ScheduleInput {
   cordonedAt(node: string): number | undefined;
   /** When an open on-demand request for this key was made (ms epoch); undefined when none. */
   demanded?(key: string): number | undefined;
-  /** Nodes with a checkpoint in flight. */
-  busyNodes: ReadonlySet<string>;
+  /** Nodes with checkpoints in flight; a node missing here has none. */
+  nodeLoad: ReadonlyMap<string, NodeLoad>;
+  /** Target keys with a checkpoint in flight: never started a second time meanwhile. */
+  running: ReadonlySet<string>;
   /** Checkpoints in flight in the cluster. */
   inFlight: number;
   maxConcurrent: number;
@@ -93,6 +113,7 @@ export function dueAt(target: Target, state: TargetState | undefined, cordonedAt
 export function planCheckpoints(input: ScheduleInput): Job[] {
   const due: Job[] = [];
   for (const target of input.targets) {
+    if (input.running.has(target.key)) continue;
     const job = dueAt(target, input.state(target.key), input.cordonedAt(target.node), input, input.demanded?.(target.key));
     if (job && job.dueAt <= input.now) due.push(job);
   }
@@ -102,16 +123,27 @@ export function planCheckpoints(input: ScheduleInput): Job[] {
     return a.target.key < b.target.key ? -1 : a.target.key > b.target.key ? 1 : 0;
   });
   const chosen: Job[] = [];
-  const busy = new Set(input.busyNodes);
+  const load = new Map<string, NodeLoad>();
+  const blocked = new Set<string>();
   let room = input.maxConcurrent - input.inFlight;
   for (const job of due) {
     if (room <= 0) break;
-    if (busy.has(job.target.node)) continue;
-    busy.add(job.target.node);
+    const node = job.target.node;
+    if (blocked.has(node)) continue;
+    const current = load.get(node) ?? input.nodeLoad.get(node) ?? { inFlight: 0, bound: Number.POSITIVE_INFINITY };
+    const bound = Math.min(current.bound, perNodeBound(job.target));
+    if (current.inFlight >= bound) { blocked.add(node); continue; }
+    load.set(node, { inFlight: current.inFlight + 1, bound });
     chosen.push(job);
     room--;
   }
   return chosen;
+}
+
+/** A target's own per-node bound; anything but a whole number ≥ 1 counts as 1 (never unbounded). */
+export function perNodeBound(target: Pick<Target, 'maxParallelPerNode'>): number {
+  const n = target.maxParallelPerNode;
+  return Number.isInteger(n) && n >= 1 ? n : 1;
 }
 
 /** A stable pseudo-random fraction in [0, 1) from a key (FNV-1a): jitter without randomness. */

@@ -77,7 +77,7 @@ export function checkpointTargets(pods: Iterable<PodView>, view: PolicyView, now
       targets.push({
         key: `${pod.namespace}/${pod.name}/${container}`,
         namespace: pod.namespace, pod: pod.name, podUid: pod.uid, node: pod.nodeName, container,
-        startedAt: time(pod.startTime) ?? now, intervalMs, onDrain: cp.onDrain, timeoutSeconds: cp.timeoutSeconds,
+        startedAt: time(pod.startTime) ?? now, intervalMs, onDrain: cp.onDrain, timeoutSeconds: cp.timeoutSeconds, maxParallelPerNode: cp.maxParallelPerNode,
       });
     }
   }

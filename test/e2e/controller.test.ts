@@ -389,6 +389,48 @@ describe('controller against a real control plane', () => {
     }
   }, 60_000);
 
+  it('checkpoint.maxParallelPerNode: the API server fills the default 4 and refuses 0, 65 and a string, naming the field', async () => {
+    const created = await client.request<{ spec: { checkpoint: { maxParallelPerNode: number } } }>('POST', `${CP_API}/restorepolicies`, {
+      body: { apiVersion: 'lazarus.dev/v1alpha1', kind: 'RestorePolicy', metadata: { name: 'parallel-default' }, spec: { namespaceSelector: { matchLabels: { 'lazarus-test': 'none' } } } },
+    });
+    expect(created.spec.checkpoint.maxParallelPerNode).toBe(4);
+    for (const bad of [0, 65, 'four']) {
+      await expect(client.request('POST', `${CP_API}/restorepolicies`, {
+        body: { apiVersion: 'lazarus.dev/v1alpha1', kind: 'RestorePolicy', metadata: { name: 'parallel-bad' }, spec: { checkpoint: { maxParallelPerNode: bad } } },
+      })).rejects.toMatchObject({ status: 422, message: expect.stringContaining('spec.checkpoint.maxParallelPerNode') });
+    }
+    await client.request('DELETE', `${CP_API}/restorepolicies/parallel-default`);
+  }, 30_000);
+
+  it('drain of a node with 9 opted-in pods, maxParallelPerNode 3: 3 at a time through the node proxy, never more, ≈3 rounds', async () => {
+    const DELAY = 1_500;
+    await createNamespace(client, 'parallel', { 'lazarus-test': 'parallel' });
+    await policy('parallel', 'parallel', { interval: '', onDrain: true, timeoutSeconds: 7, maxParallelPerNode: 3 });
+    await createNode(client, { name: 'node-c', criu: '4.1.1', kubeletPort: kubelet.port, address: FAKE_NODE_ADDRESS });
+    const names = Array.from({ length: 9 }, (_, i) => `p${i}`);
+    for (const name of names) await runningPod('parallel', name, 'node-c');
+    kubelet.delayMs = DELAY;
+    try {
+      await new Promise((r) => setTimeout(r, 2_000));
+      const cordonedAt = Date.now();
+      await setUnschedulable(client, 'node-c', true);
+      const hits = await waitFor(() => {
+        const h = kubelet.hits.filter((x) => x.namespace === 'parallel');
+        return h.length === 9 && h.every((x) => x.doneAt !== undefined) ? h : undefined;
+      }, { timeoutMs: 30_000, description: 'nine drain checkpoints answered' });
+      expect(new Set(hits.map((h) => h.pod))).toEqual(new Set(names));
+      // The most checkpoints in flight at once, from the kubelet's own start and answer times.
+      const overlap = Math.max(...hits.map((h) => hits.filter((o) => o.at <= h.at && (o.doneAt ?? 0) > h.at).length));
+      expect(overlap).toBe(3);
+      const took = Math.max(...hits.map((h) => h.doneAt ?? 0)) - cordonedAt;
+      expect(took).toBeGreaterThanOrEqual(3 * DELAY);
+      expect(took).toBeLessThan(6 * DELAY); // one at a time would be 9 × 1.5 s
+    } finally {
+      kubelet.delayMs = 0;
+      await setUnschedulable(client, 'node-c', false);
+    }
+  }, 60_000);
+
   it('retention with retain 2 over five checkpoints leaves the two newest', async () => {
     const base = Date.now() - 10 * 60_000;
     for (let i = 1; i <= 5; i++) await readyCheckpoint('retention', `web-app-${i}`, { kind: 'Deployment', name: 'web' }, 'web-x', new Date(base + i * 60_000));

@@ -11,7 +11,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { createAuthority, issueCertificate } from '../harness/pki.js';
 
-export interface CheckpointHit { at: number; namespace: string; pod: string; container: string; timeout: string | null; status: number; path?: string; clientCn?: string }
+export interface CheckpointHit { at: number; namespace: string; pod: string; container: string; timeout: string | null; status: number; path?: string; clientCn?: string; /** When the answer was sent (after `delayMs`). */ doneAt?: number }
 
 export interface FakeKubelet {
   readonly port: number;
@@ -21,6 +21,8 @@ export interface FakeKubelet {
   answer: (namespace: string, pod: string, container: string) => number;
   /** Called after a 200 (e.g. to create the Checkpoint object as the agent would). */
   onCheckpoint: ((hit: CheckpointHit) => Promise<void>) | undefined;
+  /** How long a successful checkpoint takes before it is answered (default 0): a runtime's dump. */
+  delayMs: number;
   close(): Promise<void>;
 }
 
@@ -29,7 +31,7 @@ export async function startFakeKubelet(): Promise<FakeKubelet> {
   const serving = await issueCertificate(ca, { commonName: 'fake-kubelet', usage: 'server', ips: ['127.0.0.1'], dnsNames: ['localhost'] });
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lazarus-kubelet-'));
   const hits: CheckpointHit[] = [];
-  const kubelet: Omit<FakeKubelet, 'port' | 'close'> = { dir, hits, answer: () => 200, onCheckpoint: undefined };
+  const kubelet: Omit<FakeKubelet, 'port' | 'close'> = { dir, hits, answer: () => 200, onCheckpoint: undefined, delayMs: 0 };
   const server = https.createServer({ cert: serving.certPem, key: serving.keyPem, requestCert: true, rejectUnauthorized: false }, (req, res) => {
     const url = new URL(req.url ?? '/', 'https://kubelet');
     const m = /^\/checkpoint\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
@@ -45,8 +47,10 @@ export async function startFakeKubelet(): Promise<FakeKubelet> {
     }
     const file = path.join(dir, `checkpoint-${pod}_${namespace}-${container}-${new Date(hit.at).toISOString().replace(/[:.]/g, '')}.tar`);
     hit.path = file;
-    void writeFile(file, 'fake checkpoint archive\n')
+    void new Promise((resolve) => setTimeout(resolve, kubelet.delayMs))
+      .then(() => writeFile(file, 'fake checkpoint archive\n'))
       .then(() => kubelet.onCheckpoint?.(hit))
+      .then(() => { hit.doneAt = Date.now(); })
       .then(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: [file] })))
       .catch((err: unknown) => res.writeHead(500).end(String(err)));
   });

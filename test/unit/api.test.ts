@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { canonicalJson, specHash } from '../../api/spec-hash.js';
-import { DEFAULT_POLICY, effectivePolicy, matchesSelector, selectPolicy } from '../../api/policy.js';
+import { DEFAULT_MAX_PARALLEL_PER_NODE, DEFAULT_POLICY, MAX_PARALLEL_PER_NODE, effectivePolicy, matchesSelector, parallelPerNodeProblem, selectPolicy } from '../../api/policy.js';
 import { formatAge, parseDuration, DURATION_PATTERN } from '../../api/duration.js';
 import { compareVersions, criuCode, criuString, parseCriuLabel, parseKernel, parseRuntime } from '../../api/versions.js';
 import { policy } from '../support/builders.js';
@@ -57,6 +57,25 @@ describe('policies', () => {
   });
 
   it.each([
+    { name: 'unset → the default', spec: {}, want: DEFAULT_MAX_PARALLEL_PER_NODE },
+    { name: '1 (lower boundary)', spec: { maxParallelPerNode: 1 }, want: 1 },
+    { name: '64 (upper boundary)', spec: { maxParallelPerNode: MAX_PARALLEL_PER_NODE }, want: 64 },
+    { name: '0 → the default (the schema refuses it)', spec: { maxParallelPerNode: 0 }, want: DEFAULT_MAX_PARALLEL_PER_NODE },
+    { name: '65 → the default', spec: { maxParallelPerNode: 65 }, want: DEFAULT_MAX_PARALLEL_PER_NODE },
+    { name: '2.5 → the default', spec: { maxParallelPerNode: 2.5 }, want: DEFAULT_MAX_PARALLEL_PER_NODE },
+  ])('checkpoint.maxParallelPerNode: $name', ({ spec, want }) => {
+    expect(effectivePolicy({ metadata: { name: 'p' }, spec: { checkpoint: spec } }).spec.checkpoint.maxParallelPerNode).toBe(want);
+  });
+
+  it.each([
+    [4, undefined],
+    [0, 'spec.checkpoint.maxParallelPerNode must be a whole number from 1 to 64, got 0'],
+    [-1, 'spec.checkpoint.maxParallelPerNode must be a whole number from 1 to 64, got -1'],
+    ['4', 'spec.checkpoint.maxParallelPerNode must be a whole number from 1 to 64, got "4"'],
+    [1.5, 'spec.checkpoint.maxParallelPerNode must be a whole number from 1 to 64, got 1.5'],
+  ])('parallelPerNodeProblem(%p)', (value, problem) => expect(parallelPerNodeProblem(value)).toBe(problem));
+
+  it.each([
     ['empty selector matches all', {}, { a: '1' }, true],
     ['matchLabels', { matchLabels: { a: '1' } }, { a: '1', b: '2' }, true],
     ['matchLabels mismatch', { matchLabels: { a: '1' } }, { a: '2' }, false],
@@ -93,6 +112,7 @@ describe('CRDs match the code', () => {
     expect(spec.maxCheckpointAge.pattern).toBe(DURATION_PATTERN);
     for (const [k, v] of Object.entries(d.restore)) expect(spec.restore.properties[k].default).toBe(v);
     for (const k of ['unschedulableTimeout', 'imagePullTimeout']) expect(spec.restore.properties[k].pattern).toBe(DURATION_PATTERN);
+    expect(spec.checkpoint.properties.maxParallelPerNode).toMatchObject({ type: 'integer', minimum: 1, maximum: MAX_PARALLEL_PER_NODE });
     expect(spec.checkpoint.properties.evictionTimeout.pattern).toBe(DURATION_PATTERN);
   });
   it('Checkpoint has the status subresource and the printer columns of DESIGN §3', () => {

@@ -23,9 +23,22 @@ class FakeIO implements ControllerIO {
   deletedPods: string[] = [];
   deletedCheckpoints: string[] = [];
   fail: ((node: string) => number | undefined) = () => undefined;
+  /** A fake kubelet's latency: each checkpoint takes this long on the fake clock (none when unset). */
+  latency: { ms: number; sleep: (ms: number) => Promise<void> } | undefined;
+  /** Checkpoints in flight per node now, the most ever seen, and when each one ended (fake clock). */
+  inFlight = new Map<string, number>();
+  maxInFlight = new Map<string, number>();
   constructor(readonly store: Map<string, Checkpoint>) {}
   async checkpoint(node: string, ns: string, pod: string, container: string): Promise<string[]> {
     this.calls.push(`${node}:${ns}/${pod}/${container}`);
+    const now = (this.inFlight.get(node) ?? 0) + 1;
+    this.inFlight.set(node, now);
+    this.maxInFlight.set(node, Math.max(now, this.maxInFlight.get(node) ?? 0));
+    try {
+      if (this.latency) await this.latency.sleep(this.latency.ms);
+    } finally {
+      this.inFlight.set(node, (this.inFlight.get(node) ?? 1) - 1);
+    }
     const code = this.fail(node);
     if (code) throw new KubeError(code, '', `POST checkpoint: ${code} checkpointing failed: runtime error`);
     return [`/var/lib/kubelet/checkpoints/checkpoint-${pod}_${ns}-${container}.tar`];
@@ -93,7 +106,7 @@ function storeVersion(store: Map<string, Checkpoint>): number {
   return version;
 }
 
-function setup(policySpec: NonNullable<Parameters<typeof effectivePolicy>[0]['spec']> = { checkpoint: { interval: '10m', retain: 2 } }) {
+function setup(policySpec: NonNullable<Parameters<typeof effectivePolicy>[0]['spec']> = { checkpoint: { interval: '10m', retain: 2, maxParallelPerNode: 1 } }, config: Partial<ControllerConfig> = {}) {
   const clock = new FakeClock(T0);
   const pods: PodView[] = [];
   const nodes = [{ name: 'n1', unschedulable: false }, { name: 'n2', unschedulable: false }];
@@ -113,7 +126,7 @@ function setup(policySpec: NonNullable<Parameters<typeof effectivePolicy>[0]['sp
   const io = new FakeIO(store);
   const registry = createRegistry('test', false);
   const metrics = createControllerMetrics(registry, () => store.values(), clock.now);
-  const controller = new Controller({ view, io, now: clock.now, sleep: clock.sleep, log: silentLogger(), metrics, config: CONFIG, jitter: () => 0 });
+  const controller = new Controller({ view, io, now: clock.now, sleep: clock.sleep, log: silentLogger(), metrics, config: { ...CONFIG, ...config }, jitter: () => 0 });
   const signal = new AbortController().signal;
   const tick = async (): Promise<void> => { await controller.tick(signal); await controller.idle(); };
   const metric = async (name: string): Promise<number> => {
@@ -213,6 +226,37 @@ describe('Controller: checkpoints', () => {
     await s.tick();
     expect(s.io.calls).toEqual(['n1:shop/a/app']);
     expect(s.io.events.find((e) => e.reason === 'CheckpointTaken')?.message).toContain('node n1 is cordoned');
+  });
+
+  it.each([
+    { bound: 1, rounds: 20 },
+    { bound: 4, rounds: 5 },
+    { bound: 8, rounds: 3 },
+  ])('drain of a node with 20 opted-in pods, maxParallelPerNode $bound: ≈$rounds kubelet latencies, never more than $bound at once', async ({ bound, rounds }) => {
+    const LATENCY = 10_000;
+    const s = setup({ checkpoint: { interval: '', onDrain: true, maxParallelPerNode: bound } }, { maxConcurrent: 100 });
+    s.io.latency = { ms: LATENCY, sleep: (ms) => s.clock.sleep(ms) };
+    for (let i = 0; i < 20; i++) s.pods.push(pod(`p${i}`, 'n1'));
+    const stop = new AbortController();
+    const running = s.controller.run(stop.signal);
+    await s.clock.advance(1000, 1000);
+    expect(s.io.calls).toEqual([]);
+    const n1 = s.nodes[0];
+    if (n1) n1.unschedulable = true;
+    const start = s.clock.now();
+    let done = Number.NaN;
+    for (let t = 0; t < 25 * LATENCY && Number.isNaN(done); t += 1000) {
+      await s.clock.advance(1000, 1000);
+      if (await s.metric('lazarus_controller_checkpoints_taken_total') === 20) done = s.clock.now() - start;
+    }
+    stop.abort();
+    await s.clock.advance(LATENCY, 1000);
+    await running;
+    expect(new Set(s.io.calls).size).toBe(20);
+    expect(s.io.maxInFlight.get('n1')).toBe(bound);
+    // Each round is one kubelet latency plus at most a tick or two to see the cordon and the ends.
+    expect(done).toBeGreaterThanOrEqual(rounds * LATENCY);
+    expect(done).toBeLessThanOrEqual(rounds * LATENCY + 2_000 * rounds);
   });
 
   it('respects the cluster-wide bound', async () => {
@@ -507,11 +551,9 @@ describe('Controller: checkpoint on demand (lazarus.dev/checkpoint)', () => {
     s.pods.push(a);
     s.annotate(a, 'now');
     await s.tick();
-    // One per node at a time: the second container follows on the next tick.
-    expect(s.io.calls).toEqual(['n1:shop/a/app']);
-    expect(s.io.answers).toEqual([`Pod/shop/a: requested ${NOW}`]);
-    await s.tick();
+    // Both containers at once: the default maxParallelPerNode lets several run on one node.
     expect(s.io.calls).toEqual(['n1:shop/a/app', 'n1:shop/a/side']);
+    expect(s.io.answers).toEqual([`Pod/shop/a: requested ${NOW}`]);
     await s.tick();
     expect(s.io.answers[1]).toBe(`Pod/shop/a: taken ${NOW}: app=/var/lib/kubelet/checkpoints/checkpoint-a_shop-app.tar, side=/var/lib/kubelet/checkpoints/checkpoint-a_shop-side.tar on node n1; the agent on the node turns each archive into an image and a Checkpoint (Ready later)`);
     for (let i = 0; i < 3; i++) { await s.clock.advance(1000, 1000); await s.tick(); }
@@ -550,6 +592,40 @@ describe('Controller: checkpoint on demand (lazarus.dev/checkpoint)', () => {
     await s.tick();
     expect(s.io.calls).toHaveLength(1);
     expect(s.io.events.find((e) => e.reason === 'CheckpointFailed')?.message).toContain('not retried');
+  });
+
+  it('a container whose checkpoint is still in flight is not checkpointed a second time by the next tick', async () => {
+    const s = setup({ checkpoint: { interval: '', onDrain: true, maxParallelPerNode: 4 } });
+    s.io.latency = { ms: 5_000, sleep: (ms) => s.clock.sleep(ms) };
+    s.pods.push(pod('a', 'n1'));
+    const n1 = s.nodes[0];
+    if (n1) n1.unschedulable = true;
+    const signal = new AbortController().signal;
+    await s.controller.tick(signal);
+    await s.clock.advance(1000, 1000);
+    await s.controller.tick(signal);
+    expect(s.io.calls).toEqual(['n1:shop/a/app']);
+    await s.clock.advance(5_000, 1000);
+    await s.tick();
+    expect(s.io.calls).toEqual(['n1:shop/a/app']);
+  });
+
+  it('a Deployment request with 6 pods on one node runs up to maxParallelPerNode at once, not one at a time', async () => {
+    const s = setup({ checkpoint: { interval: '', onDrain: false, maxParallelPerNode: 3 } }, { maxConcurrent: 100 });
+    s.io.latency = { ms: 5_000, sleep: (ms) => s.clock.sleep(ms) };
+    for (let i = 1; i <= 6; i++) s.pods.push(pod(`web-${i}`, 'n1', { annotations: {} }));
+    s.annotateWorkload('Deployment', 'web', 'now', 'enabled');
+    const signal = new AbortController().signal;
+    await s.controller.tick(signal);
+    expect(s.io.calls).toHaveLength(3);
+    await s.clock.advance(5_000, 1000);
+    await s.controller.tick(signal);
+    expect(s.io.calls).toHaveLength(6);
+    await s.clock.advance(5_000, 1000);
+    await s.tick();
+    expect(s.io.maxInFlight.get('n1')).toBe(3);
+    expect(s.io.answers.at(-1)).toContain('taken');
+    expect(s.io.answers.at(-1)).toContain('6/6 pods');
   });
 
   it('the per-node bound holds: one checkpoint per node, the request before the periodic one', async () => {

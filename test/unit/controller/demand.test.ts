@@ -157,7 +157,7 @@ describe('askedSubjects', () => {
 });
 
 describe('summarize: the answer', () => {
-  const item = (p: string, c: string, error?: string): DemandItem => ({ key: `shop/${p}/${c}`, pod: p, container: c, ...(error ? { error } : { target: { key: `shop/${p}/${c}`, namespace: 'shop', pod: p, podUid: '', node: 'n1', container: c, startedAt: 0, intervalMs: 0, onDrain: false, timeoutSeconds: 60 } }) });
+  const item = (p: string, c: string, error?: string): DemandItem => ({ key: `shop/${p}/${c}`, pod: p, container: c, ...(error ? { error } : { target: { key: `shop/${p}/${c}`, namespace: 'shop', pod: p, podUid: '', node: 'n1', container: c, startedAt: 0, intervalMs: 0, onDrain: false, timeoutSeconds: 60, maxParallelPerNode: 4 } }) });
   const ok = (paths: string[] = ['/ck/a.tar']): ItemResult => ({ ok: true, node: 'n1', paths });
   const AGENT = 'the agent on the node turns each archive into an image and a Checkpoint (Ready later)';
   it.each<{ name: string; subject: DemandSubject; items: DemandItem[]; results: Record<string, ItemResult>; want: string }>([

@@ -1,4 +1,4 @@
-import { backoffDelay, dueAt, hashJitter, planCheckpoints, type ScheduleInput, type Target, type TargetState } from '../../../controller/schedule.js';
+import { backoffDelay, dueAt, hashJitter, perNodeBound, planCheckpoints, type NodeLoad, type ScheduleInput, type Target, type TargetState } from '../../../controller/schedule.js';
 
 const MIN = 60_000;
 const T0 = Date.parse('2026-11-27T12:00:00Z');
@@ -6,7 +6,7 @@ const T0 = Date.parse('2026-11-27T12:00:00Z');
 function target(pod: string, node: string, extra: Partial<Target> = {}): Target {
   return {
     key: `shop/${pod}/app`, namespace: 'shop', pod, podUid: `uid-${pod}`, node, container: 'app',
-    startedAt: T0, intervalMs: 30 * MIN, onDrain: true, timeoutSeconds: 60, ...extra,
+    startedAt: T0, intervalMs: 30 * MIN, onDrain: true, timeoutSeconds: 60, maxParallelPerNode: 1, ...extra,
   };
 }
 
@@ -16,7 +16,8 @@ function input(targets: Target[], over: Partial<ScheduleInput> & { states?: Reco
     targets,
     state: (key) => states[key],
     cordonedAt: (node) => cordoned[node],
-    busyNodes: new Set(),
+    nodeLoad: new Map(),
+    running: new Set(),
     inFlight: 0,
     maxConcurrent: 4,
     now: T0,
@@ -71,13 +72,13 @@ describe('planCheckpoints: drain', () => {
 describe('planCheckpoints: bounds', () => {
   const overdue = (pod: string, node: string, minutesOverdue: number): Target => target(pod, node, { startedAt: T0 - (30 + minutesOverdue) * MIN });
 
-  it('one per node, most overdue first', () => {
+  it('bound 1: one per node, most overdue first', () => {
     const i = input([overdue('a', 'n1', 1), overdue('b', 'n1', 5), overdue('c', 'n2', 2)]);
     expect(picked(i)).toEqual(['interval:b', 'interval:c']);
   });
 
   it('skips nodes that already have one in flight', () => {
-    expect(picked(input([overdue('a', 'n1', 1), overdue('c', 'n2', 2)], { busyNodes: new Set(['n2']), inFlight: 1 }))).toEqual(['interval:a']);
+    expect(picked(input([overdue('a', 'n1', 1), overdue('c', 'n2', 2)], { nodeLoad: new Map([['n2', { inFlight: 1, bound: 1 }]]), inFlight: 1 }))).toEqual(['interval:a']);
   });
 
   it.each([
@@ -88,6 +89,66 @@ describe('planCheckpoints: bounds', () => {
   ])('cluster-wide bound: $inFlight in flight, max $max → $want more', ({ inFlight, max, want }) => {
     const i = input([overdue('a', 'n1', 1), overdue('b', 'n2', 1), overdue('c', 'n3', 1)], { inFlight, maxConcurrent: max });
     expect(planCheckpoints(i)).toHaveLength(want);
+  });
+});
+
+describe('planCheckpoints: several checkpoints per node (checkpoint.maxParallelPerNode)', () => {
+  const overdue = (pod: string, node: string, bound: number, minutesOverdue = 1): Target => target(pod, node, { startedAt: T0 - (30 + minutesOverdue) * MIN, maxParallelPerNode: bound });
+  const many = (n: number, node: string, bound: number): Target[] => Array.from({ length: n }, (_, i) => overdue(`p${String(i).padStart(2, '0')}`, node, bound, n - i));
+  const load = (entries: Record<string, NodeLoad>): Map<string, NodeLoad> => new Map(Object.entries(entries));
+
+  it.each([
+    { name: '20 pods, bound 4, nothing in flight → 4', targets: many(20, 'n1', 4), over: {}, want: 4 },
+    { name: 'bound 1 (boundary) → 1', targets: many(20, 'n1', 1), over: {}, want: 1 },
+    { name: 'bound 4, 3 in flight → 1 more', targets: many(20, 'n1', 4), over: { nodeLoad: load({ n1: { inFlight: 3, bound: 4 } }), inFlight: 3 }, want: 1 },
+    { name: 'bound 4, 4 in flight → none', targets: many(20, 'n1', 4), over: { nodeLoad: load({ n1: { inFlight: 4, bound: 4 } }), inFlight: 4 }, want: 0 },
+    { name: 'fewer pods than the bound → all', targets: many(3, 'n1', 8), over: {}, want: 3 },
+    { name: 'the cluster-wide bound still caps a node', targets: many(20, 'n1', 8), over: { maxConcurrent: 5 }, want: 5 },
+    { name: 'a stricter policy in flight caps the node: bound 2 in flight, candidates bound 8 → 1 more', targets: many(20, 'n1', 8), over: { nodeLoad: load({ n1: { inFlight: 1, bound: 2 } }), inFlight: 1 }, want: 1 },
+    { name: 'bound not a whole number ≥ 1 counts as 1 (never unbounded)', targets: many(5, 'n1', 0), over: {}, want: 1 },
+  ])('$name', ({ targets, over, want }) => {
+    expect(planCheckpoints(input(targets, { maxConcurrent: 100, ...over }))).toHaveLength(want);
+  });
+
+  it('each node has its own count: 2 nodes × 10 pods, bound 3 → 3 on each', () => {
+    const jobs = planCheckpoints(input([...many(10, 'n1', 3), ...many(10, 'n2', 3)], { maxConcurrent: 100 }));
+    expect(jobs.filter((j) => j.target.node === 'n1')).toHaveLength(3);
+    expect(jobs.filter((j) => j.target.node === 'n2')).toHaveLength(3);
+  });
+
+  it('mixed policies on one node: the smallest bound among the job and those chosen with it applies', () => {
+    // Most overdue first: a (bound 4), b (bound 2), c and d (bound 4). After a and b, b's 2 caps the node.
+    const targets = [overdue('a', 'n1', 4, 9), overdue('b', 'n1', 2, 8), overdue('c', 'n1', 4, 7), overdue('d', 'n1', 4, 6)];
+    expect(picked(input(targets, { maxConcurrent: 100 }))).toEqual(['interval:a', 'interval:b']);
+  });
+
+  it('a node\'s queue keeps its order: a strict pod that cannot start yet holds the looser ones behind it', () => {
+    // 2 in flight under bound 4; the next due (bound 1) cannot start; the bound-4 pods behind it wait too.
+    const targets = [overdue('strict', 'n1', 1, 9), overdue('loose', 'n1', 4, 1), overdue('other', 'n2', 4, 1)];
+    expect(picked(input(targets, { nodeLoad: load({ n1: { inFlight: 2, bound: 4 } }), inFlight: 2, maxConcurrent: 100 }))).toEqual(['interval:other']);
+  });
+
+  it('drain, demand and interval jobs share one node count, in that order', () => {
+    const targets = [target('i', 'n1', { startedAt: T0 - 31 * MIN, maxParallelPerNode: 2 }), target('r', 'n1', { maxParallelPerNode: 2 }), target('d', 'n1', { maxParallelPerNode: 2 })];
+    const i = input(targets, { now: T0 + MIN, cordoned: { n1: T0 }, demanded: (k) => (k === 'shop/r/app' ? T0 : undefined), states: { 'shop/r/app': { lastCheckpointAt: T0 + 1, failures: 0 }, 'shop/i/app': { lastCheckpointAt: T0 + 1, failures: 0 } }, maxConcurrent: 100 });
+    // d: drain; r: demand; i: checkpointed since the cordon, not due. Both fit under 2.
+    expect(picked(i)).toEqual(['drain:d', 'demand:r']);
+    expect(picked({ ...i, nodeLoad: load({ n1: { inFlight: 1, bound: 2 } }) })).toEqual(['drain:d']);
+  });
+
+  it('a container with a checkpoint in flight is not started again, even with room on its node', () => {
+    const i = input([overdue('a', 'n1', 4, 2), overdue('b', 'n1', 4, 1)], { nodeLoad: load({ n1: { inFlight: 1, bound: 4 } }), inFlight: 1, running: new Set(['shop/a/app']), cordoned: { n1: T0 - MIN } });
+    expect(picked(i)).toEqual(['drain:b']);
+  });
+
+  it('does not change its input', () => {
+    const nodeLoad = load({ n1: { inFlight: 1, bound: 4 } });
+    planCheckpoints(input(many(10, 'n1', 4), { nodeLoad, inFlight: 1, maxConcurrent: 100 }));
+    expect([...nodeLoad]).toEqual([['n1', { inFlight: 1, bound: 4 }]]);
+  });
+
+  it.each([[4, 4], [1, 1], [0, 1], [-3, 1], [2.5, 1], [Number.NaN, 1]])('perNodeBound(%p) = %p', (given, want) => {
+    expect(perNodeBound({ maxParallelPerNode: given })).toBe(want);
   });
 });
 
@@ -138,7 +199,8 @@ describe('planCheckpoints: on demand', () => {
     { name: 'a request is due at once, with no interval and no cordon', targets: [target('a', 'n1', { intervalMs: 0, onDrain: false })], over: { demanded: demanded({ 'shop/a/app': T0 }) }, want: ['demand:a'] },
     { name: 'a request ignores the backoff after failures', targets: [target('a', 'n1')], over: { demanded: demanded({ 'shop/a/app': T0 }), states: { 'shop/a/app': { failures: 5, lastFailureAt: T0 } } }, want: ['demand:a'] },
     { name: 'drain before demand before interval', targets: [target('i', 'n1'), target('d', 'n2'), target('r', 'n3')], over: { now: T0 + 31 * MIN, cordoned: { n2: T0 + 30 * MIN }, demanded: demanded({ 'shop/r/app': T0 + 31 * MIN }), maxConcurrent: 2 }, want: ['drain:d', 'demand:r'] },
-    { name: 'a busy node waits, request or not', targets: [target('a', 'n1')], over: { demanded: demanded({ 'shop/a/app': T0 }), busyNodes: new Set(['n1']) }, want: [] },
+    { name: 'a busy node waits, request or not', targets: [target('a', 'n1')], over: { demanded: demanded({ 'shop/a/app': T0 }), nodeLoad: new Map([['n1', { inFlight: 1, bound: 1 }]]) }, want: [] },
+    { name: 'a workload request with many pods on one node runs up to the bound, not one at a time', targets: ['a', 'b', 'c', 'd', 'e'].map((p) => target(p, 'n1', { maxParallelPerNode: 3 })), over: { demanded: demanded(Object.fromEntries(['a', 'b', 'c', 'd', 'e'].map((p) => [`shop/${p}/app`, T0]))), maxConcurrent: 10 }, want: ['demand:a', 'demand:b', 'demand:c'] },
     { name: 'the cluster-wide bound counts requests too', targets: [target('a', 'n1'), target('b', 'n2')], over: { demanded: demanded({ 'shop/a/app': T0, 'shop/b/app': T0 }), inFlight: 3 }, want: ['demand:a'] },
   ])('$name', ({ targets, over, want }) => {
     expect(picked(input(targets, over))).toEqual(want);
