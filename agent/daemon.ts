@@ -30,6 +30,7 @@ const FLAGS = {
   'facts-interval': { type: 'duration', description: 'how often node facts are refreshed', default: 300_000 },
   'scan-interval': { type: 'duration', description: 'checkpoint directory poll interval (file events wake it sooner)', default: 10_000 },
   'settle': { type: 'duration', description: 'an archive younger than this may still be written', default: 2_000 },
+  'parallel-archives': { type: 'int', description: 'archives turned into images at once (a drain checkpoints several pods together; 4 matches checkpoint.maxParallelPerNode)', default: 4 },
   'metrics-port': { type: 'int', description: 'health and metrics port', default: 8080 },
   'log-level': { type: 'string', description: 'pino level', default: 'info' },
   help: { type: 'bool', description: 'print this help', default: false },
@@ -42,6 +43,8 @@ export async function runDaemon(argv: string[], env: NodeJS.ProcessEnv): Promise
   const metricsPort = port('metrics-port', values['metrics-port'], problems);
   const runtimeConfig = (values['runtime-config'] as string[] | undefined) ?? [];
   for (const p of runtimeConfig) if (!p.startsWith('/')) problems.push(`--runtime-config: "${p}" is not an absolute path on the host`);
+  const parallelArchives = Number(values['parallel-archives']);
+  if (!Number.isInteger(parallelArchives) || parallelArchives < 1 || parallelArchives > 64) problems.push(`--parallel-archives: "${String(values['parallel-archives'])}" is not a whole number from 1 to 64`);
   if (problems.length > 0) throw new UsageError(problems);
   const hostExec = Object.freeze(words(String(values['host-exec'])));
   const config = Object.freeze({
@@ -58,6 +61,7 @@ export async function runDaemon(argv: string[], env: NodeJS.ProcessEnv): Promise
     factsIntervalMs: Number(values['facts-interval']),
     scanIntervalMs: Number(values['scan-interval']),
     settleMs: Number(values.settle),
+    parallelArchives,
   });
 
   const log = createLogger('agent', String(values['log-level']));
@@ -73,7 +77,7 @@ export async function runDaemon(argv: string[], env: NodeJS.ProcessEnv): Promise
     readFacts: () => readLocalFacts(systemSources, config.criu),
     runtimeSupport: (runtime) => readRestoreSupport(systemSources, config.hostExec, config.runtimeConfig, runtime),
     hostFacts: (local, runtime) => hostFacts(local, runtime),
-    settleMs: config.settleMs, scanIntervalMs: config.scanIntervalMs, factsIntervalMs: config.factsIntervalMs,
+    settleMs: config.settleMs, parallelArchives: config.parallelArchives, scanIntervalMs: config.scanIntervalMs, factsIntervalMs: config.factsIntervalMs,
     retryBaseMs: 5_000, retryMaxMs: 300_000,
     onOutcome: (outcome, s) => {
       archives.inc({ outcome });

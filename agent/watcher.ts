@@ -47,6 +47,12 @@ export interface AgentOptions {
   hostFacts: (local: LocalFacts, runtime: string | undefined) => Promise<HostFacts>;
   /** An archive younger than this may still be being written. */
   settleMs: number;
+  /**
+   * Archives turned into images at once (default 1). A drain checkpoints several pods of a node
+   * together and holds each eviction until its Checkpoint is Ready: one at a time would make the
+   * last pod wait for every push before it.
+   */
+  parallelArchives?: number;
   scanIntervalMs: number;
   factsIntervalMs: number;
   retryBaseMs: number;
@@ -59,6 +65,15 @@ export interface AgentOptions {
 }
 
 export type Outcome = 'ready' | 'failed' | 'retry' | 'skipped';
+
+/** Starts `work` on `items` in order, at most `limit` running at once; none starts once `signal` aborts. */
+export async function inOrderBounded<T>(items: readonly T[], limit: number, signal: AbortSignal | undefined, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length && !signal?.aborted) await work(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, lane));
+}
 
 interface Pending { attempts: number; notBefore: number }
 
@@ -98,7 +113,7 @@ export class Agent {
 
   // ---- archives ----------------------------------------------------------------------------
 
-  /** One pass over the directory, archives oldest first, one at a time (bounded CPU and memory). */
+  /** One pass over the directory, archives oldest first, `parallelArchives` at a time (bounded CPU and memory). */
   async scanOnce(signal?: AbortSignal): Promise<Map<string, Outcome>> {
     const outcomes = new Map<string, Outcome>();
     let names: string[];
@@ -112,8 +127,8 @@ export class Agent {
       .filter((f) => f.s?.isFile())
       .sort((a, b) => (a.s?.mtimeMs ?? 0) - (b.s?.mtimeMs ?? 0));
     this.nextDue = Infinity;
+    const due: { n: string; mtime: Date }[] = [];
     for (const { n, s } of files) {
-      if (signal?.aborted) break;
       const now = this.o.now().getTime();
       if (!s) continue;
       if (now - s.mtimeMs < this.o.settleMs) {
@@ -127,8 +142,11 @@ export class Agent {
         outcomes.set(n, 'skipped');
         continue;
       }
-      outcomes.set(n, await this.processArchive(n, s.mtime, signal));
+      due.push({ n, mtime: s.mtime });
     }
+    await inOrderBounded(due, this.o.parallelArchives ?? 1, signal, async ({ n, mtime }) => {
+      outcomes.set(n, await this.processArchive(n, mtime, signal));
+    });
     for (const k of this.pending.keys()) if (!names.includes(k)) this.pending.delete(k);
     return outcomes;
   }
