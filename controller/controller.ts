@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import { formatAnswer, parseAnswer, type CheckpointAnswer } from '../api/checkpoint-request.js';
 import { formatAge, parseDuration } from '../api/duration.js';
+import { liveHoldSince } from '../api/eviction-hold.js';
 import { NOT_TRUSTED } from '../api/image-trust.js';
 import { DEFAULT_POLICY_SPEC } from '../api/policy.js';
 import * as K from '../api/keys.js';
@@ -523,14 +524,20 @@ export class Controller {
   private async retention(now: number): Promise<void> {
     const podLabels = new Map<string, Record<string, string> | undefined>();
     const podContainers = new Map<string, readonly string[]>();
+    const held = new Set<string>();
     for (const pod of this.d.view.pods()) {
       podLabels.set(`${pod.namespace}/${pod.name}`, pod.labels);
       podContainers.set(`${pod.namespace}/${pod.name}`, pod.containers);
+      if (pod.annotations?.[K.EVICTION_HELD_SINCE]) {
+        const timeout = parseDuration(podPolicy(pod, this.d.view).policy.spec.checkpoint.evictionTimeout) ?? 60_000;
+        if (liveHoldSince(pod.annotations, timeout, now) !== undefined) held.add(`${pod.namespace}/${pod.name}`);
+      }
     }
     const plan = planRetention({
       checkpoints: this.d.view.checkpoints(), now, failedRetentionMs: this.d.config.failedRetentionMs, unavailableMs: this.d.config.unavailableMs,
       retain: (namespace, workload) => workloadPolicy(namespace, workload, this.d.view, podLabels.get(`${namespace}/${workload.name}`)).spec.checkpoint.retain,
       podContainers: (namespace, pod) => podContainers.get(`${namespace}/${pod}`),
+      held: (namespace, pod) => held.has(`${namespace}/${pod}`),
     });
     for (const cp of plan.revive) {
       const ns = cp.metadata.namespace ?? '';

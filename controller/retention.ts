@@ -25,6 +25,13 @@ export interface RetentionInput {
    * containers its Checkpoints name, in any phase, are taken as all of them).
    */
   podContainers?(namespace: string, pod: string): readonly string[] | undefined;
+  /**
+   * Whether a source pod's eviction is being held for a fresh checkpoint (webhook/eviction.ts):
+   * its Checkpoints are what the eviction waits for, so they stay, on top of `retain`, until the
+   * pod is gone. Otherwise 5 replicas and `retain: 3` would expire two of them and hold those
+   * evictions until `evictionTimeout`.
+   */
+  held?(namespace: string, pod: string): boolean;
   /** How long a Failed checkpoint is kept, in milliseconds. */
   failedRetentionMs: number;
   /** How long an Unavailable checkpoint is set aside before it is Ready again, in milliseconds. */
@@ -172,7 +179,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
       return live ? new Set(live) : named.get(key)?.get(pod) ?? new Set();
     };
     const kept = new Set(keptSets(checkpointSets(list, expected), retain).flatMap((s) => s.members));
-    expire.push(...list.filter((cp) => !kept.has(cp)).sort(newestFirst));
+    expire.push(...list.filter((cp) => !kept.has(cp) && !input.held?.(namespace, cp.spec.sourcePod)).sort(newestFirst));
   }
   const expiring = new Set(expire);
   return { expire, remove, revive: revive.filter((cp) => !expiring.has(cp)) };

@@ -24,6 +24,7 @@ import jsonPatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
 import { formatTime, parseAnswer } from '../api/checkpoint-request.js';
 import { formatAge, parseDuration } from '../api/duration.js';
+import { liveHoldSince } from '../api/eviction-hold.js';
 import * as K from '../api/keys.js';
 import { DEFAULT_POLICY_SPEC, selectPolicy } from '../api/policy.js';
 import type { Checkpoint, Pod, WorkloadRef } from '../api/types.js';
@@ -55,8 +56,7 @@ export type EvictionDecision =
   | { verdict: 'allow'; reason: AllowReason; message: string; warning?: EvictionWarning }
   | { verdict: 'hold'; reason: HoldReason; message: string; heldSince: number; write?: Operation[] };
 
-/** How long past its timeout a hold is still the current eviction's (drain retries every 5 s). */
-export const STALE_HOLD_MS = 5 * 60_000;
+export { STALE_HOLD_MS } from '../api/eviction-hold.js';
 /** The controller's clock may lag the webhook's a little: an answer this much older than the hold still counts as its own. */
 export const CLOCK_SKEW_MS = 2_000;
 const DEFAULT_EVICTION_TIMEOUT_MS = 60_000;
@@ -88,8 +88,7 @@ export function decideEviction(input: EvictionInput, view: EvictionView): Evicti
   const timeoutText = policy.spec.checkpoint.evictionTimeout || DEFAULT_POLICY_SPEC.checkpoint.evictionTimeout;
   const timeoutMs = parseDuration(timeoutText) ?? DEFAULT_EVICTION_TIMEOUT_MS;
   const annotations = pod.metadata.annotations ?? {};
-  const recorded = Date.parse(annotations[K.EVICTION_HELD_SINCE] ?? '');
-  const heldSince = Number.isFinite(recorded) && now < recorded + timeoutMs + STALE_HOLD_MS ? recorded : undefined;
+  const heldSince = liveHoldSince(annotations, timeoutMs, now);
 
   const holding = (reason: HoldReason, since: number, detail: string, write?: Operation[]): EvictionDecision => {
     const message = `Lazarus is checkpointing ${who} before its eviction, retry (${detail}; held ${formatAge(now - since)} of at most ${timeoutText})`;

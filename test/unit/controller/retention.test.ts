@@ -179,3 +179,19 @@ describe('planRetention', () => {
     expect(list).toEqual(before);
   });
 });
+
+describe('planRetention: a pod whose eviction is held keeps its checkpoints', () => {
+  const five = ['p1', 'p2', 'p3', 'p4', 'p5'].map((pod, i) => cp(`${pod}-app`, 'Ready', 1 - i * 0.01, { pod }));
+  const plan = (held: ReadonlySet<string>) => planRetention({
+    checkpoints: five, now: NOW, failedRetentionMs: HOUR, unavailableMs: HOUR, retain: () => 3,
+    podContainers: () => ['app'], held: (_ns, pod) => held.has(pod),
+  });
+
+  it('5 replicas drained together with retain 3: none of the held pods loses the checkpoint its eviction waits for', () => {
+    expect(names(plan(new Set(['p1', 'p2', 'p3', 'p4', 'p5'])).expire)).toEqual([]);
+  });
+
+  it('once those pods are gone (no hold), retain applies again: the two oldest sets expire', () => {
+    expect(names(plan(new Set()).expire)).toEqual(['p1-app', 'p2-app']);
+  });
+});
