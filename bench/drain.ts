@@ -147,15 +147,18 @@ class Bench {
     await this.cordon(ORIGIN, false);
     const after = await this.running(app, pods, new Set(names));
 
+    // Which pod each checkpoint came from, read at once: retention may expire some soon after
+    // their pods are gone (a restored pod keeps running without its checkpoint).
+    const sources = new Map((await this.client.request<{ items: Checkpoint[] }>('GET', `/apis/lazarus.dev/v1alpha1/namespaces/${NS}/checkpoints`)).items
+      .map((c) => [c.metadata.name ?? '', c.spec.sourcePod] as const));
     const gaps: number[] = [];
     let restored = 0;
     for (const p of after) {
       const from = /^app=(.+)$/.exec(p.metadata.annotations?.[K.RESTORED_FROM] ?? '')?.[1];
       if (!from) continue;
       restored++;
-      const cp = await this.client.request<Checkpoint>('GET', `/apis/lazarus.dev/v1alpha1/namespaces/${NS}/checkpoints/${from}`);
       const seam = restoreSeam(await this.counts(p.metadata.name));
-      const evicted = atEviction.get(cp.spec.sourcePod);
+      const evicted = atEviction.get(sources.get(from) ?? '');
       if (seam && evicted !== undefined) gaps.push(evicted - seam.held);
     }
     log(`[bench] ${String(pods)} pod(s) ${mode} Lazarus: drain ${secs(drainMs)} s, ${String(restored)} restored, gaps ${gaps.join(' ')}`);
