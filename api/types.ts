@@ -135,8 +135,12 @@ export interface RestoreRecord {
   message?: string;
 }
 
+/** Which path took a checkpoint (the controller records it once the agent's Checkpoint appears). */
+export type CheckpointTrigger = 'interval' | 'drain' | 'demand' | 'eviction';
+
 export interface CheckpointStatus {
   phase?: CheckpointPhase;
+  trigger?: CheckpointTrigger;
   reason?: string;
   restores?: number;
   lastRestore?: RestoreRecord;

@@ -10,7 +10,7 @@ import { liveHoldSince } from '../api/eviction-hold.js';
 import { NOT_TRUSTED } from '../api/image-trust.js';
 import { DEFAULT_POLICY_SPEC } from '../api/policy.js';
 import * as K from '../api/keys.js';
-import type { Checkpoint, CheckpointStatus, EffectivePolicy, WorkloadRef } from '../api/types.js';
+import type { Checkpoint, CheckpointStatus, CheckpointTrigger, EffectivePolicy, WorkloadRef } from '../api/types.js';
 import { KubeError } from '../kube/client.js';
 import { askedSubjects, failedAnswer, intake, planDemand, subjectKey, summarize, type AnnotatedWorkload, type DemandItem, type DemandSubject, type ItemResult } from './demand.js';
 import type { ControllerIO, EventSubject } from './kube-io.js';
@@ -67,6 +67,10 @@ export const RETENTION_AFTER_CHANGE_MS = 5_000;
  * controller) does not repeat Events its predecessor already wrote for older pods.
  */
 export const COLD_START_EVENT_WINDOW_MS = 5 * 60_000;
+/** How long a kubelet checkpoint's reason waits for the agent's Checkpoint (build + push, retries). */
+const TRIGGER_MEMORY_MS = 15 * 60_000;
+/** A Checkpoint's takenAt (the archive's time) lies this close to when the controller asked for it. */
+const TRIGGER_MATCH_MS = 30_000;
 
 const podSubject = (pod: PodView): EventSubject => ({ apiVersion: 'v1', kind: 'Pod', name: pod.name, namespace: pod.namespace, uid: pod.uid });
 function workloadSubject(namespace: string, workload: WorkloadRef): EventSubject | undefined {
@@ -110,6 +114,8 @@ export class Controller {
   private readonly jobs = new Set<Promise<void>>();
   /** Restored pods whose outcome is recorded, by uid. */
   private readonly decided = new Set<string>();
+  /** Kubelet checkpoints taken lately, by target key: why and when, until the agent's Checkpoint carries it. */
+  private readonly taken = new Map<string, { trigger: CheckpointTrigger; at: number }[]>();
   /** Cold-started pods whose Event is written (or too old to write), by uid. */
   private readonly announced = new Set<string>();
   /** On-demand requests in progress, by subjectKey. */
@@ -165,6 +171,7 @@ export class Controller {
     await this.guard('checkpoint answers', () => this.answerRequests());
     await this.guard('restore outcomes', () => this.restoreOutcomes());
     await this.guard('cold starts', () => this.announceColdStarts(now));
+    await this.guard('checkpoint triggers', () => this.recordTriggers(now));
     // A Checkpoint that changed (a new one Ready) brings retention forward, so `retain` holds
     // seconds after a checkpoint, not up to a retention interval later.
     if (this.d.view.checkpointsVersion() !== this.retainedAt) this.nextRetention = Math.min(this.nextRetention, this.lastRetention + RETENTION_AFTER_CHANGE_MS);
@@ -295,6 +302,7 @@ export class Controller {
     try {
       const paths = await this.d.io.checkpoint(t.node, t.namespace, t.pod, t.container, t.timeoutSeconds, signal);
       this.states.set(t.key, { lastCheckpointAt: this.d.now(), failures: 0 });
+      this.taken.set(t.key, [...(this.taken.get(t.key) ?? []), { trigger: this.triggerOf(job), at: startedAt }]);
       this.d.metrics.checkpointsTaken.inc({ reason: job.reason });
       this.recordDemand(t.key, startedAt, { ok: true, node: t.node, paths });
       const why = job.reason === 'drain' ? `node ${t.node} is cordoned` : job.reason === 'demand' ? `requested with ${K.CHECKPOINT_REQUEST}` : 'periodic';
@@ -417,6 +425,44 @@ export class Controller {
     }
     for (const uid of this.decided) if (!present.has(uid)) this.decided.delete(uid);
     for (const uid of this.pullErrors.keys()) if (!present.has(uid)) this.pullErrors.delete(uid);
+  }
+
+  /** An on-demand checkpoint of a pod whose eviction Lazarus holds was asked for by that hold. */
+  private triggerOf(job: Job): CheckpointTrigger {
+    if (job.reason !== 'demand') return job.reason;
+    const t = job.target;
+    for (const pod of this.d.view.pods()) {
+      if (pod.uid !== t.podUid) continue;
+      const timeout = parseDuration(podPolicy(pod, this.d.view).policy.spec.checkpoint.evictionTimeout) ?? 60_000;
+      return liveHoldSince(pod.annotations, timeout, this.d.now()) === undefined ? 'demand' : 'eviction';
+    }
+    return 'demand';
+  }
+
+  /**
+   * The agent writes a Checkpoint from the kubelet's archive and cannot know why it was taken; the
+   * controller asked for it, so it says in status.trigger (what `lazarus explain` prints): the
+   * record of the same pod and container closest in time to the Checkpoint's takenAt.
+   */
+  private async recordTriggers(now: number): Promise<void> {
+    for (const [key, list] of this.taken) {
+      const fresh = list.filter((r) => now - r.at < TRIGGER_MEMORY_MS);
+      if (fresh.length) this.taken.set(key, fresh);
+      else this.taken.delete(key);
+    }
+    if (this.taken.size === 0) return;
+    for (const cp of this.d.view.checkpoints()) {
+      if (cp.status?.trigger || cp.status?.phase !== 'Ready') continue;
+      const records = this.taken.get(`${cp.metadata.namespace ?? ''}/${cp.spec.sourcePod}/${cp.spec.container}`);
+      if (!records) continue;
+      const takenAt = Date.parse(cp.spec.takenAt);
+      let best: { trigger: CheckpointTrigger; at: number } | undefined;
+      for (const r of records) if (Math.abs(r.at - takenAt) <= TRIGGER_MATCH_MS && (!best || Math.abs(r.at - takenAt) < Math.abs(best.at - takenAt))) best = r;
+      if (!best) continue;
+      const trigger = best.trigger;
+      await this.d.io.updateCheckpointStatus(cp.metadata.namespace ?? '', cp.metadata.name ?? '', (current) =>
+        current.status?.trigger ? undefined : { ...current.status, trigger });
+    }
   }
 
   /**

@@ -17,6 +17,11 @@ import { chooseCheckpoints, decide, untrustedReason, type ClusterView, type Outc
 
 export interface NodeVerdict { node: string; compatible: boolean; score: number; reasons: string[]; ready: boolean; unschedulable: boolean }
 
+/** How a checkpoint line names the path that took it (status.trigger). */
+const TRIGGER_WORDS: Readonly<Record<string, string>> = {
+  interval: '(periodic)', drain: '(node cordoned)', demand: '(on demand)', eviction: '(eviction held for it)',
+};
+
 /** One checkpoint of the pod's workload and container, and why it is (not) the one. */
 export interface CheckpointVerdict {
   container: string;
@@ -26,6 +31,8 @@ export interface CheckpointVerdict {
   /** e.g. `2m`, relative to when explain ran. */
   age: string;
   originNode: string;
+  /** Which path took it, when the controller recorded it. */
+  trigger?: string;
   specHash: string;
   /** Restored from (restored pod), or the one the webhook picks (cold pod). */
   chosen: boolean;
@@ -131,6 +138,7 @@ function checkpointVerdict(cp: Checkpoint, container: string, podHash: string, c
   return {
     container, name: cp.metadata.name ?? '', phase, takenAt: cp.spec.takenAt, age: formatAge(now - takenAt),
     originNode: cp.spec.origin.node, specHash: cp.spec.specHash, chosen, unusable,
+    ...(cp.status?.trigger ? { trigger: cp.status.trigger } : {}),
   };
 }
 
@@ -153,7 +161,7 @@ export function formatExplanation(e: Explanation): string {
     const width = Math.max(...e.checkpoints.map((c) => c.name.length));
     for (const c of e.checkpoints) {
       const mark = c.unusable ? '✘' : '✔';
-      const what = `${c.phase}, taken ${c.age} ago on ${c.originNode}`;
+      const what = `${c.phase}, taken ${c.age} ago on ${c.originNode}${c.trigger ? ` ${TRIGGER_WORDS[c.trigger] ?? `(${c.trigger})`}` : ''}`;
       const verdict = c.unusable || (c.chosen ? (e.restoredFrom ? 'restored from this' : 'the webhook picks this') : 'usable');
       lines.push(`  ${mark} ${c.container} ${c.name.padEnd(width)}  ${what}: ${verdict}`);
     }

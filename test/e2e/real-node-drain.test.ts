@@ -108,6 +108,10 @@ suite('kubectl drain on real nodes, Lazarus installed from its own image', () =>
       expect(used?.spec.sourcePod).toBe(first.metadata.name);
       // Taken after the drain began (takenAt has whole seconds).
       expect(Date.parse(used?.spec.takenAt ?? '')).toBeGreaterThanOrEqual(drainStart - 1000);
+      // The controller records which path took it (the hold, or the cordon), and explain says so.
+      const trigger = await waitFor(async () => (await checkpointOf(restored.metadata.annotations?.[K.RESTORED_FROM]))?.status?.trigger, { timeoutMs: 30_000, description: 'the checkpoint\'s trigger' });
+      expect(['eviction', 'drain']).toContain(trigger);
+      expect(await sc.explain(restored.metadata.name)).toMatch(/\((eviction held for it|node cordoned)\): restored from this/);
 
       await sc.waitForCount(restored.metadata.name, atEviction + 2);
       expect(counterBreak(await sc.counts(restored.metadata.name))).toBeUndefined();

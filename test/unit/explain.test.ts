@@ -88,6 +88,14 @@ describe('explainPod: every checkpoint of the workload, and why it is (not) usab
     expect(formatExplanation(e).split('\n')).toContain('  ✔ app web-app-1  Ready, taken 4m ago on node-7: restored from this');
   });
 
+  it.each([
+    ['eviction', '(eviction held for it)'], ['drain', '(node cordoned)'], ['interval', '(periodic)'], ['demand', '(on demand)'],
+  ] as const)('says which path took the checkpoint it restored from (status.trigger %s)', (trigger, words) => {
+    const cp = checkpoint('web-app-1');
+    cp.status = { ...cp.status, phase: 'Ready', trigger };
+    expect(formatExplanation(explain(restoredPod(cp), [cp])).split('\n')).toContain(`  ✔ app web-app-1  Ready, taken 4m ago on node-7 ${words}: restored from this`);
+  });
+
   it('a restored pod whose checkpoint was deleted since says so', () => {
     const e = explain(restoredPod(checkpoint('web-app-1')), []);
     expect(formatExplanation(e)).toContain('restored from: app ← web-app-1 (checkpoint no longer exists)');

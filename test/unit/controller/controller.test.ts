@@ -481,6 +481,40 @@ describe('Controller: cold starts are said as Events (the webhook\'s lazarus.dev
   });
 });
 
+describe('Controller: which path took a checkpoint (status.trigger, for lazarus explain)', () => {
+  it('a cordon checkpoint is recorded as drain on the Checkpoint the agent writes for it; a later unrelated one is left alone', async () => {
+    const s = setup({ checkpoint: { interval: '', onDrain: true } });
+    s.pods.push(pod('a', 'n1'));
+    const n1 = s.nodes[0];
+    if (n1) n1.unschedulable = true;
+    await s.tick();
+    await s.clock.advance(1000, 1000);
+    await s.tick();
+    expect(s.io.calls).toEqual(['n1:shop/a/app']);
+    // The agent's Checkpoint of that archive, and one of another pod.
+    s.store.set('shop/a-1', checkpoint('a-1', s.clock.now() - 1000, { phase: 'Ready' }, 'a'));
+    s.store.set('shop/b-1', checkpoint('b-1', s.clock.now() - 1000, { phase: 'Ready' }, 'b'));
+    await s.tick();
+    expect(s.store.get('shop/a-1')?.status?.trigger).toBe('drain');
+    expect(s.store.get('shop/b-1')?.status?.trigger).toBeUndefined();
+  });
+
+  it('an on-demand checkpoint asked for by an eviction hold is recorded as eviction', async () => {
+    const s = setup({ checkpoint: { interval: '' } });
+    const p = pod('a', 'n1');
+    s.pods.push(p);
+    p.annotations = { ...p.annotations, 'lazarus.dev/eviction-held-since': new Date(s.clock.now()).toISOString().replace(/\.\d+Z$/, 'Z') };
+    s.annotate(p, 'now');
+    await s.tick();
+    await s.clock.advance(1000, 1000);
+    await s.tick();
+    expect(s.io.calls).toEqual(['n1:shop/a/app']);
+    s.store.set('shop/a-1', checkpoint('a-1', s.clock.now() - 1000, { phase: 'Ready' }, 'a'));
+    await s.tick();
+    expect(s.store.get('shop/a-1')?.status?.trigger).toBe('eviction');
+  });
+});
+
 describe('Controller: retention', () => {
   it('retain 2 over five Ready: three Expired and deleted; Failed past retention deleted', async () => {
     const s = setup({ checkpoint: { retain: 2 } });
