@@ -23,7 +23,7 @@ import type { ControlPlane } from '../test/harness/control-plane.js';
 import { realNodePreflight, type RealCluster } from '../test/harness/real-node.js';
 import { startRealLazarus, type RealLazarus } from '../test/harness/install.js';
 import { createNamespace, waitFor } from '../test/harness/wait.js';
-import { COUNTER_SCRIPT, preferringDeployment, restoreSeam, type TimedCount } from '../test/harness/counter-scenario.js';
+import { COUNTER_SCRIPT, counterScenario, preferringDeployment, restoreSeam, type TimedCount } from '../test/harness/counter-scenario.js';
 import * as K from '../api/keys.js';
 import type { Checkpoint } from '../api/types.js';
 
@@ -87,12 +87,8 @@ class Bench {
     }, `${String(n)} running pods of ${app}`);
   }
 
-  async counts(pod: string): Promise<TimedCount[]> {
-    const text = await this.client.request<string>('GET', `/api/v1/namespaces/${NS}/pods/${pod}/log`, { query: { timestamps: true } });
-    return String(text).trim().split('\n').filter(Boolean).map((line) => {
-      const space = line.indexOf(' ');
-      return [Date.parse(line.slice(0, space)), Number(line.slice(space + 1))] as const;
-    }).filter(([at, n]) => Number.isFinite(at) && Number.isFinite(n));
+  counts(pod: string): Promise<TimedCount[]> {
+    return counterScenario(this.cp, this.cluster, NS).timedCounts(pod);
   }
 
   /** The last count each pod printed before it went away, polled until `stop`. */

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import type { ControlPlane } from './control-plane.js';
 import type { RealCluster } from './real-node.js';
 import { waitFor } from './wait.js';
+import { parseTimestampedLog } from '../../bench/restore-times.js';
 import * as K from '../../api/keys.js';
 import type { Checkpoint } from '../../api/types.js';
 
@@ -139,10 +140,8 @@ export function counterScenario(cp: ControlPlane, cluster: RealCluster, NS: stri
 
   async function timedCounts(pod: string): Promise<TimedCount[]> {
     const text = await cp.client.request<string>('GET', `/api/v1/namespaces/${NS}/pods/${pod}/log`, { query: { timestamps: true } });
-    return String(text).trim().split('\n').filter(Boolean).map((line) => {
-      const space = line.indexOf(' ');
-      return [Date.parse(line.slice(0, space)), Number(line.slice(space + 1))] as const;
-    });
+    // Only counts: once the container is gone the kubelet may answer with words.
+    return parseTimestampedLog(String(text)).map((l) => [l.atMs, Number(l.text)] as const).filter(([, n]) => Number.isFinite(n));
   }
 
   async function waitForCount(pod: string, atLeast: number): Promise<number[]> {
