@@ -4,7 +4,9 @@
 # control plane built from the Go module proxy, and — as root — the checkpoint tools and what
 # real nodes need: kubelet, containerd and CRI-O (scripts/node-build.sh) and the images
 # (scripts/images.sh: Lazarus' own from its Dockerfile, pause, busybox).
-# `prepare.sh kube` stops after the control plane: the demo needs no CRIU.
+# `prepare.sh kube` stops after the control plane. `prepare.sh demo` (npm run demo) installs
+# everything as root, for the demo's real-node opening, and only the control plane otherwise: the
+# fake-node acts need no CRIU, and the demo says in one line what it skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,7 @@ fi
 
 bash scripts/kube-build.sh >/dev/null
 [ "${1:-}" = kube ] && exit 0
+[ "${1:-}" = demo ] && [ "$(id -u)" != 0 ] && exit 0
 
 if [ -x scripts/install-checkpoint-tools.sh ]; then
   if [ "$(id -u)" = 0 ]; then
