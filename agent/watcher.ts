@@ -14,7 +14,7 @@ import { effectivePolicy, selectPolicy } from '../api/policy.js';
 import { podContainerSpecHash } from '../api/spec-hash.js';
 import type { Checkpoint, Container, Node, ObjectMeta, Pod, RestorePolicy } from '../api/types.js';
 import { resolveWorkload, type OwnerKind, type OwnerView } from '../api/workload.js';
-import { isConflict, isNotFound, type KubeClient } from '../kube/client.js';
+import { KubeError, isConflict, isNotFound, type KubeClient } from '../kube/client.js';
 import type { Logger } from '../runtime/log.js';
 import { ArchiveError } from './archive.js';
 import type { ArchiveMeta } from './archive-meta.js';
@@ -79,6 +79,10 @@ interface Pending { attempts: number; notBefore: number }
 
 /** Transient trouble that keeps the archive for a later attempt (registry or API server down). */
 class Transient extends Error {}
+
+/** The Role in manifests/base/rbac.yaml that lists the Secrets an agent may read, and its one name. */
+const PUSH_SECRET_ROLE = 'lazarus-agent-push-secret';
+const DEFAULT_PUSH_SECRET = 'lazarus-registry-push';
 
 export class Agent {
   private facts: LocalFacts | undefined;
@@ -347,7 +351,13 @@ export class Agent {
 
   private async credentials(secretName: string, registry: string): Promise<ReturnType<typeof credentialsFor>> {
     if (!secretName) return undefined;
-    const secret = await this.get<{ data?: Record<string, string> }>(`/api/v1/namespaces/${this.o.namespace}/secrets/${secretName}`);
+    const secret = await this.get<{ data?: Record<string, string> }>(`/api/v1/namespaces/${this.o.namespace}/secrets/${secretName}`).catch((err: unknown) => {
+      // The agents may read exactly one Secret by name; any other name is a 403 that needs a clear way out.
+      if (err instanceof KubeError && err.status === 403) {
+        throw new Transient(`push secret ${this.o.namespace}/${secretName}: forbidden; the agent may read only the Secrets named in the Role ${PUSH_SECRET_ROLE} (${DEFAULT_PUSH_SECRET} by default): add ${secretName} to its resourceNames, or name the Secret ${DEFAULT_PUSH_SECRET}`);
+      }
+      throw err;
+    });
     const data = secret?.data?.['.dockerconfigjson'];
     if (!data) throw new Transient(`push secret ${this.o.namespace}/${secretName} is missing or has no .dockerconfigjson`);
     return credentialsFor(Buffer.from(data, 'base64').toString('utf8'), registry);

@@ -45,6 +45,8 @@ export class FakeKube {
   private rv = 1;
   /** Requests (`METHOD /path`) matching these fail once with a 500, to stand in for a crash or an outage. */
   readonly failOnce: RegExp[] = [];
+  /** Requests matching these always get a 403, as RBAC answers a verb or name the Role lacks. */
+  readonly forbidden: RegExp[] = [];
   private server: http.Server | undefined;
   url = '';
 
@@ -92,6 +94,10 @@ export class FakeKube {
         if (fault !== -1) {
           this.failOnce.splice(fault, 1);
           res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', message: 'injected failure', code: 500 }));
+          return;
+        }
+        if (this.forbidden.some((re) => re.test(`${method} ${path}`))) {
+          res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', reason: 'Forbidden', message: `${method} ${path} is forbidden`, code: 403 }));
           return;
         }
         const send = (status: number, body: unknown): void => {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { specHash } from '../../api/spec-hash.js';
 import type { Checkpoint, Pod } from '../../api/types.js';
 import { createKubeClient, loadKubeConfig, type KubeClient } from '../../kube/client.js';
+import { pino } from 'pino';
 import { silentLogger } from '../../runtime/log.js';
 import { sleep } from '../../runtime/sleep.js';
 import type { LocalFacts } from '../../agent/node-facts.js';
@@ -190,6 +191,22 @@ describeWithTools('agent watcher against a fake Kubernetes API and a real regist
     expect(await a.scanOnce()).toEqual(new Map([[ARCHIVE, 'ready']]));
     expect(existsSync(path)).toBe(false);
     expect(kube.list<Checkpoint>(CK_BASE).map((c) => c.status?.phase)).toEqual(['Ready']);
+  }, 60_000);
+
+  it('a push Secret the agents may not read keeps the archive, and the log names the Role to change', async () => {
+    registry = await startRegistry();
+    seed(kube, registry.host);
+    kube.put('/apis/lazarus.dev/v1alpha1/restorepolicies/default', { metadata: { name: 'default' }, spec: { checkpoint: { registry: `${registry.host}/lazarus`, pushSecret: 'team-robot' } } });
+    kube.forbidden.push(/^GET \/api\/v1\/namespaces\/lazarus\/secrets\/team-robot$/);
+    const path = await dropArchive();
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => { lines.push(line); } });
+    expect(await agent(registry.host, { log }).scanOnce()).toEqual(new Map([[ARCHIVE, 'retry']]));
+    expect(existsSync(path)).toBe(true);
+    expect(kube.list(CK_BASE)).toEqual([]);
+    const retry = lines.map((l) => JSON.parse(l) as { msg: string; err?: string }).find((l) => l.msg === 'archive kept for a retry');
+    expect(retry?.err).toContain('lazarus/team-robot: forbidden');
+    expect(retry?.err).toContain('Role lazarus-agent-push-secret');
   }, 60_000);
 
   it('a crash mid-push leaves the archive; the restart ends with exactly one image and one Checkpoint', async () => {
