@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { Operation } from 'fast-json-patch';
-import type { Pod } from '../api/types.js';
+import type { Pod, WorkloadRef } from '../api/types.js';
 import { allowed, parseReview, rejected, review, tooManyRequests } from './admission.js';
 import { decideEviction, type AllowReason, type EvictionView, type EvictionWarning, type HoldReason } from './eviction.js';
 import type { HttpAnswer } from './handler.js';
@@ -76,11 +76,14 @@ export function createEvictionHandler(deps: EvictionHandlerDeps): (body: string)
     const notReady = deps.notReady();
     if (notReady !== undefined) return admit(request.uid, 'unready', [`lazarus: webhook not ready (${notReady}); eviction not held`]);
 
+    /** Set once the pod is known to be opted in and due a hold: a failure after that is worth an Event. */
+    let holding: { uid: string | undefined; workload: WorkloadRef } | undefined;
     try {
       const pod = await deps.io.getPod(namespace, name);
       const now = deps.clock();
       const decision = decideEviction({ pod, namespace, name, dryRun: request.dryRun === true, excludedNamespaces: deps.excludedNamespaces, now }, deps.view);
       if (decision.verdict === 'hold') {
+        holding = { uid: pod?.metadata.uid, workload: decision.workload };
         // A lost race (another replica, the controller answering) leaves the pod as the winner wrote it: still held.
         if (decision.write) await deps.io.patchPod(namespace, name, decision.write);
         count('held', decision.reason);
@@ -99,6 +102,11 @@ export function createEvictionHandler(deps: EvictionHandlerDeps): (body: string)
     } catch (err) {
       deps.log.error({ uid: request.uid, namespace, pod: name, err }, 'eviction decision failed; admitting');
       const message = `eviction of ${namespace}/${name} admitted without a fresh checkpoint: internal error (${(err as Error).message})`;
+      // A pod whose hold could not be written is evicted unprotected: its owner should hear of it, as for a timeout.
+      if (holding && firstWarning(`${namespace}/${name}/${holding.uid ?? ''}/error`, deps.clock())) {
+        deps.io.warn(namespace, holding.uid, { reason: 'EvictionNotHeld', message, pod: name, workload: holding.workload })
+          .catch((warnErr: unknown) => deps.log.warn({ err: warnErr, namespace, pod: name }, 'eviction Event not written'));
+      }
       return admit(request.uid, 'error', [`lazarus: ${message}`]);
     }
   };

@@ -54,7 +54,7 @@ export interface EvictionWarning { reason: 'EvictionNotHeld'; message: string; p
 
 export type EvictionDecision =
   | { verdict: 'allow'; reason: AllowReason; message: string; warning?: EvictionWarning }
-  | { verdict: 'hold'; reason: HoldReason; message: string; heldSince: number; write?: Operation[] };
+  | { verdict: 'hold'; reason: HoldReason; message: string; heldSince: number; workload: WorkloadRef; write?: Operation[] };
 
 export { STALE_HOLD_MS } from '../api/eviction-hold.js';
 /** The controller's clock may lag the webhook's a little: an answer this much older than the hold still counts as its own. */
@@ -93,7 +93,8 @@ export function decideEviction(input: EvictionInput, view: EvictionView): Evicti
   const holding = (reason: HoldReason, since: number, detail: string, write?: Operation[]): EvictionDecision => {
     const message = `Lazarus is checkpointing ${who} before its eviction, retry (${detail}; held ${formatAge(now - since)} of at most ${timeoutText})`;
     if (input.dryRun) return allow('dry-run', `dry run: a real eviction would be held: ${message}`);
-    return write ? { verdict: 'hold', reason, message, heldSince: since, write } : { verdict: 'hold', reason, message, heldSince: since };
+    const hold = { verdict: 'hold', reason, message, heldSince: since, workload: resolved.workload } as const;
+    return write ? { ...hold, write } : hold;
   };
 
   if (heldSince === undefined) {

@@ -45,6 +45,7 @@ class FakePods implements EvictionIO {
   readonly patches: Operation[][] = [];
   readonly warnings: EvictionWarning[] = [];
   failGet = false;
+  failPatch = false;
   warnHangs = false;
   async getPod(_namespace: string, name: string): Promise<Pod | undefined> {
     await Promise.resolve();
@@ -53,6 +54,7 @@ class FakePods implements EvictionIO {
   }
   async patchPod(_namespace: string, name: string, ops: readonly Operation[]): Promise<boolean> {
     await Promise.resolve();
+    if (this.failPatch) throw new Error('pods "x" is forbidden: cannot patch pods');
     const pod = this.pods.get(name);
     if (!pod) return false;
     this.patches.push([...ops]);
@@ -144,6 +146,20 @@ describe('POST /validate-eviction over HTTPS', () => {
     const out = JSON.parse((await send(evictionReview('web-7d9c-fffff'))).body);
     expect(out.response).toMatchObject({ allowed: true, warnings: [expect.stringContaining('internal error (connect ECONNREFUSED)')] });
     io.failGet = false;
+    // Nothing says the pod was opted in: no Event.
+    expect(io.warnings.filter((w) => w.pod === 'web-7d9c-fffff')).toEqual([]);
+  });
+
+  it('the hold cannot be written: admitted with a warning, and an EvictionNotHeld Event on the pod and its workload', async () => {
+    io.pods.set('web-7d9c-ggggg', runningPod('web-7d9c-ggggg'));
+    io.failPatch = true;
+    const out = JSON.parse((await send(evictionReview('web-7d9c-ggggg'))).body);
+    io.failPatch = false;
+    expect(out.response).toMatchObject({ allowed: true, warnings: [expect.stringContaining('internal error (pods "x" is forbidden: cannot patch pods)')] });
+    expect(io.warnings.filter((w) => w.pod === 'web-7d9c-ggggg')).toEqual([{
+      reason: 'EvictionNotHeld', pod: 'web-7d9c-ggggg', workload: { kind: 'Deployment', name: 'web' },
+      message: expect.stringContaining('admitted without a fresh checkpoint: internal error') as unknown as string,
+    }]);
   });
 
   it('counts held and admitted evictions by reason', async () => {
@@ -151,7 +167,7 @@ describe('POST /validate-eviction over HTTPS', () => {
     expect(text).toContain('lazarus_webhook_evictions_total{verdict="held",reason="requested"} 1');
     expect(text).toContain('lazarus_webhook_evictions_total{verdict="held",reason="in-progress"} 1');
     expect(text).toContain('lazarus_webhook_evictions_total{verdict="admitted",reason="timeout"} 2');
-    expect(text).toContain('lazarus_webhook_evictions_total{verdict="admitted",reason="error"} 1');
+    expect(text).toContain('lazarus_webhook_evictions_total{verdict="admitted",reason="error"} 2');
     expect(text).toContain('lazarus_webhook_evictions_total{verdict="admitted",reason="invalid"} 3');
   });
 });
