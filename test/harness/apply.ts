@@ -1,6 +1,6 @@
 /**
  * Server-side apply of YAML manifests against the local control plane: CRDs from
- * manifests/base/crds/, and any object whose kind the API server's discovery knows.
+ * charts/lazarus/crds/, and any object whose kind the API server's discovery knows.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -89,10 +89,11 @@ export async function applyObjects(client: KubeClient, objects: readonly KubeObj
 interface Crd { metadata: { name: string }; status?: { conditions?: Array<{ type: string; status: string }> } }
 
 /**
- * Applies the CustomResourceDefinitions in `dir` (default manifests/base/crds/ of the repo) and
- * waits until each is Established, so custom objects can be created right away.
+ * Applies the CustomResourceDefinitions in `dir` (default charts/lazarus/crds/ of the repo, which
+ * manifests/base lists too) and waits until each is Established, so custom objects can be created
+ * right away.
  */
-export async function installCrds(client: KubeClient, dir = path.join(repoRoot(), 'manifests', 'base', 'crds'), timeoutMs = 30_000): Promise<string[]> {
+export async function installCrds(client: KubeClient, dir = path.join(repoRoot(), 'charts', 'lazarus', 'crds'), timeoutMs = 30_000): Promise<string[]> {
   const crds = (await readManifests(dir)).filter((o) => o.kind === 'CustomResourceDefinition');
   if (crds.length === 0) throw new Error(`no CustomResourceDefinition in ${dir}`);
   await applyObjects(client, crds);

@@ -138,7 +138,7 @@ export async function installLazarus(cluster: RealCluster, options: InstallOptio
     }
   };
   // CRDs first: the default RestorePolicy in the same apply needs its kind to exist.
-  await kubectl(['apply', '--server-side', '-f', path.join(repoRoot, 'manifests/base/crds')]);
+  await kubectl(['apply', '--server-side', '-k', path.join(repoRoot, 'charts/lazarus/crds')]);
   await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/checkpoints.lazarus.dev', 'crd/restorepolicies.lazarus.dev']);
   await kubectl(['apply', '--server-side', '-k', overlayDir]);
   await waitForRollout(kubectl, options.timeoutMs ?? 180_000, secondScheduler ? ['deployment/lazarus-scheduler'] : []);
