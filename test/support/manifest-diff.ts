@@ -36,7 +36,7 @@ function normalize(o: K8sObject, side: 'kustomize' | 'helm', counterpart: K8sObj
   const labels = copy.metadata.labels;
   if (labels && side === 'helm') {
     for (const l of HELM_LABELS) delete labels[l];
-    if (counterpart && !counterpart.metadata.labels?.[PART_OF]) delete labels[PART_OF];
+    if (counterpart && !(counterpart.metadata as { labels?: Record<string, string> }).labels?.[PART_OF]) delete labels[PART_OF];
   }
   if (labels && Object.keys(labels).length === 0) delete copy.metadata.labels;
   if (copy.kind === 'ConfigMap' && copy.data) copy.data = parsedYamlValues(copy.data);
