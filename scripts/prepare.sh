@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Everything `npm test` and `npm run demo` need, installed on first use and cached after:
 # npm packages (when node_modules is missing or older than the lockfile), the Kubernetes
-# control plane built from the Go module proxy, and — as root — the checkpoint tools and what
-# real nodes need: kubelet, containerd and CRI-O (scripts/node-build.sh) and the images
+# control plane and helm (for the chart's tests) built from the Go module proxy, and — as root —
+# the checkpoint tools and what real nodes need: kubelet, containerd and CRI-O (scripts/node-build.sh) and the images
 # (scripts/images.sh: Lazarus' own from its Dockerfile, pause, busybox).
 # `prepare.sh kube` stops after the control plane: the demo needs no CRIU.
 set -euo pipefail
@@ -19,6 +19,7 @@ fi
 
 bash scripts/kube-build.sh >/dev/null
 [ "${1:-}" = kube ] && exit 0
+bash scripts/helm-build.sh >/dev/null
 
 if [ -x scripts/install-checkpoint-tools.sh ]; then
   if [ "$(id -u)" = 0 ]; then
