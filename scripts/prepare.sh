@@ -2,8 +2,9 @@
 # Everything `npm test` and `npm run demo` need, installed on first use and cached after:
 # npm packages (when node_modules is missing or older than the lockfile), the Kubernetes
 # control plane and helm (for the chart's tests) built from the Go module proxy, and — as root —
-# the checkpoint tools and what real nodes need: kubelet, containerd and CRI-O (scripts/node-build.sh) and the images
-# (scripts/images.sh: Lazarus' own from its Dockerfile, pause, busybox).
+# the checkpoint tools and what real nodes need: kubelet, containerd and CRI-O
+# (scripts/node-build.sh) and the images (scripts/images.sh: Lazarus' own from its Dockerfile,
+# pause, busybox).
 # `prepare.sh kube` stops after the control plane: the demo needs no CRIU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
