@@ -37,3 +37,16 @@ export function helmPathSync(env: NodeJS.ProcessEnv = process.env): string {
     throw e.stderr !== undefined ? failure(e.stderr) : err;
   }
 }
+
+/** Runs a command-line tool against a cluster: stdout, or an error carrying its stderr. */
+export type Tool = (args: readonly string[], options?: { input?: string; signal?: AbortSignal }) => Promise<string>;
+
+export function tool(binary: string, kubeconfig: string): Tool {
+  return (args, options = {}) => new Promise((resolve, reject) => {
+    const child = execFile(binary, [`--kubeconfig=${kubeconfig}`, ...args], { maxBuffer: 64 << 20, ...(options.signal ? { signal: options.signal } : {}) }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${path.basename(binary)} ${args.join(' ')}: ${(stderr || err.message).trim()}`));
+      else resolve(stdout);
+    });
+    child.stdin?.end(options.input ?? '');
+  });
+}

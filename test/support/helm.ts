@@ -42,16 +42,22 @@ export const CHART_VALUE_SETS: readonly ValueSet[] = [
   { name: 'everything', values: EVERYTHING },
 ];
 
-/** Writes `values` to a temporary file for `helm -f`, runs `fn`, removes the file. */
+/** Writes `values` to a temporary file for `helm -f`, runs `fn`, removes the file (once a promise `fn` returns settles). */
 export function withValuesFile<T>(values: Record<string, unknown>, fn: (file: string) => T): T {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lazarus-values-'));
+  const cleanUp = (): void => { rmSync(dir, { recursive: true, force: true }); };
+  let result: T;
   try {
     const file = path.join(dir, 'values.json');
     writeFileSync(file, JSON.stringify(values));
-    return fn(file);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+    result = fn(file);
+  } catch (err) {
+    cleanUp();
+    throw err;
   }
+  if (result instanceof Promise) return result.finally(cleanUp) as T;
+  cleanUp();
+  return result;
 }
 
 /** `helm template lazarus charts/lazarus --include-crds` with `values`, as objects. Throws helm's message on failure. */
