@@ -35,7 +35,8 @@ export function parseObjects(text: string, source = 'yaml'): KubeObject[] {
 
 /** Objects from every .yaml/.yml/.json file directly in `dir`, in file-name order. */
 export async function readManifests(dir: string): Promise<KubeObject[]> {
-  const files = (await readdir(dir)).filter((f) => /\.(ya?ml|json)$/.test(f)).sort();
+  // kustomization.yaml says how to build the directory (charts/lazarus/crds has one); it is no object.
+  const files = (await readdir(dir)).filter((f) => /\.(ya?ml|json)$/.test(f) && !/^kustomization\.ya?ml$/.test(f)).sort();
   const objects: KubeObject[] = [];
   for (const f of files) objects.push(...parseObjects(await readFile(path.join(dir, f), 'utf8'), f));
   return objects;
