@@ -29,6 +29,6 @@ COPY --from=deps /app/node_modules node_modules
 COPY --from=build /src/dist dist
 COPY package.json ./
 COPY bin bin
-COPY manifests/base/crds manifests/base/crds
+COPY charts/lazarus/crds charts/lazarus/crds
 USER 65532:65532
 ENTRYPOINT ["node", "/app/bin/lazarus.js"]

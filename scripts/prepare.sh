@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Everything `npm test` and `npm run demo` need, installed on first use and cached after:
 # npm packages (when node_modules is missing or older than the lockfile), the Kubernetes
-# control plane built from the Go module proxy, and — as root — the checkpoint tools and what
-# real nodes need: kubelet, containerd and CRI-O (scripts/node-build.sh) and the images
-# (scripts/images.sh: Lazarus' own from its Dockerfile, pause, busybox).
+# control plane and helm (for the chart's tests) built from the Go module proxy, and — as root —
+# the checkpoint tools and what real nodes need: kubelet, containerd and CRI-O
+# (scripts/node-build.sh) and the images (scripts/images.sh: Lazarus' own from its Dockerfile,
+# pause, busybox).
 # `prepare.sh kube` stops after the control plane. `prepare.sh demo` (npm run demo) installs
 # everything as root, for the demo's real-node opening, and only the control plane otherwise: the
 # fake-node acts need no CRIU, and the demo says in one line what it skipped.
@@ -22,6 +23,7 @@ fi
 bash scripts/kube-build.sh >/dev/null
 [ "${1:-}" = kube ] && exit 0
 [ "${1:-}" = demo ] && [ "$(id -u)" != 0 ] && exit 0
+[ "${1:-}" = demo ] || bash scripts/helm-build.sh >/dev/null
 
 if [ -x scripts/install-checkpoint-tools.sh ]; then
   if [ "$(id -u)" = 0 ]; then

@@ -1,6 +1,6 @@
 /**
  * Server-side apply of YAML manifests against the local control plane: CRDs from
- * manifests/base/crds/, and any object whose kind the API server's discovery knows.
+ * charts/lazarus/crds/, and any object whose kind the API server's discovery knows.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -35,7 +35,8 @@ export function parseObjects(text: string, source = 'yaml'): KubeObject[] {
 
 /** Objects from every .yaml/.yml/.json file directly in `dir`, in file-name order. */
 export async function readManifests(dir: string): Promise<KubeObject[]> {
-  const files = (await readdir(dir)).filter((f) => /\.(ya?ml|json)$/.test(f)).sort();
+  // kustomization.yaml says how to build the directory (charts/lazarus/crds has one); it is no object.
+  const files = (await readdir(dir)).filter((f) => /\.(ya?ml|json)$/.test(f) && !/^kustomization\.ya?ml$/.test(f)).sort();
   const objects: KubeObject[] = [];
   for (const f of files) objects.push(...parseObjects(await readFile(path.join(dir, f), 'utf8'), f));
   return objects;
@@ -89,10 +90,11 @@ export async function applyObjects(client: KubeClient, objects: readonly KubeObj
 interface Crd { metadata: { name: string }; status?: { conditions?: Array<{ type: string; status: string }> } }
 
 /**
- * Applies the CustomResourceDefinitions in `dir` (default manifests/base/crds/ of the repo) and
- * waits until each is Established, so custom objects can be created right away.
+ * Applies the CustomResourceDefinitions in `dir` (default charts/lazarus/crds/ of the repo, which
+ * manifests/base lists too) and waits until each is Established, so custom objects can be created
+ * right away.
  */
-export async function installCrds(client: KubeClient, dir = path.join(repoRoot(), 'manifests', 'base', 'crds'), timeoutMs = 30_000): Promise<string[]> {
+export async function installCrds(client: KubeClient, dir = path.join(repoRoot(), 'charts', 'lazarus', 'crds'), timeoutMs = 30_000): Promise<string[]> {
   const crds = (await readManifests(dir)).filter((o) => o.kind === 'CustomResourceDefinition');
   if (crds.length === 0) throw new Error(`no CustomResourceDefinition in ${dir}`);
   await applyObjects(client, crds);

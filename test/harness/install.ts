@@ -1,11 +1,12 @@
 /**
  * Lazarus installed on real nodes the way users install it: the image built from the repo's own
  * Dockerfile (scripts/images.sh), pushed to the cluster's registry, and `kubectl apply -k` of a
- * thin overlay over manifests/base. What the overlay changes, and why, is all in
- * `overlayKustomization`; everything else is the base as shipped.
+ * thin overlay over manifests/base — or `helm install` of charts/lazarus, with the same overlay
+ * as Helm's post-renderer. What the overlay changes, and why, is all in `overlayKustomization`;
+ * everything else is the base (or the chart) as shipped.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -15,6 +16,7 @@ import { imageArchive, pushArchive, SERVICE_PROXY, startRealCluster, type RealCl
 import { startControlPlane, type ControlPlane } from './control-plane.js';
 import { realNodeHook } from './cluster-hooks.js';
 import { tearDown } from './teardown.js';
+import { helmPath, tool, type Tool } from './helm-bin.js';
 
 const run = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -26,6 +28,8 @@ export interface InstalledLazarus {
   overlayDir: string;
   /** `kubectl` of the cluster's version, with the admin kubeconfig. */
   kubectl(args: readonly string[]): Promise<string>;
+  /** With `installer: 'helm'`: helm, with the admin kubeconfig; the release is `lazarus` in LAZARUS_NAMESPACE. */
+  helm?: Tool;
 }
 
 export interface OverlayInput {
@@ -99,8 +103,10 @@ export function overlayKustomization(o: OverlayInput): Record<string, unknown> {
 export interface InstallOptions {
   log?: (line: string) => void;
   timeoutMs?: number;
-  /** `second-scheduler`: manifests/overlays/second-scheduler instead of the base (default `base`). */
+  /** `second-scheduler`: manifests/overlays/second-scheduler instead of the base (default `base`); with helm, scheduler.mode. */
   variant?: 'base' | 'second-scheduler';
+  /** `helm`: `helm install` of charts/lazarus instead of `kubectl apply -k` (default `kustomize`). */
+  installer?: 'kustomize' | 'helm';
   /** Stops waiting (Ctrl-C in the demo). */
   signal?: AbortSignal;
 }
@@ -123,8 +129,9 @@ export async function installLazarus(cluster: RealCluster, options: InstallOptio
   }
   const overlayDir = path.join(cluster.cp.dir, 'lazarus-overlay');
   await mkdir(overlayDir, { recursive: true });
+  const helmInstall = options.installer === 'helm';
   await writeFile(path.join(overlayDir, 'kustomization.yaml'), stringify(overlayKustomization({
-    base: path.relative(overlayDir, path.join(repoRoot, secondScheduler ? 'manifests/overlays/second-scheduler' : 'manifests/base')),
+    base: helmInstall ? HELM_RENDER : path.relative(overlayDir, path.join(repoRoot, secondScheduler ? 'manifests/overlays/second-scheduler' : 'manifests/base')),
     registry: cluster.registry, imageTag, nodesDir: path.join(cluster.cp.dir, 'nodes'),
     hostExecArg: await baseAgentArgIndex('--host-exec='), hostPid: process.pid,
     ...(scheduler ? { scheduler } : {}),
@@ -137,13 +144,41 @@ export async function installLazarus(cluster: RealCluster, options: InstallOptio
       throw new Error(`kubectl ${args.join(' ')}: ${(e.stderr ?? e.message).trim()}`);
     }
   };
-  // CRDs first: the default RestorePolicy in the same apply needs its kind to exist.
-  await kubectl(['apply', '--server-side', '-f', path.join(repoRoot, 'manifests/base/crds')]);
-  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/checkpoints.lazarus.dev', 'crd/restorepolicies.lazarus.dev']);
-  await kubectl(['apply', '--server-side', '-k', overlayDir]);
+  let helm: Tool | undefined;
+  if (helmInstall) {
+    helm = tool(await helmPath(), cluster.cp.kubeconfigPath);
+    await helmInstallLazarus(helm, kubectl, path.join(cluster.binaries.kube, 'kubectl'), overlayDir, {
+      'image.repository': `${cluster.registry}/lazarus`, 'image.tag': imageTag, 'registry.url': `${cluster.registry}/lazarus`,
+      ...(scheduler ? { 'scheduler.mode': 'second-scheduler', 'scheduler.second.image.repository': scheduler.image.replace(/:[^:/]+$/, ''), 'scheduler.second.image.tag': scheduler.image.replace(/^.*:/, '') } : {}),
+    }, options.signal);
+  } else {
+    // CRDs first: the default RestorePolicy in the same apply needs its kind to exist.
+    await kubectl(['apply', '--server-side', '-k', path.join(repoRoot, 'charts/lazarus/crds')]);
+    await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/checkpoints.lazarus.dev', 'crd/restorepolicies.lazarus.dev']);
+    await kubectl(['apply', '--server-side', '-k', overlayDir]);
+  }
   await waitForRollout(kubectl, options.timeoutMs ?? 180_000, secondScheduler ? ['deployment/lazarus-scheduler'] : []);
-  log(`[install] Lazarus running from ${image} (${String(Date.now() - t0)} ms): webhook ×2, extender, controller, agent on ${String(cluster.nodes.length)} nodes`);
-  return { image, overlayDir, kubectl };
+  log(`[install] Lazarus running from ${image} by ${helmInstall ? 'helm install' : 'kubectl apply -k'} (${String(Date.now() - t0)} ms): webhook ×2, extender, controller, agent on ${String(cluster.nodes.length)} nodes`);
+  return { image, overlayDir, kubectl, ...(helm ? { helm } : {}) };
+}
+
+/** The file Helm's post-renderer writes the chart's render to, inside the overlay directory. */
+const HELM_RENDER = 'helm-render.yaml';
+
+/**
+ * docs/install-helm.md's steps: the namespace, labelled for the agent, then `helm install`, its
+ * output run through the overlay (Helm's post-renderer gets the render on stdin and installs what
+ * the script prints). The chart installs its CRDs itself, and its post-install Job sets up the
+ * webhook's certificate, which Helm waits for.
+ */
+async function helmInstallLazarus(helm: Tool, kubectl: InstalledLazarus['kubectl'], kubectlBin: string, overlayDir: string, values: Record<string, string>, signal?: AbortSignal): Promise<void> {
+  await kubectl(['create', 'namespace', LAZARUS_NAMESPACE]);
+  await kubectl(['label', 'namespace', LAZARUS_NAMESPACE, 'pod-security.kubernetes.io/enforce=privileged']);
+  const postRenderer = path.join(overlayDir, 'post-render.sh');
+  await writeFile(postRenderer, `#!/bin/sh\nset -e\ncat > '${path.join(overlayDir, HELM_RENDER)}'\nexec '${kubectlBin}' kustomize '${overlayDir}'\n`);
+  await chmod(postRenderer, 0o755);
+  const sets = Object.entries(values).flatMap(([k, v]) => ['--set-string', `${k}=${v}`]);
+  await helm(['install', 'lazarus', path.join(repoRoot, 'charts/lazarus'), '--namespace', LAZARUS_NAMESPACE, '--post-renderer', postRenderer, '--timeout', '3m', ...sets], signal ? { signal } : {});
 }
 
 /** Where an argument sits in the base agent's container args (JSON patches address by index). */

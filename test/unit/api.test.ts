@@ -100,7 +100,7 @@ describe('policies', () => {
 });
 
 describe('CRDs match the code', () => {
-  const rp = parse(readFileSync('manifests/base/crds/restorepolicies.yaml', 'utf8'));
+  const rp = parse(readFileSync('charts/lazarus/crds/restorepolicies.yaml', 'utf8'));
   const spec = rp.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties;
   it('every enum and default of RestorePolicy equals api/policy.ts defaults', () => {
     const d = DEFAULT_POLICY.spec;
@@ -116,7 +116,7 @@ describe('CRDs match the code', () => {
     expect(spec.checkpoint.properties.evictionTimeout.pattern).toBe(DURATION_PATTERN);
   });
   it('Checkpoint has the status subresource and the printer columns of DESIGN §3', () => {
-    const cp = parse(readFileSync('manifests/base/crds/checkpoints.yaml', 'utf8'));
+    const cp = parse(readFileSync('charts/lazarus/crds/checkpoints.yaml', 'utf8'));
     const v = cp.spec.versions[0];
     expect(v.subresources).toEqual({ status: {} });
     expect(v.additionalPrinterColumns.map((c: { name: string }) => c.name.toUpperCase())).toEqual(['WORKLOAD', 'CONTAINER', 'ORIGIN', 'CRIU', 'KERNEL', 'PHASE', 'AGE']);
