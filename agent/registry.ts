@@ -312,11 +312,4 @@ export class RegistryClient {
     const digest = reply.headers['docker-content-digest'];
     return typeof digest === 'string' ? digest : '';
   }
-
-  async hasManifest(reference: string, mediaType: string): Promise<boolean> {
-    const reply = await this.call('HEAD manifest', 'HEAD', this.url(`manifests/${reference}`), { accept: mediaType });
-    if (reply.status === 200) return true;
-    if (reply.status === 404) return false;
-    return this.fail(`HEAD manifest ${reference}`, reply);
-  }
 }
