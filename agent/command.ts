@@ -6,7 +6,7 @@
  * Checkpoint.
  */
 import { readFile } from 'node:fs/promises';
-import type { Subcommand } from '../cli/main.js';
+import type { Subcommand } from '../cli/subcommand.js';
 import { UsageError, parseFlags, usage, type FlagSpec } from '../cli/flags.js';
 import { inspectArchive, buildAndPush } from './build.js';
 import { hostFacts, readLocalFacts, systemSources } from './host.js';

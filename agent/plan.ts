@@ -135,8 +135,3 @@ export function checkpointObject(i: CheckpointInput): Checkpoint {
     },
   };
 }
-
-/** Retry delay for an archive that failed `attempt` times for a transient reason. */
-export function retryDelayMs(attempt: number, baseMs: number, maxMs: number): number {
-  return Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
-}

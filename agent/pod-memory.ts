@@ -6,7 +6,10 @@
  */
 import type { Pod } from '../api/types.js';
 import type { KubeClient } from '../kube/client.js';
+import { backoffDelay, type Backoff } from '../runtime/backoff.js';
 import type { Logger } from '../runtime/log.js';
+
+const RELIST_BACKOFF: Backoff = { baseMs: 500, maxMs: 30_000 };
 
 interface Remembered { pod: Pod; deletedAt?: number }
 
@@ -57,7 +60,7 @@ export class PodMemory {
 
   async run(signal: AbortSignal): Promise<void> {
     const fieldSelector = `spec.nodeName=${this.o.nodeName}`;
-    let backoff = 500;
+    let failures = 0;
     while (!signal.aborted) {
       try {
         if (!this.resourceVersion) {
@@ -86,13 +89,12 @@ export class PodMemory {
           else this.pods.set(this.key(pod), { pod: slimPod(pod) });
           this.prune();
         }, signal);
-        backoff = 500;
+        failures = 0;
       } catch (err) {
         if (signal.aborted) return;
         this.resourceVersion = '';
         this.o.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'pod watch failed; relisting');
-        await this.o.sleep(backoff, signal);
-        backoff = Math.min(backoff * 2, 30_000);
+        await this.o.sleep(backoffDelay(++failures, RELIST_BACKOFF), signal);
       }
     }
   }

@@ -7,6 +7,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
+import { backoffDelay, type Backoff } from '../runtime/backoff.js';
 
 // ---- references -------------------------------------------------------------------------------
 
@@ -108,7 +109,8 @@ interface Reply { status: number; headers: http.IncomingHttpHeaders; body: strin
 
 type Body = Buffer | (() => Readable);
 
-export interface RetryPolicy { attempts: number; baseDelayMs: number; maxDelayMs: number }
+/** Tries per request (the first included), and the waits between them. */
+export interface RetryPolicy extends Backoff { attempts: number }
 
 export interface RegistryClientOptions {
   insecure: boolean;
@@ -124,12 +126,7 @@ export interface RegistryClientOptions {
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 5;
 
-const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 500, maxDelayMs: 10_000 };
-
-/** Backoff before attempt `n` (1-based), doubling, capped. */
-export function backoffMs(policy: RetryPolicy, attempt: number): number {
-  return Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-}
+const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseMs: 500, maxMs: 10_000 };
 
 export class RegistryClient {
   private readonly base: URL;
@@ -222,7 +219,7 @@ export class RegistryClient {
         const e = err instanceof Error ? err : new Error(String(err));
         if (attempt >= this.retry.attempts) throw new RegistryError(0, `${what}: ${e.message}`, true);
         this.options.onRetry?.(what, attempt, e);
-        await this.options.sleep(backoffMs(this.retry, attempt), this.options.signal);
+        await this.options.sleep(backoffDelay(attempt, this.retry), this.options.signal);
         continue;
       }
       if (reply.status === 401 && !authed) {
@@ -233,7 +230,7 @@ export class RegistryClient {
       }
       if ((reply.status === 429 || reply.status >= 500) && attempt < this.retry.attempts) {
         this.options.onRetry?.(what, attempt, new Error(`HTTP ${reply.status}`));
-        await this.options.sleep(backoffMs(this.retry, attempt), this.options.signal);
+        await this.options.sleep(backoffDelay(attempt, this.retry), this.options.signal);
         continue;
       }
       return reply;
@@ -296,12 +293,12 @@ export class RegistryClient {
       } catch (err) {
         if (this.options.signal?.aborted || attempt >= this.retry.attempts) throw new RegistryError(0, `upload ${digest}: ${err instanceof Error ? err.message : String(err)}`, true);
         this.options.onRetry?.(`upload ${digest}`, attempt, err instanceof Error ? err : new Error(String(err)));
-        await this.options.sleep(backoffMs(this.retry, attempt), this.options.signal);
+        await this.options.sleep(backoffDelay(attempt, this.retry), this.options.signal);
         continue;
       }
       if (reply.status === 201) return;
       if ((reply.status === 429 || reply.status >= 500) && attempt < this.retry.attempts) {
-        await this.options.sleep(backoffMs(this.retry, attempt), this.options.signal);
+        await this.options.sleep(backoffDelay(attempt, this.retry), this.options.signal);
         continue;
       }
       this.fail(`upload ${digest}`, reply);
@@ -314,12 +311,5 @@ export class RegistryClient {
     if (reply.status !== 201 && reply.status !== 200) this.fail(`PUT manifest ${reference}`, reply);
     const digest = reply.headers['docker-content-digest'];
     return typeof digest === 'string' ? digest : '';
-  }
-
-  async hasManifest(reference: string, mediaType: string): Promise<boolean> {
-    const reply = await this.call('HEAD manifest', 'HEAD', this.url(`manifests/${reference}`), { accept: mediaType });
-    if (reply.status === 200) return true;
-    if (reply.status === 404) return false;
-    return this.fail(`HEAD manifest ${reference}`, reply);
   }
 }

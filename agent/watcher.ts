@@ -15,6 +15,7 @@ import { podContainerSpecHash } from '../api/spec-hash.js';
 import type { Checkpoint, Container, Node, ObjectMeta, Pod, RestorePolicy } from '../api/types.js';
 import { resolveWorkload, type OwnerKind, type OwnerView } from '../api/workload.js';
 import { KubeError, isConflict, isNotFound, type KubeClient } from '../kube/client.js';
+import { backoffDelay } from '../runtime/backoff.js';
 import type { Logger } from '../runtime/log.js';
 import { ArchiveError } from './archive.js';
 import type { ArchiveMeta } from './archive-meta.js';
@@ -22,7 +23,7 @@ import { buildAndPush, inspectArchive } from './build.js';
 import { desiredNodeMetadata, nodeMetadataPatch, originFacts, type LocalFacts } from './node-facts.js';
 import { ociArch, type HostFacts } from './oci-image.js';
 import type { RestoreSupport } from './runtime-restore.js';
-import { adoptionRefusal, checkpointName, checkpointObject, failedCheckpointName, imageRefFor, isArchiveName, parseKubeletArchiveName, podTag, retryDelayMs, sourcePodMismatch } from './plan.js';
+import { adoptionRefusal, checkpointName, checkpointObject, failedCheckpointName, imageRefFor, isArchiveName, parseKubeletArchiveName, podTag, sourcePodMismatch } from './plan.js';
 import { RegistryClient, credentialsFor, parseImageRef, type RetryPolicy } from './registry.js';
 
 const CHECKPOINTS = `/apis/${K.API_VERSION}`;
@@ -186,7 +187,7 @@ export class Agent {
         log.warn({ err: message }, 'archive kept for a retry');
       }
       const attempts = (this.pending.get(file)?.attempts ?? 0) + 1;
-      const notBefore = this.o.now().getTime() + retryDelayMs(attempts, this.o.retryBaseMs, this.o.retryMaxMs);
+      const notBefore = this.o.now().getTime() + backoffDelay(attempts, { baseMs: this.o.retryBaseMs, maxMs: this.o.retryMaxMs });
       this.pending.set(file, { attempts, notBefore });
       this.nextDue = Math.min(this.nextDue, notBefore);
       return 'retry';

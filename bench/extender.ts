@@ -4,6 +4,9 @@
  * loopback HTTP with a keep-alive client. In full-Nodes mode the floor is JSON.parse of the
  * request body + JSON.stringify of the response object, measured in the same run on the same
  * bodies; the ratio is what the extender costs on top of merely decoding and encoding.
+ * Each size is served twice, by two processes asked in turn: as shipped ("bytes": NodeNames read
+ * in place, full-Nodes answers spliced from the request) and with `plainJson` (JSON.parse and
+ * JSON.stringify only), so the rows show what the byte-level code still buys.
  * Writes its table to bench/RESULTS.md under "## Extender" (replacing that section only).
  */
 import { recordSection } from './results.js';
@@ -111,22 +114,26 @@ class LeanClient {
   close(): void { this.socket.destroy(); }
 }
 
-interface Row { mode: string; verb: string; nodes: number; bodyBytes: number; iterations: number; e2e: Stats; server: Stats; floor?: Stats; noop?: Stats }
+type Path = 'bytes' | 'plain';
+const PATHS: readonly Path[] = ['bytes', 'plain'];
+
+interface Row { path: Path; mode: string; verb: string; nodes: number; bodyBytes: number; iterations: number; e2e: Stats; server: Stats; cpu: Stats; floor?: Stats; noop?: Stats }
 
 /**
  * The server runs in its own process, as the extender does in a cluster: its own heap, GC and
  * core, so the client's 30 MB buffers neither pause it nor share its event loop. Server-side
  * times come back over IPC.
  */
-function serveInChild(size: number): void {
+function serveInChild(size: number, plainJson: boolean): void {
   const nodes = cluster(size);
   const cache = new Map<string, NodeFacts>(nodes.map((n) => { const f = nodeFacts(n as unknown as Node, { index: true }); return [f.name, f]; }));
   // The same full-Nodes body the parent sends, for the floor measured here, in the server's heap.
   const fullText = JSON.stringify(fullArgs(wirePod(true), nodes));
   nodes.length = 0;
   const index = new NameIndex(cache.values());
-  const ext = createExtenderServer({ policyFor: () => DEFAULT_POLICY, nodeByName: (n) => cache.get(n), nameIndex: () => index, logger: silentLogger(), registry: createRegistry('bench', false) });
+  const ext = createExtenderServer({ policyFor: () => DEFAULT_POLICY, nodeByName: (n) => cache.get(n), nameIndex: () => index, logger: silentLogger(), registry: createRegistry('bench', false), plainJson });
   let times: number[] = [];
+  let cpu: number[] = [];
   const noopAnswers = new Map<number, Buffer>();
   // Server-side time: from the request's headers to the response's last byte handed to the socket.
   void listen((req, res) => {
@@ -143,11 +150,18 @@ function serveInChild(size: number): void {
       });
       return;
     }
-    res.on('finish', () => { times.push(ms(t0)); });
+    // CPU time too (this process, GC threads included): on a loaded machine wall time also counts
+    // the waits for a core, CPU time only the work.
+    const c0 = process.cpuUsage();
+    res.on('finish', () => {
+      times.push(ms(t0));
+      const c = process.cpuUsage(c0);
+      cpu.push((c.user + c.system) / 1000);
+    });
     ext.listener(req, res);
   }, 0, '127.0.0.1').then((running) => {
     process.on('message', (m: string) => {
-      if (m === 'times') { process.send?.(times); times = []; } else if (m === 'floor') {
+      if (m === 'times') { process.send?.({ times, cpu }); times = []; cpu = []; } else if (m === 'floor') {
         const t0 = process.hrtime.bigint();
         JSON.stringify(JSON.parse(fullText));
         process.send?.(ms(t0));
@@ -164,7 +178,7 @@ function ask<T>(child: ChildProcess, message: string): Promise<T> {
 
 /** Issue 3's targets at 5,000 nodes: NodeNames p99 ≤ 2 ms; full Nodes ≤ 1.5× the floor. */
 function verdicts(rows: readonly Row[]): string[] {
-  return rows.filter((r) => r.nodes === 5_000).map((r) => {
+  return rows.filter((r) => r.nodes === 5_000 && r.path === 'bytes').map((r) => {
     if (r.mode === 'names') {
       const met = r.server.p99 <= 2;
       return `- NodeNames ${r.verb}, 5,000 nodes: server p99 ${r.server.p99.toFixed(2)} ms against a target of ≤ 2 ms: ${met ? 'met' : 'not met in this run'}.`;
@@ -180,11 +194,11 @@ async function main(): Promise<void> {
   const pod = wirePod(true);
 
   for (const size of sizes) {
-    // The server gets no extra flags: its own GC behaviour is part of what is measured.
-    const child = fork(fileURLToPath(import.meta.url), ['--serve', String(size)], { stdio: 'inherit', execArgv: [] });
-    const port = await new Promise<number>((resolve) => child.once('message', (m) => resolve(m as number)));
+    // The servers get no extra flags: their own GC behaviour is part of what is measured.
+    const children = PATHS.map((path) => fork(fileURLToPath(import.meta.url), ['--serve', String(size), ...(path === 'plain' ? ['--plain'] : [])], { stdio: 'inherit', execArgv: [] }));
+    const ports = await Promise.all(children.map((child) => new Promise<number>((resolve) => child.once('message', (m) => resolve(m as number)))));
     const nodes = cluster(size);
-    const client = await LeanClient.connect(port);
+    const clients = await Promise.all(ports.map((port) => LeanClient.connect(port)));
     try {
       for (const mode of ['names', 'full'] as const) {
         const names = nodes.map((n) => (n.metadata as { name: string }).name);
@@ -193,9 +207,9 @@ async function main(): Promise<void> {
           const request = LeanClient.request(`/${verb}`, body);
           const iterations = mode === 'names' ? 400 : size >= 5_000 ? 25 : 80;
           const warmup = mode === 'names' ? 50 : 3;
-          const e2e: number[] = [];
+          const e2e: number[][] = PATHS.map(() => []);
           let response = 0;
-          await ask(child, 'times');
+          for (const child of children) await ask(child, 'times');
           // The floor (issue 3): JSON.parse of the request body + JSON.stringify of what it
           // parses to, i.e. merely decoding and re-encoding the payload. Measured in the server
           // process, alternating with the requests, so both see the same heap and machine load.
@@ -206,33 +220,48 @@ async function main(): Promise<void> {
           // its own GC stays out of the e2e times; needs --expose-gc, as `npm run bench:extender` gives.
           (globalThis as { gc?: () => void }).gc?.();
           for (let i = 0; i < warmup + iterations; i++) {
-            const t0 = process.hrtime.bigint();
-            response = await client.send(request);
-            if (i >= warmup) e2e.push(ms(t0));
+            // Both servers in turn, the first one alternating, so neither always follows the other.
+            for (let k = 0; k < PATHS.length; k++) {
+              const which = (i + k) % PATHS.length;
+              const t0 = process.hrtime.bigint();
+              const answered = await clients[which]?.send(request);
+              if (i >= warmup) e2e[which]?.push(ms(t0));
+              if (which === 0) response = answered ?? 0;
+            }
+            const shipped = children[0];
+            if (!shipped) throw new Error('no server');
             if (mode === 'full') {
-              const sample = await ask<number>(child, 'floor');
+              const sample = await ask<number>(shipped, 'floor');
               if (i >= warmup) floorSamples.push(sample);
             } else {
               // The same round trip to a no-op handler in the same server: what any answer costs here.
               noopRequest ??= LeanClient.request(`/noop/${response}`, body);
               const t1 = process.hrtime.bigint();
-              await client.send(noopRequest);
+              await clients[0]?.send(noopRequest);
               if (i >= warmup) noopSamples.push(ms(t1));
             }
           }
           if (response === 0) throw new Error('empty response');
-          const server = (await ask<number[]>(child, 'times')).slice(warmup);
           const floor = mode === 'full' ? stats(floorSamples) : undefined;
-          rows.push({ mode, verb, nodes: size, bodyBytes: body.length, iterations, e2e: stats(e2e), server: stats(server), ...(floor ? { floor } : {}), ...(noopSamples.length ? { noop: stats(noopSamples) } : {}) });
-          const last = rows[rows.length - 1];
-          process.stderr.write(`${mode} ${verb} ${size}: server p50 ${last?.server.p50.toFixed(2)} ms\n`);
+          for (const [k, path] of PATHS.entries()) {
+            const child = children[k];
+            if (!child) continue;
+            const measured = await ask<{ times: number[]; cpu: number[] }>(child, 'times');
+            const server = measured.times.slice(warmup);
+            const cpu = measured.cpu.slice(warmup);
+            rows.push({ path, mode, verb, nodes: size, bodyBytes: body.length, iterations, e2e: stats(e2e[k] ?? []), server: stats(server), cpu: stats(cpu), ...(floor ? { floor } : {}), ...(noopSamples.length && path === 'bytes' ? { noop: stats(noopSamples) } : {}) });
+            const last = rows[rows.length - 1];
+            process.stderr.write(`${path} ${mode} ${verb} ${size}: server p50 ${last?.server.p50.toFixed(2)} p99 ${last?.server.p99.toFixed(2)} ms, cpu p50 ${last?.cpu.p50.toFixed(2)} p99 ${last?.cpu.p99.toFixed(2)} ms\n`);
+          }
         }
       }
     } finally {
-      client.close();
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.send('close');
-      await exited;
+      for (const client of clients) client.close();
+      await Promise.all(children.map((child) => {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.send('close');
+        return exited;
+      }));
     }
   }
 
@@ -246,6 +275,9 @@ async function main(): Promise<void> {
     '"server" = request headers in → last response byte written; "e2e" adds the client sending the body and reading the answer.',
     'Floor = `JSON.stringify(JSON.parse(request body))` on the same body (issue 3\'s definition), in the server process,',
     'one floor sample after each request so both see the same load. Times in ms.',
+    '"server CPU" = CPU time of the server process (GC threads included) over the same span: the work without the waits for a core.',
+    'path: "bytes" = as shipped (NodeNames read in place, names-wire.ts; full-Nodes filter answers spliced from the request, raw-json.ts);',
+    '"plain" = a second server process with `plainJson` (JSON.parse + JSON.stringify only), asked in turn with the first.',
     `Load average when the run ended: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (a shared machine: other jobs ran alongside).`,
     '',
     'No-op = the same request to a handler in the same server that reads the body and answers as many bytes as the real',
@@ -253,9 +285,9 @@ async function main(): Promise<void> {
     'The NodeNames target is judged on server time: the no-op round trip alone has an e2e p99 of 0.2–2.5 ms across runs',
     'here (loopback on 2 shared vCPUs), so e2e p99s mostly measure the machine, not the extender.',
     '',
-    '| mode | verb | nodes | request body | n | e2e p50 | e2e p99 | server p50 | server p99 | no-op e2e p50 | no-op e2e p99 | floor p50 | server/floor (p50) | e2e/floor (p50) |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.mode === 'full' ? 'full Nodes' : 'NodeNames'} | ${r.verb} | ${r.nodes} | ${(r.bodyBytes / 1e6).toFixed(2)} MB | ${r.iterations} | ${f(r.e2e.p50)} | ${f(r.e2e.p99)} | ${f(r.server.p50)} | ${f(r.server.p99)} | ${r.noop ? f(r.noop.p50) : '–'} | ${r.noop ? f(r.noop.p99) : '–'} | ${r.floor ? f(r.floor.p50) : '–'} | ${r.floor ? `${(r.server.p50 / r.floor.p50).toFixed(2)}×` : '–'} | ${r.floor ? `${(r.e2e.p50 / r.floor.p50).toFixed(2)}×` : '–'} |`),
+    '| path | mode | verb | nodes | request body | n | e2e p50 | e2e p99 | server p50 | server p99 | server CPU p50 | server CPU p99 | no-op e2e p50 | no-op e2e p99 | floor p50 | server/floor (p50) | e2e/floor (p50) |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.path} | ${r.mode === 'full' ? 'full Nodes' : 'NodeNames'} | ${r.verb} | ${r.nodes} | ${(r.bodyBytes / 1e6).toFixed(2)} MB | ${r.iterations} | ${f(r.e2e.p50)} | ${f(r.e2e.p99)} | ${f(r.server.p50)} | ${f(r.server.p99)} | ${f(r.cpu.p50)} | ${f(r.cpu.p99)} | ${r.noop ? f(r.noop.p50) : '–'} | ${r.noop ? f(r.noop.p99) : '–'} | ${r.floor ? f(r.floor.p50) : '–'} | ${r.floor ? `${(r.server.p50 / r.floor.p50).toFixed(2)}×` : '–'} | ${r.floor ? `${(r.e2e.p50 / r.floor.p50).toFixed(2)}×` : '–'} |`),
     '',
     ...verdicts(rows),
     '',
@@ -268,4 +300,4 @@ async function main(): Promise<void> {
 
 const serve = process.argv.indexOf('--serve');
 if (serve === -1) await main();
-else serveInChild(Number(process.argv[serve + 1]));
+else serveInChild(Number(process.argv[serve + 1]), process.argv.includes('--plain'));

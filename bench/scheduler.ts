@@ -9,11 +9,13 @@
  * the floor for any extender). Each phase creates the same pods (webhook-shaped: restored-from,
  * origin-*, original-images annotations and the required node affinity the webhook adds) for one
  * schedulerName, and times first create → last pod bound (seen on a watch). Phases alternate
- * (plain, floor, lazarus, plain…); pods are deleted between phases. Writes bench/RESULTS.md's
- * "## Scheduler" section (that section only). The scheduler's client limits are the same for all
- * (`clientConnection: {qps, burst}`, default 5000/5000 as scheduler_perf).
+ * (plain, floor, lazarus, plain…); pods are deleted between phases. The rounds run at each node
+ * count in turn (500, then 5,000: nodes are added, and the extender's cache is seen to judge
+ * every new node before they start), so each count's ratios come from the same run. Writes
+ * bench/RESULTS.md's "## Scheduler" section (that section only). The scheduler's client limits
+ * are the same for all (`clientConnection: {qps, burst}`, default 5000/5000 as scheduler_perf).
  *
- * Flags: --pods N (1000) --nodes N (500) --rounds N (3) --concurrency N (32) --qps N (5000)
+ * Flags: --pods N (1000) --nodes N,N… (500,5000) --rounds N (3) --concurrency N (32) --qps N (5000)
  * --burst N (5000) --extender child|in-process (child) --floor=false --no-write
  * --extender-node-args "--cpu-prof --cpu-prof-dir=D" (profile the extender child).
  */
@@ -35,7 +37,7 @@ import { installCrds } from '../test/harness/apply.js';
 
 const FLAGS: Readonly<Record<string, FlagSpec>> = {
   pods: { type: 'int', default: 1000, description: 'pods per phase' },
-  nodes: { type: 'int', default: 500, description: 'fake nodes' },
+  nodes: { type: 'string', default: '500,5000', description: 'fake node counts, ascending: the rounds run at each (nodes are added in between)' },
   rounds: { type: 'int', default: 3, description: 'rounds of (without, floor, with) phases' },
   concurrency: { type: 'int', default: 32, description: 'pod creations in flight' },
   qps: { type: 'int', default: 5000, description: 'kube-scheduler clientConnection.qps (both schedulers)' },
@@ -62,7 +64,7 @@ const FULL_FLAGS = ['fpu', 'vme', 'de', 'pse', 'tsc', 'msr', 'pae', 'mce', 'cx8'
 type Unfit = 'arm64' | 'no agent' | 'cpu flags' | 'runtime' | undefined;
 
 /**
- * 500 nodes like a cluster running Lazarus: 20 images each, zone/instance labels, and 1 in 5 unable
+ * Nodes like a cluster running Lazarus: 20 images each, zone/instance labels, and 1 in 5 unable
  * to restore — 10% arm64 and 5% without the agent (the webhook's node affinity rules these out in
  * the scheduler itself), 5% that pass the affinity but not the extender (CPU flags, runtime).
  */
@@ -131,6 +133,8 @@ interface PodObject { metadata?: { name?: string }; spec?: { nodeName?: string }
 
 interface PhaseResult {
   name: string;
+  /** Fake nodes in the cluster during the phase. */
+  nodes?: number;
   scheduler: string;
   pods: number;
   /** First create sent → last create answered, ms. */
@@ -283,6 +287,39 @@ async function startExtenderInProcess(cp: ControlPlane, port: number): Promise<E
   return { port, pid: undefined, stop: () => running.stop() };
 }
 
+/** `500,5000` → [500, 5000]; problems for anything but ascending whole numbers > 0. */
+function nodeCounts(text: string, problems: string[]): number[] {
+  const counts = text.split(',').map((s) => Number(s.trim()));
+  if (counts.length === 0 || counts.some((n, i) => !Number.isInteger(n) || n <= 0 || n > 9999 || (i > 0 && n <= (counts[i - 1] ?? 0)))) {
+    problems.push(`--nodes must be ascending whole numbers from 1 to 9999, comma-separated (got "${text}")`);
+  }
+  return counts;
+}
+
+/**
+ * Resolves once the extender judges `nodes` as their specs say (the unfit ones fail, the others
+ * pass): its node cache has every one of them, status included. Phases before that would bind
+ * pods to nodes it does not know yet (unknown nodes pass).
+ */
+async function extenderKnows(port: number, nodes: readonly { spec: FakeNodeSpec; unfit: Unfit }[]): Promise<void> {
+  const body = Buffer.from(JSON.stringify({ Pod: restoredPod('probe', 'probe', LAZARUS), Nodes: null, NodeNames: nodes.map((n) => n.spec.name) }));
+  const wantFailed = nodes.filter((n) => n.unfit !== undefined).map((n) => n.spec.name).sort();
+  await waitFor(async () => {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path: '/filter', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': body.length }, timeout: 10_000 }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => { text += c; });
+        res.on('end', () => resolve(text));
+      });
+      req.on('error', reject).on('timeout', () => req.destroy(new Error('timed out')));
+      req.end(body);
+    });
+    const failed = Object.keys((JSON.parse(answer) as { FailedAndUnresolvableNodes?: Record<string, string> | null }).FailedAndUnresolvableNodes ?? {}).sort();
+    return failed.length === wantFailed.length && failed.every((name, i) => name === wantFailed[i]);
+  }, { timeoutMs: 120_000, intervalMs: 500, description: `the extender to judge all ${nodes.length} new nodes` });
+}
+
 function fmt(x: number, digits = 1): string {
   return Number.isFinite(x) ? x.toFixed(digits) : '–';
 }
@@ -292,9 +329,9 @@ async function main(): Promise<void> {
   if (positionals.length > 0) problems.push(`unexpected arguments: ${positionals.join(' ')}`);
   const mode = values.extender as string;
   if (mode !== 'child' && mode !== 'in-process') problems.push('--extender must be child or in-process');
+  const sizes = nodeCounts(values.nodes as string, problems);
   if (problems.length > 0) throw new UsageError(problems);
   const pods = values.pods as number;
-  const nodeCount = values.nodes as number;
   const rounds = values.rounds as number;
   const concurrency = values.concurrency as number;
   const qps = values.qps as number;
@@ -321,68 +358,81 @@ async function main(): Promise<void> {
   let ok = false;
   try {
     const client = cp.client;
-    let t = Date.now();
-    const nodes = Array.from({ length: nodeCount }, (_, i) => benchNode(i));
-    await pool(nodes, 16, async ({ spec }) => { await createNode(client, spec); });
-    const unfit = new Set(nodes.filter((n) => n.unfit !== undefined && n.unfit !== 'arm64' && n.unfit !== 'no agent').map((n) => n.spec.name));
-    const unfitCount = nodes.filter((n) => n.unfit !== undefined).length;
-    log(`[bench] ${nodeCount} nodes in ${Date.now() - t} ms (${unfitCount} cannot restore; ${unfit.size} of them pass the webhook's affinity)`);
     await createNamespace(client, NAMESPACE);
     // The extender's cache also watches RestorePolicies (and is not ready without the CRDs).
     await installCrds(client);
-
-    t = Date.now();
+    let t = Date.now();
     extenders.push(mode === 'in-process' ? await startExtenderInProcess(cp, extenderPort) : await startExtenderChild(cp, extenderPort, nodeArgs, false));
     if (floor) extenders.push(await startExtenderChild(cp, floorPort, [], true));
     log(`[bench] extender (${mode}) ready in ${Date.now() - t} ms on port ${extenderPort}`);
 
     const schedulers = [PLAIN, ...(floor ? [FLOOR] : []), LAZARUS];
-    // Warm-up: a few pods per scheduler so caches, connections and JIT are not in the first phase.
-    for (const scheduler of schedulers) {
-      await runPhase(log, client, `warm-${scheduler}`, scheduler, 20, concurrency, unfit);
-      await clearPhase(client, `warm-${scheduler}`);
-    }
-
+    const nodes: { spec: FakeNodeSpec; unfit: Unfit }[] = [];
     const results: PhaseResult[] = [];
-    for (let round = 1; round <= rounds; round++) {
+    for (const size of sizes) {
+      t = Date.now();
+      const added = Array.from({ length: size - nodes.length }, (_, k) => benchNode(nodes.length + k));
+      await pool(added, 16, async ({ spec }) => { await createNode(client, spec); });
+      nodes.push(...added);
+      await extenderKnows(extenderPort, added);
+      log(`[bench] ${added.length} nodes added in ${Date.now() - t} ms, ${size} in all, and the extender judges them`);
+      const unfit = new Set(nodes.filter((n) => n.unfit !== undefined && n.unfit !== 'arm64' && n.unfit !== 'no agent').map((n) => n.spec.name));
+
+      // Warm-up: a few pods per scheduler so caches, connections and JIT are not in the first phase.
       for (const scheduler of schedulers) {
-        const name = `${PHASE_NAMES[scheduler] ?? scheduler}-${round}`;
-        const samples = scheduler === LAZARUS ? (): Promise<Samples> => extenderSamples(extenderPort) : scheduler === FLOOR ? (): Promise<Samples> => floorSamples(floorPort) : undefined;
-        const before = await samples?.();
-        const r = await runPhase(log, client, name, scheduler, pods, concurrency, unfit);
-        if (before && samples) r.extender = delta(before, await samples());
-        results.push(r);
-        log(`[bench] ${name}: ${pods} pods in ${fmt(r.totalMs, 0)} ms (creates ${fmt(r.createMs, 0)} ms) = ${fmt(r.podsPerSecond)} pods/s; on unfit nodes: ${r.onUnfit}; rewatches ${r.rewatches}${r.extender ? `; extender filter ${r.extender.filter.count} × ${fmt(r.extender.filter.meanMs, 2)} ms, prioritize ${r.extender.prioritize.count} × ${fmt(r.extender.prioritize.meanMs, 2)} ms` : ''}`);
-        await clearPhase(client, name);
-        await new Promise((r) => setTimeout(r, 1000));
+        await runPhase(log, client, `warm-${size}-${scheduler}`, scheduler, 20, concurrency, unfit);
+        await clearPhase(client, `warm-${size}-${scheduler}`);
+      }
+
+      for (let round = 1; round <= rounds; round++) {
+        for (const scheduler of schedulers) {
+          const name = `${PHASE_NAMES[scheduler] ?? scheduler}-${size}-${round}`;
+          const samples = scheduler === LAZARUS ? (): Promise<Samples> => extenderSamples(extenderPort) : scheduler === FLOOR ? (): Promise<Samples> => floorSamples(floorPort) : undefined;
+          const before = await samples?.();
+          const r: PhaseResult = { ...await runPhase(log, client, name, scheduler, pods, concurrency, unfit), nodes: size };
+          if (before && samples) r.extender = delta(before, await samples());
+          results.push(r);
+          log(`[bench] ${name}: ${pods} pods in ${fmt(r.totalMs, 0)} ms (creates ${fmt(r.createMs, 0)} ms) = ${fmt(r.podsPerSecond)} pods/s; on unfit nodes: ${r.onUnfit}; rewatches ${r.rewatches}${r.extender ? `; extender filter ${r.extender.filter.count} × ${fmt(r.extender.filter.meanMs, 2)} ms, prioritize ${r.extender.prioritize.count} × ${fmt(r.extender.prioritize.meanMs, 2)} ms` : ''}`);
+          await clearPhase(client, name);
+          await new Promise((r) => setTimeout(r, 1000));
+        }
       }
     }
 
-    const rate = (scheduler: string): number => {
-      const rs = results.filter((r) => r.scheduler === scheduler);
+    const rate = (scheduler: string, size: number): number => {
+      const rs = results.filter((r) => r.scheduler === scheduler && r.nodes === size);
       return rs.reduce((n, r) => n + r.pods, 0) / (rs.reduce((s, r) => s + r.totalMs, 0) / 1000);
     };
-    const ratio = rate(LAZARUS) / rate(PLAIN);
+    const biggest = nodes.length;
+    const count = (unfit: Unfit): number => nodes.filter((n) => n.unfit === unfit).length;
+    const passAffinity = count('cpu flags') + count('runtime');
     const lines = [
       '## Scheduler',
       '',
       `\`npm run bench:scheduler\` on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}.`,
       `Real kube-scheduler v1.35.4, one process per schedulerName (${schedulers.map((s) => `\`${s}\``).join(', ')}), identical but for the extender,`,
       `\`clientConnection: {qps: ${qps}, burst: ${burst}}\` in each (scheduler_perf's client limits; the harness default is 200/400);`,
-      `kube-apiserver + etcd on loopback; ${nodeCount} fake nodes (20 images each; ${unfitCount} cannot restore: ${nodes.filter((n) => n.unfit === 'arm64').length} arm64, ${nodes.filter((n) => n.unfit === 'no agent').length} without the agent,`,
-      `${unfit.size} pass the webhook's node affinity but fail the extender on CPU flags or runtime). ${pods} webhook-shaped restored pods per phase`,
+      `kube-apiserver + etcd on loopback; ${sizes.join(', then ')} fake nodes (20 images each; 1 in 5 cannot restore — of the ${biggest}: ${count('arm64')} arm64, ${count('no agent')} without the agent,`,
+      `${passAffinity} pass the webhook's node affinity but fail the extender on CPU flags or runtime). ${pods} webhook-shaped restored pods per phase`,
       `(origin annotations + required affinity \`kubernetes.io/arch In [amd64]\`, \`lazarus.dev/criu-version Gt 40100\`), created through the API,`,
       `${concurrency} in flight; time = first create sent → last pod seen bound on a watch. Pods deleted between phases; phases alternate.`,
+      `${rounds} round${rounds === 1 ? '' : 's'} at each node count; nodes are added between counts, and the rounds start once the extender judges every new node.`,
       `Extender: \`lazarus extender\` ${mode === 'child' ? 'in its own process' : 'in the bench process'}, NodeNames mode (\`nodeCacheCapable: true\`), weight 5, ignorable, httpTimeout 2s.`,
       ...(floor ? ['`bench-floor`: the same extender configuration pointing at bench/noop-extender.ts, a bare node:http server that parses each request and passes every node (the floor for any extender).'] : []),
       `Load average when the run ended: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} (2 cores shared by etcd, the API server, the schedulers, the extender and the driver — and other jobs).`,
       '',
-      '| phase | scheduler | pods | creates done (ms) | last bound (ms) | pods/s | pods on nodes the extender rules out | filter calls × mean server time | prioritize calls × mean server time |',
-      '|---|---|---:|---:|---:|---:|---:|---:|---:|',
-      ...results.map((r) => `| ${r.name} | ${r.scheduler} | ${r.pods} | ${fmt(r.createMs, 0)} | ${fmt(r.totalMs, 0)} | ${fmt(r.podsPerSecond)} | ${r.onUnfit} | ${r.extender ? `${r.extender.filter.count} × ${fmt(r.extender.filter.meanMs, 2)} ms` : '–'} | ${r.extender ? `${r.extender.prioritize.count} × ${fmt(r.extender.prioritize.meanMs, 2)} ms` : '–'} |`),
+      '| phase | nodes | scheduler | pods | creates done (ms) | last bound (ms) | pods/s | pods on nodes the extender rules out | filter calls × mean server time | prioritize calls × mean server time |',
+      '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|',
+      ...results.map((r) => `| ${r.name} | ${r.nodes} | ${r.scheduler} | ${r.pods} | ${fmt(r.createMs, 0)} | ${fmt(r.totalMs, 0)} | ${fmt(r.podsPerSecond)} | ${r.onUnfit} | ${r.extender ? `${r.extender.filter.count} × ${fmt(r.extender.filter.meanMs, 2)} ms` : '–'} | ${r.extender ? `${r.extender.prioritize.count} × ${fmt(r.extender.prioritize.meanMs, 2)} ms` : '–'} |`),
       '',
-      `**Without the extender: ${fmt(rate(PLAIN))} pods/s. With it: ${fmt(rate(LAZARUS))} pods/s. Ratio ${ratio.toFixed(2)}** (target ≥ 0.7; the published scheduler_perf run: 111/991 = 0.11).`,
-      ...(floor ? ['', `Floor (no-op extender): ${fmt(rate(FLOOR))} pods/s, ratio ${(rate(FLOOR) / rate(PLAIN)).toFixed(2)}; Lazarus / floor = ${(rate(LAZARUS) / rate(FLOOR)).toFixed(2)}.`] : []),
+      `Pods/s over all rounds at each node count, and their ratios (target for with / without ≥ 0.7; the published scheduler_perf run: 111/991 = 0.11):`,
+      '',
+      `| nodes | without | ${floor ? 'floor (no-op extender) | ' : ''}with Lazarus | **with / without** | ${floor ? 'floor / without | with / floor |' : ''}`,
+      `|---:|---:|---:|---:|${floor ? '---:|---:|---:|' : ''}`,
+      ...sizes.map((size) => {
+        const [plain, noop, lazarus] = [rate(PLAIN, size), rate(FLOOR, size), rate(LAZARUS, size)];
+        return `| ${size} | ${fmt(plain)} | ${floor ? `${fmt(noop)} | ` : ''}${fmt(lazarus)} | **${(lazarus / plain).toFixed(2)}** | ${floor ? `${(noop / plain).toFixed(2)} | ${(lazarus / noop).toFixed(2)} |` : ''}`;
+      }),
       '',
     ];
     const table = lines.join('\n');
@@ -399,6 +449,5 @@ async function main(): Promise<void> {
     else log(`[bench] logs kept in ${dir}`);
   }
 }
-
 
 await main();

@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Subcommand } from '../cli/main.js';
+import type { Subcommand } from '../cli/subcommand.js';
 import { parseFlags, usage, UsageError, type FlagSpec } from '../cli/flags.js';
 import { parseDuration } from '../api/duration.js';
 import { createLogger, type Logger } from '../runtime/log.js';

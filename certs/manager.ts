@@ -23,6 +23,8 @@ import net from 'node:net';
 import path from 'node:path';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
+import { backoffDelay, type Backoff } from '../runtime/backoff.js';
+import { sleep } from '../runtime/sleep.js';
 import {
   generateMaterial, issueServing, serialFromBytes, servingNames,
   SERIAL_BYTES, type Entropy, type Identity, type Lifetimes, type Material, type Names,
@@ -169,16 +171,6 @@ export function reissueServing(stale: Served, identity: Identity, certLifetimeMs
     now, lifetimeMs: certLifetimeMs, names: withKept(servingNames(identity), old ? sanNames(old) : undefined),
   });
   return { ...stale, cert };
-}
-
-/** Like kube/informer's sleep, kept local so offline certificate code never loads the Kubernetes client (~330 ms). */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) { resolve(); return; }
-    const done = (): void => { clearTimeout(timer); signal.removeEventListener('abort', done); resolve(); };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 // ---------------------------------------------------------------- Secret
@@ -404,7 +396,8 @@ export async function syncOnce(store: CertStore, opts: SecretManagerOptions, hol
 /** Runs until `signal` aborts; errors are logged and retried with backoff, the last good certificate stays served. */
 export async function runSecretManager(store: CertStore, opts: SecretManagerOptions, holder: CertHolder, entropy: Entropy, log: Logger, signal: AbortSignal): Promise<void> {
   const interval = opts.checkIntervalMs ?? 30_000;
-  let backoff = Math.min(1000, interval);
+  const retry: Backoff = { baseMs: Math.min(1000, interval), maxMs: interval };
+  let failures = 0;
   // A stale certificate found at serve time cuts the wait short: the Secret needs the renewal too.
   let wake = new AbortController();
   const unsubscribe = holder.onStale(() => wake.abort());
@@ -418,12 +411,11 @@ export async function runSecretManager(store: CertStore, opts: SecretManagerOpti
     try {
       const renewAt = await syncOnce(store, opts, holder, entropy, log, signal);
       wait = Math.min(interval, Math.max(20, renewAt - entropy.now()));
-      backoff = Math.min(1000, interval);
+      failures = 0;
     } catch (err) {
       if (signal.aborted) return;
       log.error({ err: message(err), secret: `${opts.namespace}/${opts.name}` }, 'certificate sync failed; keeping the current certificate and retrying');
-      wait = backoff;
-      backoff = Math.min(backoff * 2, interval);
+      wait = backoffDelay(++failures, retry);
     }
     await sleepUntilWoken(wait);
   }

@@ -3,11 +3,7 @@
  * (throwing UsageError with every problem) and returns an exit code.
  */
 import { UsageError } from './flags.js';
-
-export interface Subcommand {
-  summary: string;
-  run(argv: string[], env: NodeJS.ProcessEnv): Promise<number>;
-}
+import type { Subcommand } from './subcommand.js';
 
 const commands: Record<string, () => Promise<Subcommand>> = {
   webhook: async () => (await import('../webhook/command.js')).command,

@@ -6,7 +6,7 @@
 import { CHECKPOINT_REQUEST } from '../api/keys.js';
 import { REQUEST_NOW } from '../api/checkpoint-request.js';
 import type { Checkpoint } from '../api/types.js';
-import type { Subcommand } from '../cli/main.js';
+import type { Subcommand } from '../cli/subcommand.js';
 import { parseFlags, usage, UsageError, type FlagSpec } from '../cli/flags.js';
 import { createKubeClient, loadKubeConfig, type KubeClient } from '../kube/client.js';
 import { sleep as realSleep } from '../runtime/sleep.js';

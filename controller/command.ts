@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { parseDuration } from '../api/duration.js';
 import { RESTORED_FROM } from '../api/keys.js';
-import type { Subcommand } from '../cli/main.js';
+import type { Subcommand } from '../cli/subcommand.js';
 import { parseFlags, port, usage, UsageError, type FlagSpec } from '../cli/flags.js';
 import { createKubeClient, loadKubeConfig, type KubeClient } from '../kube/client.js';
 import { sleep } from '../runtime/sleep.js';

@@ -17,7 +17,8 @@ import type { ControllerIO, EventSubject } from './kube-io.js';
 import type { ControllerMetrics } from './metrics.js';
 import { classifyRestore, type RestoreOutcome } from './outcome.js';
 import { planRetention } from './retention.js';
-import { backoffDelay, hashJitter, perNodeBound, planCheckpoints, type Backoff, type Job, type NodeLoad, type Target, type TargetState } from './schedule.js';
+import { backoffDelay, type Backoff } from '../runtime/backoff.js';
+import { hashJitter, perNodeBound, planCheckpoints, type Job, type NodeLoad, type Target, type TargetState } from './schedule.js';
 import { checkpointTargets, podPolicy, workloadPolicy, type PodView, type PolicyView } from './targets.js';
 
 export interface ControllerView extends PolicyView {

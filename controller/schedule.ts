@@ -21,6 +21,7 @@
  *   its next due time, is known only then).
  * - At most `maxConcurrent` in flight in the cluster.
  */
+import { backoffDelay, type Backoff } from '../runtime/backoff.js';
 
 export interface Target {
   /** `namespace/pod/container`, unique. */
@@ -55,8 +56,6 @@ export interface TargetState {
   lastFailureAt?: number;
 }
 
-export interface Backoff { baseMs: number; maxMs: number }
-
 export type JobReason = 'drain' | 'demand' | 'interval';
 
 /** Order among due jobs: the pod about to leave, then the person waiting, then the schedule. */
@@ -84,12 +83,6 @@ export interface ScheduleInput {
   /** Largest stretch of an interval, e.g. 0.1 = up to 10 % later. */
   jitterFactor: number;
   backoff: Backoff;
-}
-
-/** base × 2^(failures−1), capped; 0 without failures. */
-export function backoffDelay(failures: number, backoff: Backoff): number {
-  if (failures <= 0) return 0;
-  return Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.min(failures - 1, 30));
 }
 
 /** When this target is next due, and why; undefined when never (no interval, no cordon). */

@@ -4,7 +4,7 @@
  * read: the demo never touches a cluster unless told to). Everything it started or created is
  * torn down on success, failure, Ctrl-C or SIGTERM.
  */
-import type { Subcommand } from '../cli/main.js';
+import type { Subcommand } from '../cli/subcommand.js';
 import { parseFlags, usage, UsageError, type FlagSpec } from '../cli/flags.js';
 import { runScenario } from './demo.js';
 import { startLocal, useExisting, type Environment, type RegisterStop } from './environment.js';

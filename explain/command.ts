@@ -1,5 +1,5 @@
 /** `lazarus explain pod NS/NAME [--json]`: why a pod was restored or started cold. */
-import type { Subcommand } from '../cli/main.js';
+import type { Subcommand } from '../cli/subcommand.js';
 import { parseFlags, usage, UsageError, type FlagSpec } from '../cli/flags.js';
 import { createKubeClient, isNotFound, loadKubeConfig, type KubeClient } from '../kube/client.js';
 import { ALWAYS_EXCLUDED_NAMESPACES } from '../api/keys.js';

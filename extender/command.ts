@@ -5,7 +5,7 @@
  * RestorePolicies.
  */
 import type tls from 'node:tls';
-import type { Subcommand } from '../cli/main.js';
+import type { Subcommand } from '../cli/subcommand.js';
 import { parseFlags, port, usage, UsageError, type FlagSpec } from '../cli/flags.js';
 import { DEFAULT_POLICY } from '../api/policy.js';
 import { createLogger } from '../runtime/log.js';

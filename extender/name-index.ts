@@ -65,12 +65,7 @@ export class NameIndex {
     }
   }
 
-  /** The node named by `bytes[start, end)`. */
-  get(bytes: Uint8Array, start: number, end: number): NodeFacts | undefined {
-    const p = this.position(bytes, start, end);
-    return p === -1 ? undefined : this.facts[p];
-  }
-
+  /** The node at `position` (from position()); undefined for -1. */
   factsAt(position: number): NodeFacts | undefined { return this.facts[position]; }
 
   /**

@@ -10,6 +10,12 @@
  * (null) and `NodeNames` (plain printable-ASCII strings, no escapes), each once, in ASCII.
  * Anything else gives up and the caller decodes the body as usual; both paths give the same
  * answer (test/unit/extender-names-wire.test.ts).
+ *
+ * Still worth its lines (bench:extender against `plainJson`, same run, 5,000 names, 2 shared
+ * cores at load 15–27, 2026-12-06): server CPU per request p50 1.0–1.4 ms here against 1.9–3.8
+ * ms decoded, p99 2.5–3.5 against 4.3–5.7 ms, in filter and prioritize alike; the decoded path
+ * alone spends more than the 2 ms p99 target (issue 3). At 500 names the two are close (CPU
+ * p50 0.2–0.3 against 0.3–0.4 ms).
  */
 import type { FilterSink, NameSpans, Verdict } from './decide.js';
 import { podProblem } from './decide.js';

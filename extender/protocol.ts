@@ -63,8 +63,5 @@ export interface ExtenderFilterResult {
 export interface HostPriority { Host: string; Score: number }
 export type HostPriorityList = HostPriority[];
 
-export const MIN_EXTENDER_PRIORITY = 0;
-export const MAX_EXTENDER_PRIORITY = 10;
-
 /** The verbs this extender serves, as the paths kube-scheduler calls (`filterVerb: filter`, …). */
 export type Verb = 'filter' | 'prioritize';

@@ -40,6 +40,11 @@ export interface ExtenderDeps {
   logger: Logger;
   registry: Registry;
   maxBodyBytes?: number;
+  /**
+   * Every request decoded by JSON.parse and every answer encoded by JSON.stringify, without the
+   * byte-level paths (names-wire.ts, raw-json.ts): the baseline bench:extender measures them against.
+   */
+  plainJson?: boolean;
   /** Monotonic seconds, for the latency histogram only; injected so tests need no real clock. */
   now?: () => number;
 }
@@ -199,7 +204,7 @@ export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
       log.warn({ verb, status: body.status, error: body.error }, 'extender request refused');
       return;
     }
-    const names = readNamesArgs(body.data, scratch);
+    const names = deps.plainJson ? undefined : readNamesArgs(body.data, scratch);
     let inPlace: Tally | undefined;
     try {
       inPlace = names && answerInPlace(verb, names, res);
@@ -242,7 +247,7 @@ export function createExtenderServer(deps: ExtenderDeps): ExtenderServer {
         const outcome = filter(request, lookups);
         ({ tally } = outcome);
         noCache = outcome.noCache === true;
-        const raw = request.mode === 'nodes' && outcome.kept && outcome.result.Nodes ? spliced(body.data, latin1(), request.items.length, outcome.kept, outcome.result) : undefined;
+        const raw = !deps.plainJson && request.mode === 'nodes' && outcome.kept && outcome.result.Nodes ? spliced(body.data, latin1(), request.items.length, outcome.kept, outcome.result) : undefined;
         if (raw) sendParts(res, raw);
         else send(res, 200, outcome.result);
       } else {

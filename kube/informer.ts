@@ -7,7 +7,10 @@
 import type { Logger } from 'pino';
 import type { KubeClient } from './client.js';
 import { KubeError } from './client.js';
+import { backoffDelay, type Backoff } from '../runtime/backoff.js';
 import { sleep } from '../runtime/sleep.js';
+
+const WATCH_BACKOFF: Backoff = { baseMs: 200, maxMs: 10_000 };
 
 interface ListMeta { resourceVersion?: string; continue?: string }
 interface Meta { name?: string; namespace?: string; resourceVersion?: string }
@@ -59,11 +62,11 @@ export class Informer<T> {
   }
 
   private async loop(signal: AbortSignal): Promise<void> {
-    let backoffMs = 200;
+    let failures = 0;
     while (!signal.aborted) {
       try {
         if (!this.resourceVersion) await this.list(signal);
-        backoffMs = 200;
+        failures = 0;
         await this.client.watch(this.options.path, {
           resourceVersion: this.resourceVersion, allowWatchBookmarks: true,
           labelSelector: this.options.labelSelector, timeoutSeconds: 240,
@@ -73,8 +76,7 @@ export class Informer<T> {
         if ((err instanceof KubeError && err.status === 410) || err instanceof ExpiredError) this.resourceVersion = '';
         else {
           this.log.warn({ err: String(err), path: this.options.path }, 'watch failed; retrying');
-          await sleep(backoffMs, signal);
-          backoffMs = Math.min(backoffMs * 2, 10_000);
+          await sleep(backoffDelay(++failures, WATCH_BACKOFF), signal);
         }
       }
     }

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { ALWAYS_EXCLUDED_NAMESPACES } from '../api/keys.js';
-import type { Subcommand } from '../cli/main.js';
+import type { Subcommand } from '../cli/subcommand.js';
 import { parseFlags, port, usage, UsageError, type FlagSpec } from '../cli/flags.js';
 import { createCertSource, createKubeStore, type CertSource, type CertSourceOptions, type CertStore, type Identity } from '../certs/index.js';
 import { DEFAULT_CA_LIFETIME_MS, DEFAULT_CERT_LIFETIME_MS, identityProblems } from '../certs/generate.js';

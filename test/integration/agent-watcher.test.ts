@@ -75,7 +75,7 @@ describeWithTools('agent watcher against a fake Kubernetes API and a real regist
       runtimeSupport: (runtime) => Promise.resolve(restoreSupport(parseRuntime(runtime), crioConfig)),
       hostFacts: (local) => Promise.resolve({ criuVersion: local.criuVersion ?? '', kernel: '6.8.0-45-generic', arch: 'amd64', cgroup: 'v2' }),
       settleMs: 0, scanIntervalMs: 60_000, factsIntervalMs: 60_000, retryBaseMs: 1_000, retryMaxMs: 60_000,
-      registryRetry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 1 },
+      registryRetry: { attempts: 2, baseMs: 1, maxMs: 1 },
       ...extra,
     });
   }
@@ -218,7 +218,7 @@ describeWithTools('agent watcher against a fake Kubernetes API and a real regist
     const path = await dropArchive(ARCHIVE, big);
     const reg = registry;
     const ac = new AbortController();
-    const first = agent(registry.host, { registryRetry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 } });
+    const first = agent(registry.host, { registryRetry: { attempts: 1, baseMs: 1, maxMs: 1 } });
     const crashed = first.scanOnce(ac.signal).catch((e: unknown) => e);
     await waitUntil(async () => {
       const uploads = await fetch(`http://${reg.host}/v2/_catalog`).then((r) => r.json() as Promise<{ repositories?: string[] }>);

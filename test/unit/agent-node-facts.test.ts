@@ -2,7 +2,7 @@ import type { Node } from '../../api/types.js';
 import { parseRuntimeVersion } from '../../agent/host.js';
 import { desiredNodeMetadata, nodeMetadataPatch, originFacts, parseCpuFlags, parseCriuVersion, lastLines, readLocalFacts, restoreCapability, type FactSources, type LocalFacts } from '../../agent/node-facts.js';
 import type { RestoreSupport } from '../../agent/runtime-restore.js';
-import { checkpointName, compactTime, dnsName, failedCheckpointName, imageRefFor, isArchiveName, parseKubeletArchiveName, retryDelayMs } from '../../agent/plan.js';
+import { checkpointName, compactTime, dnsName, failedCheckpointName, imageRefFor, isArchiveName, parseKubeletArchiveName } from '../../agent/plan.js';
 
 describe('parsing what the node says', () => {
   it.each([
@@ -187,9 +187,5 @@ describe('watcher naming (deterministic across restarts)', () => {
     ]);
     expect(parseKubeletArchiveName('other.tar')).toEqual([]);
     expect(failedCheckpointName('checkpoint-a_b-c-2026-11-27T12:00:00Z.tar')).toBe('failed-checkpoint-a-b-c-2026-11-27t12-00-00z');
-  });
-
-  it('backs off exponentially with a cap', () => {
-    expect([1, 2, 3, 10].map((n) => retryDelayMs(n, 1000, 30_000))).toEqual([1000, 2000, 4000, 30_000]);
   });
 });

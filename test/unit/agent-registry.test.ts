@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { RegistryClient, RegistryError, backoffMs, credentialsFor, parseChallenge, parseImageRef } from '../../agent/registry.js';
+import { RegistryClient, RegistryError, credentialsFor, parseChallenge, parseImageRef } from '../../agent/registry.js';
 
 describe('parseImageRef', () => {
   it.each([
@@ -39,11 +39,6 @@ describe('credentials and challenges', () => {
     ['Basic realm="Registry Realm"', { scheme: 'basic', params: { realm: 'Registry Realm' } }],
     [undefined, undefined],
   ])('parseChallenge(%s)', (header, want) => expect(parseChallenge(header)).toEqual(want));
-
-  it('backs off exponentially up to a cap', () => {
-    const p = { attempts: 6, baseDelayMs: 100, maxDelayMs: 1000 };
-    expect([1, 2, 3, 4, 5].map((n) => backoffMs(p, n))).toEqual([100, 200, 400, 800, 1000]);
-  });
 });
 
 /** A small in-memory registry speaking the distribution API over real HTTP, with token auth and fault injection. */
@@ -147,7 +142,7 @@ describe('RegistryClient against a fake registry (real HTTP)', () => {
       const sleeps: number[] = [];
       let opened = 0;
       const client = new RegistryClient(parseImageRef(`${host}/team/app:1`), {
-        insecure: true, retry: { attempts: 5, baseDelayMs: 10, maxDelayMs: 1000 },
+        insecure: true, retry: { attempts: 5, baseMs: 10, maxMs: 1000 },
         sleep: (ms) => { sleeps.push(ms); return Promise.resolve(); },
       });
       try {
@@ -162,7 +157,7 @@ describe('RegistryClient against a fake registry (real HTTP)', () => {
 
   it('gives up after the last attempt with a retryable RegistryError', async () => {
     await withServer({ failFirst: 100 }, async (host) => {
-      const client = new RegistryClient(parseImageRef(`${host}/team/app:1`), { insecure: true, retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 1 }, sleep: noSleep });
+      const client = new RegistryClient(parseImageRef(`${host}/team/app:1`), { insecure: true, retry: { attempts: 3, baseMs: 1, maxMs: 1 }, sleep: noSleep });
       try {
         const err = await client.hasBlob(digest).catch((e: unknown) => e);
         expect(err).toBeInstanceOf(RegistryError);
@@ -174,7 +169,7 @@ describe('RegistryClient against a fake registry (real HTTP)', () => {
 
   it('speaks TLS unless the registry is marked insecure: no plaintext request reaches an HTTP-only registry', async () => {
     await withServer({}, async (host, reg) => {
-      const client = new RegistryClient(parseImageRef(`${host}/team/app:1`), { insecure: false, retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 }, sleep: noSleep });
+      const client = new RegistryClient(parseImageRef(`${host}/team/app:1`), { insecure: false, retry: { attempts: 1, baseMs: 1, maxMs: 1 }, sleep: noSleep });
       try {
         await expect(client.hasBlob(digest)).rejects.toThrow();
         expect(reg.log).toEqual([]);
@@ -228,7 +223,7 @@ describe('RegistryClient against a fake registry (real HTTP)', () => {
     const loop = http.createServer((req, res) => { res.writeHead(307, { location: req.url ?? '/' }).end(); });
     await new Promise<void>((r) => loop.listen(0, '127.0.0.1', r));
     const host = `127.0.0.1:${String((loop.address() as AddressInfo).port)}`;
-    const client = new RegistryClient(parseImageRef(`${host}/team/app:1`), { insecure: true, retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 }, sleep: noSleep });
+    const client = new RegistryClient(parseImageRef(`${host}/team/app:1`), { insecure: true, retry: { attempts: 1, baseMs: 1, maxMs: 1 }, sleep: noSleep });
     try {
       await expect(client.hasBlob(digest)).rejects.toThrow(/more than 5 redirects/);
     } finally {

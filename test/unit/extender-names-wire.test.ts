@@ -25,31 +25,36 @@ const NODES = [
 const facts = new Map<string, NodeFacts>(NODES.map((n) => { const f = nodeFacts(n as unknown as Node, { index: true }); return [f.name, f]; }));
 const ALL = [...facts.keys()];
 
+/** The node named by `bytes[start, end)`, as the judging code looks it up. */
+function lookUp(index: NameIndex, bytes: Uint8Array, start: number, end: number): NodeFacts | undefined {
+  return index.factsAt(index.position(bytes, start, end));
+}
+
 describe('NameIndex', () => {
   const index = new NameIndex(facts.values());
   it.each(ALL)('finds %s inside a larger text, by position', (name) => {
     const text = Buffer.from(`xx"${name}"yy`);
-    expect(index.get(text, 3, 3 + name.length)).toBe(facts.get(name));
+    expect(lookUp(index, text, 3, 3 + name.length)).toBe(facts.get(name));
   });
   it.each(['goo', 'good-', 'ghost', '', 'GOOD', '12'])('knows no node %j', (name) => {
-    expect(index.get(Buffer.from(`"${name}"`), 1, 1 + name.length)).toBeUndefined();
+    expect(lookUp(index, Buffer.from(`"${name}"`), 1, 1 + name.length)).toBeUndefined();
   });
   it('stays exact with thousands of names (probing past collisions)', () => {
     const many = Array.from({ length: 5_000 }, (_, i) => ({ ...nodeFacts(goodNode(`node-${i}`) as unknown as Node), name: `node-${i}` }));
     const big = new NameIndex(many);
     expect(big.size).toBe(5_000);
-    for (let i = 0; i < 5_000; i += 7) expect(big.get(Buffer.from(`node-${i}`), 0, `node-${i}`.length)?.name).toBe(`node-${i}`);
+    for (let i = 0; i < 5_000; i += 7) expect(lookUp(big, Buffer.from(`node-${i}`), 0, `node-${i}`.length)?.name).toBe(`node-${i}`);
     expect(big.position(Buffer.from('node-5000'), 0, 9)).toBe(-1);
   });
   it('keeps the last of two nodes with one name, as a Map would', () => {
     const a = { ...nodeFacts(goodNode('n') as unknown as Node) };
     const b = { ...nodeFacts(goodNode('n', { arch: 'arm64' }) as unknown as Node) };
-    expect(new NameIndex([a, b]).get(Buffer.from('n'), 0, 1)).toBe(b);
+    expect(lookUp(new NameIndex([a, b]), Buffer.from('n'), 0, 1)).toBe(b);
   });
   it('finds names that are not ASCII, byte for byte', () => {
     const f = { ...nodeFacts(goodNode('nœud') as unknown as Node) };
     const bytes = Buffer.from('"nœud"');
-    expect(new NameIndex([f]).get(bytes, 1, bytes.length - 1)).toBe(f);
+    expect(lookUp(new NameIndex([f]), bytes, 1, bytes.length - 1)).toBe(f);
   });
 });
 

@@ -1,4 +1,5 @@
-import { backoffDelay, dueAt, hashJitter, perNodeBound, planCheckpoints, type NodeLoad, type ScheduleInput, type Target, type TargetState } from '../../../controller/schedule.js';
+import { backoffDelay } from '../../../runtime/backoff.js';
+import { dueAt, hashJitter, perNodeBound, planCheckpoints, type NodeLoad, type ScheduleInput, type Target, type TargetState } from '../../../controller/schedule.js';
 
 const MIN = 60_000;
 const T0 = Date.parse('2026-11-27T12:00:00Z');
