@@ -30,6 +30,8 @@ export interface InformerOptions<T> {
   equal?: (a: T, b: T) => boolean;
   labelSelector?: string;
   pageSize?: number;
+  /** The wait between failed watches; runtime/sleep.ts unless a test needs to see the delays. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
 export function objectKey(meta: Meta | undefined): string {
@@ -64,19 +66,23 @@ export class Informer<T> {
   private async loop(signal: AbortSignal): Promise<void> {
     let failures = 0;
     while (!signal.aborted) {
+      // Only a watch that got somewhere resets the backoff: one refused at once, again and
+      // again, must not be retried every 200 ms.
+      let delivered = false;
       try {
         if (!this.resourceVersion) await this.list(signal);
-        failures = 0;
         await this.client.watch(this.options.path, {
           resourceVersion: this.resourceVersion, allowWatchBookmarks: true,
           labelSelector: this.options.labelSelector, timeoutSeconds: 240,
-        }, (type, object) => this.apply(type, object as KubeObject), signal);
+        }, (type, object) => { delivered = true; this.apply(type, object as KubeObject); }, signal);
+        failures = 0; // ended by its timeout: healthy
       } catch (err) {
         if (signal.aborted) return;
         if ((err instanceof KubeError && err.status === 410) || err instanceof ExpiredError) this.resourceVersion = '';
         else {
+          if (delivered) failures = 0;
           this.log.warn({ err: String(err), path: this.options.path }, 'watch failed; retrying');
-          await sleep(backoffDelay(++failures, WATCH_BACKOFF), signal);
+          await (this.options.sleep ?? sleep)(backoffDelay(++failures, WATCH_BACKOFF), signal);
         }
       }
     }
