@@ -12,7 +12,7 @@ import { installCrds } from '../harness/apply.js';
 import { kubeBinDir, repoRoot } from '../harness/kube-bin.js';
 import { freePort } from '../harness/processes.js';
 import { startLazarus, type RunningExtender, type RunningWebhook } from '../harness/lazarus.js';
-import { isNotFound } from '../../kube/client.js';
+import { demoLeftovers } from '../support/demo-leftovers.js';
 import { realNodePreflight } from '../harness/real-node.js';
 import { loadCheckout, runDemo as runDemoInProcess } from '../../demo/command.js';
 
@@ -277,9 +277,7 @@ describe('against an existing cluster (--kubeconfig)', () => {
   }, 120_000);
 
   async function expectNoDemoObjects(): Promise<void> {
-    const left = await cp.client.request<{ items: unknown[] }>('GET', '/api/v1/nodes', { query: { labelSelector: 'lazarus.dev/demo=true' } });
-    expect(left.items).toEqual([]);
-    const gone = await cp.client.request('GET', '/api/v1/namespaces/lazarus-demo').then(() => undefined, (err: unknown) => err);
-    expect(isNotFound(gone)).toBe(true);
+    expect(await demoLeftovers(cp.client)).toEqual([]);
   }
+
 });
