@@ -3,12 +3,14 @@
  * scripts/images.sh lazarus, cached by content), with podman, against a cluster where Lazarus'
  * webhook and extender run (as in demo.test.ts). Unlike the other suites, this control plane
  * runs the node-lifecycle controller, as every real cluster does, with a short grace period: the
- * demo's fake nodes must stay Ready because the demo keeps their heartbeats. The cluster also has
+ * demo's fake nodes must stay Ready because the demo keeps their heartbeats (the scheduler is
+ * slowed down once, so that the demo outlives the grace period). The cluster also has
  * a RestorePolicy naming another registry and a DaemonSet that tolerates every taint, as an
  * installed cluster may. Nothing the demo made may remain, after a full run or a Ctrl-C.
  */
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { chmod, copyFile, mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -28,7 +30,12 @@ const missing = spawnSync('podman', ['--version'], { encoding: 'utf8' }).status 
 const suite = missing && process.env.CI !== 'true' ? describe.skip : describe;
 
 /** Well below a real cluster's 40-50 s, so a demo without heartbeats would lose its nodes mid-run. */
-const GRACE_S = 8;
+const GRACE_S = 12;
+/**
+ * The demo takes ~3 s here, less than any grace period: the scheduler's first call to the
+ * extender is held this long (a busy scheduler), so the demo's nodes must live through it.
+ */
+const SLOW_FIRST_FILTER_MS = (GRACE_S + 5) * 1000;
 /** The installed cluster's trusted registry: not the demo's (its own RestorePolicy must make the difference). */
 const USER_REGISTRY = 'registry.corp.example/lazarus';
 /** Where the kubeconfig is inside the container. */
@@ -43,21 +50,25 @@ suite('lazarus demo from the image, against a cluster (--kubeconfig)', () => {
   let extender: RunningExtender | undefined;
   let dir: string | undefined;
   let kubeconfig: string;
+  let slow: SlowProxy | undefined;
 
   beforeAll(async () => {
     if (missing) throw new Error(`cannot run the image here: ${missing}`);
     // ~2-4 min cold (bench-free: the Dockerfile, two npm ci, tsc), a cache hit after.
     archive = (await run('bash', ['scripts/images.sh', 'lazarus'], { cwd: repoRoot(), timeout: 15 * 60_000, maxBuffer: 1 << 24 })).stdout.trim();
     const port = await freePort();
+    const extenderPort = await freePort();
+    slow = await slowFirstFilter(port, extenderPort);
     cp = await startControlPlane({
-      extenders: [{ urlPrefix: `http://127.0.0.1:${port}`, nodeCacheCapable: true, weight: 5, ignorable: true }],
+      // kube-scheduler gives up on an extender call after 5 s by default: the held one must be waited for.
+      extenders: [{ urlPrefix: `http://127.0.0.1:${port}`, nodeCacheCapable: true, weight: 5, ignorable: true, httpTimeout: '60s' }],
       schedulerConfig: { podInitialBackoffSeconds: 1, podMaxBackoffSeconds: 2 },
       controllers: ['*'],
       extraControllerManagerArgs: [`--node-monitor-grace-period=${GRACE_S}s`, '--node-monitor-period=1s'],
       log: () => undefined,
     });
     await installCrds(cp.client);
-    extender = await startExtender(cp.client, port);
+    extender = await startExtender(cp.client, extenderPort);
     webhook = await startWebhook(cp.client, { registry: USER_REGISTRY });
     await registerWebhook(cp.client, webhook.port, webhook.tls.ca);
     // As an install's default policy does (test/harness/install.ts): every namespace, the user's registry.
@@ -83,6 +94,7 @@ suite('lazarus demo from the image, against a cluster (--kubeconfig)', () => {
     ['webhook', () => webhook?.stop()],
     ['extender', () => extender?.stop()],
     ['control plane', () => cp?.stop()],
+    ['slow proxy', () => slow?.close()],
     ['temp dir', () => dir && rm(dir, { recursive: true, force: true })],
     // `podman run oci-archive:` stored the image; the archive stays cached.
     ['podman image', () => archive && run('podman', ['rmi', '--ignore', imageRef(archive)])],
@@ -121,6 +133,8 @@ suite('lazarus demo from the image, against a cluster (--kubeconfig)', () => {
     if (!client) throw new Error('no control plane');
     // What the node-lifecycle controller makes of the demo's nodes while the demo runs.
     const seen = { samples: 0, notReady: new Set<string>(), oldestMs: 0 };
+    // The cordon of act 3 adds node.kubernetes.io/unschedulable; these two would mean a lost heartbeat.
+    const lost = new Set(['node.kubernetes.io/not-ready', 'node.kubernetes.io/unreachable']);
     let watching = true;
     const watch = (async () => {
       while (watching) {
@@ -129,16 +143,20 @@ suite('lazarus demo from the image, against a cluster (--kubeconfig)', () => {
         for (const n of nodes.items) {
           seen.samples++;
           seen.oldestMs = Math.max(seen.oldestMs, Date.now() - Date.parse(n.metadata.creationTimestamp ?? ''));
-          const ready = n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
-          const tainted = n.spec?.taints?.some((t) => t.key.startsWith('node.kubernetes.io/')) ?? false;
-          if (!ready || tainted) seen.notReady.add(n.metadata.name);
+          const ready = n.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+          // Between the Node's create and its status update it has no conditions yet: nothing to judge.
+          if (ready === undefined) continue;
+          const taints = (n.spec?.taints ?? []).filter((t) => lost.has(t.key)).map((t) => t.key);
+          if (ready !== 'True' || taints.length) seen.notReady.add(`${n.metadata.name}: Ready ${ready} ${taints.join(' ')}`.trim());
         }
         await new Promise((r) => setTimeout(r, 500));
       }
     })();
+    slow?.arm();
     const r = await podmanRun(['--kubeconfig', KUBECONFIG_IN]);
     watching = false;
     await watch;
+    expect(slow?.held()).toBe(1);
 
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
     expect(r.stdout).toMatch(/✔ existing cluster from \/kubeconfig: Lazarus installed/);
@@ -164,6 +182,32 @@ suite('lazarus demo from the image, against a cluster (--kubeconfig)', () => {
     expect(await demoLeftovers(cp?.client ?? fail('no control plane'))).toEqual([]);
   }, 5 * 60_000);
 });
+
+interface SlowProxy { arm(): void; held(): number; close(): Promise<void> }
+
+/** Forwards the scheduler's extender calls from `port` to `target`, holding the first /filter once armed. */
+async function slowFirstFilter(port: number, target: number): Promise<SlowProxy> {
+  let armed = false;
+  let held = 0;
+  const server = http.createServer((req, res) => {
+    const hold = armed && (req.url ?? '').startsWith('/filter');
+    if (hold) { armed = false; held++; }
+    setTimeout(() => {
+      const out = http.request({ host: '127.0.0.1', port: target, method: req.method, path: req.url, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      out.on('error', () => { res.writeHead(502).end(); });
+      req.pipe(out);
+    }, hold ? SLOW_FIRST_FILTER_MS : 0);
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    arm: () => { armed = true; },
+    held: () => held,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
 
 /** `…/lazarus-<hash>.oci.tar` → `localhost/lazarus:<hash>`, the reference images.sh gives it. */
 function imageRef(archive: string): string {
