@@ -124,7 +124,7 @@ export function leftoverProblem(found: FoundObjects, now: number): string | unde
     ...found.nodes.filter((n) => !ours(n.labels)).map((n) => `node ${n.name}`),
   ];
   if (foreign.length) {
-    return `${foreign.join(', ')} already exist${foreign.length === 1 ? 's' : ''} without the label ${DEMO_LABEL}=true: not made by lazarus demo, so it leaves them alone and stops here`;
+    return `${foreign.join(', ')} already exist${foreign.length === 1 ? 's' : ''} without the label ${DEMO_LABEL}=true: not made by lazarus demo, so it leaves ${foreign.length === 1 ? 'it' : 'them'} alone and stops here`;
   }
   const fresh = found.leases
     .map((l) => ({ name: l.name, age: now - Date.parse(l.renewTime ?? '') }))

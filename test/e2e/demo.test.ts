@@ -276,6 +276,16 @@ describe('against an existing cluster (--kubeconfig)', () => {
     await expectNoDemoObjects();
   }, 120_000);
 
+  it('leaves alone, and says so in one line, a namespace of its name that it did not make', async () => {
+    await cp.client.request('POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'lazarus-demo', labels: { team: 'shop' } } } });
+    const run = await runDemo(['--kubeconfig', cp.kubeconfigPath]);
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim().split('\n')).toEqual(['lazarus demo: failed: namespace lazarus-demo already exists without the label lazarus.dev/demo=true: not made by lazarus demo, so it leaves it alone and stops here']);
+    const ns = await cp.client.request<{ metadata: { labels?: Record<string, string>; deletionTimestamp?: string } }>('GET', '/api/v1/namespaces/lazarus-demo');
+    expect({ team: ns.metadata.labels?.team, deleting: ns.metadata.deletionTimestamp }).toEqual({ team: 'shop', deleting: undefined });
+    await cp.client.request('DELETE', '/api/v1/namespaces/lazarus-demo');
+  }, 60_000);
+
   async function expectNoDemoObjects(): Promise<void> {
     expect(await demoLeftovers(cp.client)).toEqual([]);
   }
