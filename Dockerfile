@@ -1,4 +1,4 @@
-# One image, one executable: `lazarus <webhook|extender|controller|agent|certs|explain|checkpoint>`.
+# One image, one executable: `lazarus <webhook|extender|controller|agent|certs|explain|checkpoint|demo>`.
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -14,6 +14,9 @@ COPY certs certs
 COPY controller controller
 COPY agent agent
 COPY explain explain
+# demo/*.ts only: `lazarus demo --kubeconfig K` runs from the image; demo/checkout/ (its own local
+# control plane, real nodes) is built on test/harness and runs from a source checkout.
+COPY demo/*.ts demo/
 RUN npx tsc -p tsconfig.json
 
 FROM node:20-bookworm-slim AS deps

@@ -1,15 +1,14 @@
 /**
  * `lazarus demo [--kubeconfig K]` (`npm run demo`): Lazarus' main job on one command, narrated.
  * Without --kubeconfig it starts its own local control plane (KUBECONFIG is deliberately not
- * read: the demo never touches a cluster unless told to). Everything it started or created is
- * torn down on success, failure, Ctrl-C or SIGTERM.
+ * read: the demo never touches a cluster unless told to); that needs a source checkout
+ * (demo/checkout/, loaded lazily), so the image runs only `lazarus demo --kubeconfig K`.
+ * Everything it started or created is torn down on success, failure, Ctrl-C or SIGTERM.
  */
 import type { Subcommand } from '../cli/subcommand.js';
 import { parseFlags, usage, UsageError, type FlagSpec } from '../cli/flags.js';
 import { runScenario } from './demo.js';
-import { startLocal, useExisting, type Environment, type RegisterStop } from './environment.js';
-import { realNodesAct } from './real-nodes.js';
-import { realNodePreflight } from '../test/harness/real-node.js';
+import { useExisting, type Checkout, type Environment, type RegisterStop } from './environment.js';
 import { Narrator, OK, formatDuration } from './narrate.js';
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -34,12 +33,21 @@ export interface DemoIo {
   signal: AbortSignal;
   /** What ended the run early, for the message (e.g. "SIGINT"). */
   interruptedBy?: () => string | undefined;
-  /** Why real nodes cannot run here, or undefined when they can (realNodePreflight). */
-  realNodes: () => Promise<string | undefined>;
+  /** The parts that need a source checkout (demo/checkout/), or undefined where there is none (the image). */
+  checkout: Checkout | undefined;
 }
 
-/** The whole demo; returns the exit code: 0 done, 1 Lazarus or the cluster failed, 130 interrupted. */
+/** What the image says to `lazarus demo` without --kubeconfig. */
+export const NEEDS_CHECKOUT = 'lazarus demo: this build has no local control plane (the image carries none): run `lazarus demo --kubeconfig K` against a cluster where Lazarus is installed, or `npm run demo` from a source checkout';
+
+/** The whole demo; returns the exit code: 0 done, 1 Lazarus or the cluster failed, 2 nothing to run on, 130 interrupted. */
 export async function runDemo(cfg: DemoConfig, io: DemoIo): Promise<number> {
+  // Where the fake-node acts run: the checkout's own control plane, or the cluster given.
+  const local = cfg.kubeconfig ? undefined : io.checkout;
+  if (!cfg.kubeconfig && !local) {
+    io.err(NEEDS_CHECKOUT);
+    return 2;
+  }
   // Once interrupted, the abandoned step must not keep talking.
   const say = new Narrator((line) => { if (!io.signal.aborted) io.out(line); }, io.clock);
   const t0 = io.clock();
@@ -52,12 +60,12 @@ export async function runDemo(cfg: DemoConfig, io: DemoIo): Promise<number> {
     return () => { stops.splice(stops.indexOf(s), 1); };
   };
   const work = (async () => {
-    const why = cfg.kubeconfig ? `--kubeconfig: only that cluster is used` : await io.realNodes();
+    const why = local ? await local.realNodePreflight() : '--kubeconfig: only that cluster is used';
     if (why) say.line(`real nodes skipped (${why}); the placement acts on fake nodes follow`);
-    else await realNodesAct(say, io.signal, register);
+    else await local?.realNodesAct(say, io.signal, register);
     io.signal.throwIfAborted();
     if (!why) say.section('On fake nodes: which checkpoint, and which node');
-    const env: Environment = cfg.kubeconfig ? await useExisting(cfg.kubeconfig, say, io.signal, register) : await startLocal(say, io.signal, register);
+    const env: Environment = local ? await local.startLocal(say, io.signal, register) : await useExisting(cfg.kubeconfig ?? '', say, io.signal, register, io.clock);
     io.signal.throwIfAborted();
     await runScenario(env, { narrator: say, clock: io.clock, signal: io.signal });
   })();
@@ -92,6 +100,23 @@ export async function runDemo(cfg: DemoConfig, io: DemoIo): Promise<number> {
   return code;
 }
 
+/**
+ * demo/checkout/, where this is a source checkout; undefined in the image. The module path is in
+ * a variable so that the image's build, which has neither demo/checkout/ nor test/, compiles
+ * without it; checkout/index.ts declares that it is a Checkout.
+ */
+export async function loadCheckout(): Promise<Checkout | undefined> {
+  const module = './checkout/index.js';
+  try {
+    return ((await import(module)) as { checkout: Checkout }).checkout;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    // Only the module itself missing means "no checkout"; a checkout with a broken import says so.
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && /demo\/checkout\/index\.js/.test(e.message)) return undefined;
+    throw err;
+  }
+}
+
 function firstLine(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
 }
@@ -101,6 +126,8 @@ export const command: Subcommand = {
   async run(argv, env) {
     const cfg = parseConfig(argv, env);
     if (cfg === 'help') { console.log(usage('demo', FLAGS)); return 0; }
+    // With --kubeconfig nothing of the checkout is needed: it is not even loaded.
+    const checkout = cfg.kubeconfig ? undefined : await loadCheckout();
     const abort = new AbortController();
     let by: string | undefined;
     const onSignal = (sig: NodeJS.Signals): void => { by = sig; abort.abort(); };
@@ -108,7 +135,7 @@ export const command: Subcommand = {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
-      const code = await runDemo(cfg, { out: (l) => console.log(l), err: (l) => console.error(l), clock: Date.now, signal: abort.signal, interruptedBy: () => by, realNodes: realNodePreflight });
+      const code = await runDemo(cfg, { out: (l) => console.log(l), err: (l) => console.error(l), clock: Date.now, signal: abort.signal, interruptedBy: () => by, checkout });
       // Everything started is stopped by now; an abandoned step's sockets must not keep the process up.
       if (abort.signal.aborted) setTimeout(() => process.exit(code), 500).unref();
       return code;

@@ -15,16 +15,18 @@ import type { Checkpoint, Node, Pod } from '../api/types.js';
 import { MAX_SCORE, SCORE, parsePairs } from '../api/compat.js';
 import { explainPod, formatExplanation, type Explanation } from '../explain/explain.js';
 import { snapshot } from '../explain/command.js';
-import { fakeNode } from '../test/harness/nodes.js';
-import { createNamespace, waitFor } from '../test/harness/wait.js';
-import { TEST_REGISTRY } from '../test/harness/lazarus.js';
+import { createNamespace, sleep, waitFor } from '../kube/wait.js';
+import { fakeNode, microTime, nodeLease, HEARTBEAT_MS, NODE_LEASE_NAMESPACE } from './fake-nodes.js';
 import {
-  APP, CONTAINER, DEMO_LABEL, DEMO_TAINT, NAMESPACE, demoCheckpoints, demoDeployment, demoNodes, type DemoNode,
+  APP, CHECKPOINT_REGISTRY, CONTAINER, DEMO_LABEL, DEMO_TAINT, NAMESPACE, POLICY, demoCheckpoints, demoDeployment, demoNodes, demoPolicy, type DemoNode,
 } from './scenario.js';
 import type { Narrator } from './narrate.js';
 import { checkpointVerdicts, explainNodeLines, indent, nodeTable, originLine, scoreLegend, shortDigest, verdictLines } from './narrate.js';
 import type { Environment } from './environment.js';
 import { createCheckpointObject } from './checkpoint-writer.js';
+
+/** A kubelet's default; the node-lifecycle controller goes by its own grace period, not this. */
+const LEASE_SECONDS = 40;
 
 export interface DemoDeps {
   narrator: Narrator;
@@ -41,16 +43,41 @@ export async function runScenario(env: Environment, deps: DemoDeps): Promise<voi
   const { narrator: say, signal } = deps;
   const client = env.client;
   const nodes = demoNodes(env.nodePrefix);
-  const nodeName = (short: string): string => `${env.nodePrefix}${short}`;
 
-  await say.step(async () => {
-    // Pods are refused until the namespace's default ServiceAccount exists: createNamespace waits for it.
-    await createNamespace(client, NAMESPACE, { [DEMO_LABEL]: 'true' }, { signal });
-    for (const n of nodes) await createDemoNode(client, n);
-  }, () => ({
-    title: `${nodes.length} nodes that differ in architecture, kernel, CRIU, CPU and runtime`,
-    details: [...nodeTable(nodes), '(fake nodes without kubelets: the real scheduler binds pods to them, nothing runs)'],
-  }));
+  // The nodes' heartbeats run until the scenario ends (or is abandoned on Ctrl-C).
+  const beating = new AbortController();
+  const beatSignal = AbortSignal.any([signal, beating.signal]);
+  try {
+    await say.step(async () => {
+      // Pods are refused until the namespace's default ServiceAccount exists: createNamespace waits for it.
+      await createNamespace(client, NAMESPACE, { [DEMO_LABEL]: 'true' }, { signal });
+      await client.request('POST', `/apis/${K.API_VERSION}/restorepolicies`, { body: demoPolicy() });
+      const made: Node[] = [];
+      for (const n of nodes) made.push(await createDemoNode(client, n, deps.clock()));
+      void keepNodesReady(client, made.map((n) => n.metadata.name ?? ''), deps.clock, beatSignal);
+    }, () => ({
+      title: `${nodes.length} nodes that differ in architecture, kernel, CRIU, CPU and runtime`,
+      details: [
+        ...nodeTable(nodes),
+        'fake nodes without kubelets: the scheduler binds pods to them, nothing runs; the demo renews their',
+        `  Leases (${NODE_LEASE_NAMESPACE}) while it runs, so the node lifecycle controller keeps them Ready`,
+        `tainted ${DEMO_TAINT.key}=${DEMO_TAINT.value}:${DEMO_TAINT.effect}: only the demo's pods land there (a DaemonSet that tolerates`,
+        '  every taint may bind pods to them too: those never start, and go with the nodes)',
+        `RestorePolicy ${POLICY}, for namespace ${NAMESPACE} only: trusts checkpoint images under ${CHECKPOINT_REGISTRY}/`,
+        '  (named, never pulled), no checkpoint on drain (no agent runs on a fake node)',
+      ],
+    }));
+    await scenarioActs(env, deps);
+  } finally {
+    beating.abort();
+  }
+}
+
+/** The checkpoints and the three acts, on the demo's nodes. */
+async function scenarioActs(env: Environment, deps: DemoDeps): Promise<void> {
+  const { narrator: say, signal } = deps;
+  const client = env.client;
+  const nodeName = (short: string): string => `${env.nodePrefix}${short}`;
 
   const made = demoCheckpoints(deps.clock());
   const checkpoints = await say.step(async () => {
@@ -128,7 +155,7 @@ function affinityText(pod: BoundPod): string {
 
 async function explain(client: KubeClient, pod: BoundPod, now: number): Promise<Explanation> {
   const { view, nodes } = await snapshot(client, NAMESPACE, pod);
-  return explainPod(pod, NAMESPACE, view, nodes.filter((n) => n.metadata.labels?.[DEMO_LABEL] === 'true'), now, undefined, TEST_REGISTRY);
+  return explainPod(pod, NAMESPACE, view, nodes.filter((n) => n.metadata.labels?.[DEMO_LABEL] === 'true'), now, undefined, '');
 }
 
 function expectRestored(e: Explanation, pod: BoundPod, chosen: string | undefined): void {
@@ -156,13 +183,28 @@ function expectBest(e: Explanation, pod: BoundPod): void {
   }
 }
 
-/** A fake Node as a kubelet and the Lazarus agent would publish it, tainted for the demo only. */
-async function createDemoNode(client: KubeClient, spec: DemoNode): Promise<Node> {
+/** A fake Node as a kubelet and the Lazarus agent would publish it, tainted for the demo only, with its heartbeat Lease. */
+async function createDemoNode(client: KubeClient, spec: DemoNode, now: number): Promise<Node> {
   const { note: _note, ...fake } = spec;
   const { node, status } = fakeNode(fake);
   const withTaint = { ...node, spec: { ...(node as { spec?: Record<string, unknown> }).spec, taints: [DEMO_TAINT] } };
-  await client.request('POST', '/api/v1/nodes', { body: withTaint });
+  const created = await client.request<Node>('POST', '/api/v1/nodes', { body: withTaint });
+  await client.request('POST', `/apis/coordination.k8s.io/v1/namespaces/${NODE_LEASE_NAMESPACE}/leases`, { body: nodeLease({ name: spec.name, uid: created.metadata.uid ?? '' }, now, LEASE_SECONDS) });
   return client.request<Node>('PATCH', `/api/v1/nodes/${spec.name}/status`, { body: { status }, contentType: 'application/merge-patch+json' });
+}
+
+/**
+ * A kubelet's heartbeat for each of `nodes`: renews their Leases every HEARTBEAT_MS until
+ * `signal` aborts. A failed renewal is tried again at the next beat.
+ */
+async function keepNodesReady(client: KubeClient, nodes: readonly string[], clock: () => number, signal: AbortSignal): Promise<void> {
+  for (;;) {
+    await sleep(HEARTBEAT_MS, signal);
+    if (signal.aborted) return;
+    const body = { spec: { renewTime: microTime(clock()) } };
+    await Promise.all(nodes.map((n) => client.request('PATCH', `/apis/coordination.k8s.io/v1/namespaces/${NODE_LEASE_NAMESPACE}/leases/${n}`, { body, contentType: 'application/merge-patch+json' })
+      .catch(() => undefined)));
+  }
 }
 
 async function createCheckpoint(client: KubeClient, checkpoint: Checkpoint, status: NonNullable<Checkpoint['status']>): Promise<Checkpoint> {

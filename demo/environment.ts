@@ -1,25 +1,14 @@
 /**
- * Where the demo runs. Local: the Kubernetes binaries (built once, cached), a control plane on
- * loopback, CRDs, and Lazarus' webhook and extender in this process, their logs in files of the
- * temp dir. Existing: a cluster where Lazarus is installed; nothing is started, the demo's
- * objects are created there and removed afterwards.
+ * Where the demo runs. Existing: a cluster where Lazarus is installed; nothing is started, the
+ * demo's objects are created there and removed afterwards (this file: it runs from the image).
+ * Local: a control plane and Lazarus started here (checkout/local.ts: it needs a source checkout).
  */
-import { mkdtemp } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { pino, type Logger } from 'pino';
 import { createKubeClient, isNotFound, loadKubeConfig, type KubeClient } from '../kube/client.js';
-import { generateMaterial, systemEntropy, DEFAULT_CA_LIFETIME_MS, DEFAULT_CERT_LIFETIME_MS } from '../certs/generate.js';
-import { startControlPlane, type ControlPlane } from '../test/harness/control-plane.js';
-import { kubeBinDir } from '../test/harness/kube-bin.js';
-import { freePort } from '../test/harness/processes.js';
-import { installCrds } from '../test/harness/apply.js';
-import { registerWebhook, startExtender, startWebhook, type RunningExtender, type RunningWebhook } from '../test/harness/lazarus.js';
-import { waitFor } from '../test/harness/wait.js';
+import { waitFor } from '../kube/wait.js';
 import * as K from '../api/keys.js';
-import { APP, CONTAINER, DEMO_LABEL, NAMESPACE, demoCheckpoints } from './scenario.js';
-import type { Narrator } from './narrate.js';
-import { createCheckpointObject } from './checkpoint-writer.js';
+import { APP, DEMO_LABEL, NAMESPACE, POLICY, demoNodes } from './scenario.js';
+import { formatDuration, type Narrator } from './narrate.js';
+import { HEARTBEAT_MS, NODE_LEASE_NAMESPACE } from './fake-nodes.js';
 
 export interface Environment {
   client: KubeClient;
@@ -33,99 +22,32 @@ export interface Environment {
   stop(): Promise<string>;
 }
 
-/** A file logger: component logs never reach the terminal. */
-function fileLogger(file: string, component: string): Logger {
-  return pino({ level: 'info', base: { component }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: file, sync: true, mkdir: true }));
-}
-
 /**
  * Takes the function that undoes what was started or created, as soon as there is one; returns
  * what takes it back (for a part that stopped itself, narrated, before the demo goes on).
  */
 export type RegisterStop = (stop: () => Promise<string>) => () => void;
 
+
 /**
- * Builds (cached) and starts everything locally, narrating each step. `register` gets the stop
- * function before anything starts, so an interruption or failure at any point stops what runs.
+ * What needs a source checkout (the Kubernetes binaries, test/harness): demo/checkout/, which
+ * the image does not carry. The command loads it lazily; `lazarus demo --kubeconfig K` never does.
  */
-export async function startLocal(say: Narrator, signal: AbortSignal, register: RegisterStop): Promise<Environment> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'lazarus-demo-'));
-  say.line(`component logs: ${dir}/ (kube-apiserver.log, kube-scheduler.log, webhook.log, extender.log, …)`);
-  say.line();
-
-  const binDir = await say.step(() => kubeBinDir(), (bin) => ({
-    title: 'Kubernetes v1.35.4 binaries: etcd, kube-apiserver, controller-manager, scheduler',
-    details: [`${bin.replace(os.homedir(), '~')} (built from the Go module proxy on first use, cached after)`],
-  }));
-  signal.throwIfAborted();
-
-  const extenderPort = await freePort();
-  const extenderUrl = `http://127.0.0.1:${extenderPort}`;
-  // Filled in as they start; stop() stops whatever is there.
-  const parts: { cp?: ControlPlane; webhook?: RunningWebhook; extender?: RunningExtender } = {};
-  let stopped: Promise<string> | undefined;
-  const stop = (): Promise<string> => (stopped ??= (async () => {
-    const pids = parts.cp?.pids().length ?? 0;
-    await parts.webhook?.stop();
-    await parts.extender?.stop();
-    await parts.cp?.stop();
-    return `webhook, extender and control plane stopped (${pids} processes); logs kept in ${dir}`;
-  })());
-  register(stop);
-
-  const cp = parts.cp = await say.step(() => startControlPlane({
-    dir, binDir, log: () => undefined,
-    // NodeNames mode with a node cache, as manifests/ configures it; ignorable: a Lazarus outage never blocks scheduling.
-    extenders: [{ urlPrefix: extenderUrl, nodeCacheCapable: true, weight: 5, ignorable: true }],
-    schedulerConfig: { podInitialBackoffSeconds: 1, podMaxBackoffSeconds: 2 },
-  }), (c) => ({ title: `control plane on ${c.server}`, details: [`etcd, kube-apiserver, kube-controller-manager, kube-scheduler with the Lazarus extender at ${extenderUrl}`] }));
-  signal.throwIfAborted();
-  const client = cp.client;
-
-  await say.step(async () => {
-    await installCrds(client);
-    // The API server's first write of a new custom resource takes ~2 s (measured on v1.35.4,
-    // whatever the admission plugins); a dry-run write pays it while the servers start.
-    const warm = warmUpCheckpoints(client);
-    // The webhook serves a certificate from Lazarus' own CA (certs/); its caBundle goes into the registration.
-    const m = await generateMaterial({ service: 'lazarus-webhook', namespace: 'lazarus-system', dnsNames: ['localhost'], ips: ['127.0.0.1'] },
-      { caLifetimeMs: DEFAULT_CA_LIFETIME_MS, certLifetimeMs: DEFAULT_CERT_LIFETIME_MS }, systemEntropy);
-    parts.extender = await startExtender(client, extenderPort, { log: fileLogger(path.join(dir, 'extender.log'), 'extender') });
-    const webhook = parts.webhook = await startWebhook(client, { tls: { ca: m.ca, cert: m.cert, key: m.key }, log: fileLogger(path.join(dir, 'webhook.log'), 'webhook') });
-    await registerWebhook(client, webhook.port, m.ca);
-    await warm;
-    return webhook.port;
-  }, (port) => ({
-    title: 'Lazarus: CRDs, webhook and extender',
-    details: [`webhook  https://127.0.0.1:${port}/mutate (MutatingWebhookConfiguration lazarus, failurePolicy Ignore)`, `extender ${extenderUrl} (filter + prioritize)`],
-  }));
-  signal.throwIfAborted();
-
-  return {
-    client, nodePrefix: '',
-    async webhookSees(namespace, count, sig) {
-      const cache = parts.webhook?.cache;
-      if (!cache) return;
-      await waitFor(() => cache.checkpoints(namespace, { kind: 'Deployment', name: APP }, CONTAINER.name).length >= count,
-        { timeoutMs: 10_000, signal: sig, description: 'the webhook to see the checkpoints' });
-    },
-    pids: () => cp.pids(),
-    stop,
-  };
+export interface Checkout {
+  startLocal(say: Narrator, signal: AbortSignal, register: RegisterStop): Promise<Environment>;
+  realNodesAct(say: Narrator, signal: AbortSignal, register: RegisterStop): Promise<void>;
+  /** Why real nodes cannot run here, or undefined when they can. */
+  realNodePreflight(): Promise<string | undefined>;
 }
 
-/** A server-side dry-run create of a Checkpoint: nothing is stored. */
-async function warmUpCheckpoints(client: KubeClient): Promise<void> {
-  const [sample] = demoCheckpoints(Date.now());
-  if (!sample) return;
-  await createCheckpointObject(client, { ...sample.checkpoint, metadata: { ...sample.checkpoint.metadata, namespace: 'default' } }, { dryRun: true });
-}
+/** The demo's nodes on an existing cluster are named lazarus-demo-node-…, next to the cluster's own. */
+export const EXISTING_NODE_PREFIX = 'lazarus-demo-';
 
 /** Targets a cluster where Lazarus is installed: checks it is, removes a previous run's leftovers. */
-export async function useExisting(kubeconfig: string, say: Narrator, signal: AbortSignal, register: RegisterStop): Promise<Environment> {
+export async function useExisting(kubeconfig: string, say: Narrator, signal: AbortSignal, register: RegisterStop, clock: () => number = Date.now): Promise<Environment> {
   let stopped: Promise<string> | undefined;
   const { c: client, stop } = await say.step(async () => {
-    const c = await createKubeClient(loadKubeConfig(kubeconfig));
+    const c = await createKubeClient(readKubeConfig(kubeconfig));
     try {
       await c.request('GET', `/apis/${K.API_VERSION}`);
     } catch (err) {
@@ -136,17 +58,23 @@ export async function useExisting(kubeconfig: string, say: Narrator, signal: Abo
     if (!hooks.items.some((h) => h.webhooks?.some((w) => w.name === 'pods.lazarus.dev'))) {
       throw new Error('Lazarus\' webhook is not registered on this cluster (no MutatingWebhookConfiguration with webhook pods.lazarus.dev)');
     }
+    // Objects of the demo's names that it did not make, or another demo running: refuse before touching anything.
+    const problem = leftoverProblem(await findDemoObjects(c), clock());
+    if (problem) throw new Error(problem);
     const stop = (): Promise<string> => (stopped ??= (async () => {
-      await removeDemoObjects(c, new AbortController().signal);
-      return `namespace ${NAMESPACE} and the demo nodes removed`;
+      const bound = await removeDemoObjects(c, new AbortController().signal);
+      return `namespace ${NAMESPACE}, RestorePolicy ${POLICY} and the demo nodes removed${bound ? ` (and ${bound} DaemonSet pod(s) bound to them)` : ''}`;
     })());
     register(stop);
     await removeDemoObjects(c, signal);
     return { c, stop };
-  }, () => ({ title: `existing cluster from ${kubeconfig}: Lazarus installed`, details: [`the demo creates namespace ${NAMESPACE} and nodes named lazarus-demo-*, and removes them at the end`] }));
+  }, () => ({
+    title: `existing cluster from ${kubeconfig}: Lazarus installed`,
+    details: [`the demo creates namespace ${NAMESPACE}, RestorePolicy ${POLICY} and nodes named ${EXISTING_NODE_PREFIX}node-*, all labelled ${DEMO_LABEL}=true, and removes them at the end (also on failure or Ctrl-C)`],
+  }));
 
   return {
-    client, nodePrefix: 'lazarus-demo-',
+    client, nodePrefix: EXISTING_NODE_PREFIX,
     // The installed webhook's informers are not reachable from here; a watch event takes milliseconds.
     async webhookSees(_ns, _count, sig) { await new Promise<void>((resolve) => { const t = setTimeout(resolve, 1000); sig.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true }); }); },
     pids: () => [],
@@ -154,29 +82,127 @@ export async function useExisting(kubeconfig: string, say: Narrator, signal: Abo
   };
 }
 
+/** Reads the kubeconfig, saying which file could not be read and why. */
+function readKubeConfig(file: string): ReturnType<typeof loadKubeConfig> {
+  try {
+    return loadKubeConfig(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const who = typeof process.getuid === 'function' ? ` (this process runs as UID ${process.getuid()}; in the image that is 65532: make the file readable to it)` : '';
+    if (code === 'EACCES') throw new Error(`cannot read kubeconfig ${file}: permission denied${who}`);
+    if (code === 'ENOENT') throw new Error(`cannot read kubeconfig ${file}: no such file (with podman or docker, mount it into the container: -v ${file}:${file}:ro)`);
+    throw new Error(`cannot use kubeconfig ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** The demo's node names on an existing cluster. */
+function demoNodeNames(): string[] {
+  return demoNodes(EXISTING_NODE_PREFIX).map((n) => n.name);
+}
+
+/** What exists of the demo's names, as found in the cluster. */
+export interface FoundObjects {
+  namespace?: { labels?: Record<string, string> | undefined } | undefined;
+  policy?: { labels?: Record<string, string> | undefined } | undefined;
+  nodes: ReadonlyArray<{ name: string; labels?: Record<string, string> | undefined }>;
+  /** The demo nodes' heartbeat Leases. */
+  leases: ReadonlyArray<{ name: string; renewTime?: string | undefined }>;
+}
+
+/** A Lease renewed this recently belongs to a demo that is still running. */
+export const BUSY_MS = 3 * HEARTBEAT_MS;
+
 /**
- * Deletes the demo namespace and nodes and waits until they are gone. Pods on nodes without a
- * kubelet never finish a graceful termination, so they are deleted with grace 0 first.
+ * Why the demo must not touch the objects of its names, or undefined when they are absent or a
+ * finished (or killed) run's leftovers. Pure.
  */
-async function removeDemoObjects(client: KubeClient, signal: AbortSignal): Promise<void> {
+export function leftoverProblem(found: FoundObjects, now: number): string | undefined {
+  const ours = (labels: Record<string, string> | undefined): boolean => labels?.[DEMO_LABEL] === 'true';
+  const foreign = [
+    ...(found.namespace && !ours(found.namespace.labels) ? [`namespace ${NAMESPACE}`] : []),
+    ...(found.policy && !ours(found.policy.labels) ? [`RestorePolicy ${POLICY}`] : []),
+    ...found.nodes.filter((n) => !ours(n.labels)).map((n) => `node ${n.name}`),
+  ];
+  if (foreign.length) {
+    return `${foreign.join(', ')} already exist${foreign.length === 1 ? 's' : ''} without the label ${DEMO_LABEL}=true: not made by lazarus demo, so it leaves ${foreign.length === 1 ? 'it' : 'them'} alone and stops here`;
+  }
+  const fresh = found.leases
+    .map((l) => ({ name: l.name, age: now - Date.parse(l.renewTime ?? '') }))
+    .filter((l) => Number.isFinite(l.age) && l.age < BUSY_MS)
+    .sort((a, b) => a.age - b.age)[0];
+  if (fresh) return `another lazarus demo is running against this cluster (node ${fresh.name} renewed its heartbeat ${formatDuration(Math.max(0, fresh.age))} ago); try again when it is done`;
+  return undefined;
+}
+
+async function findDemoObjects(client: KubeClient): Promise<FoundObjects> {
+  type Meta = { metadata: { name: string; labels?: Record<string, string> } };
+  const get = <T>(path: string): Promise<T | undefined> => client.request<T>('GET', path).catch((err: unknown) => {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  });
+  const names = new Set(demoNodeNames());
+  const ns = await get<Meta>(`/api/v1/namespaces/${NAMESPACE}`);
+  const policy = await get<Meta>(`/apis/${K.API_VERSION}/restorepolicies/${POLICY}`);
+  const nodes = (await client.request<{ items: Meta[] }>('GET', '/api/v1/nodes')).items.filter((n) => names.has(n.metadata.name));
+  const leases = (await client.request<{ items: Array<Meta & { spec?: { renewTime?: string } }> }>('GET', `/apis/coordination.k8s.io/v1/namespaces/${NODE_LEASE_NAMESPACE}/leases`)).items
+    .filter((l) => names.has(l.metadata.name));
+  return {
+    namespace: ns && { labels: ns.metadata.labels },
+    policy: policy && { labels: policy.metadata.labels },
+    nodes: nodes.map((n) => ({ name: n.metadata.name, labels: n.metadata.labels })),
+    leases: leases.map((l) => ({ name: l.metadata.name, renewTime: l.spec?.renewTime })),
+  };
+}
+
+/**
+ * Deletes what the demo makes (only objects of its names that carry its label) and waits until it
+ * is gone: the Deployment and its pods, the namespace (and with it the Checkpoints), the
+ * RestorePolicy, the nodes and their Leases, and the pods DaemonSets bound to the nodes. Pods on
+ * nodes without a kubelet never finish a graceful termination, so they are deleted with grace 0.
+ * Returns how many DaemonSet pods it found on the demo nodes.
+ */
+async function removeDemoObjects(client: KubeClient, signal: AbortSignal): Promise<number> {
+  type Meta = { metadata: { name: string; namespace?: string; labels?: Record<string, string> } };
   const ns = `/api/v1/namespaces/${NAMESPACE}`;
   const ignoreMissing = (err: unknown): void => { if (!isNotFound(err)) throw err; };
-  await client.request('DELETE', `/apis/apps/v1/namespaces/${NAMESPACE}/deployments/${APP}`).catch(ignoreMissing);
+  const ours = (o: Meta | undefined): boolean => o?.metadata.labels?.[DEMO_LABEL] === 'true';
+  const get = (path: string): Promise<Meta | undefined> => client.request<Meta>('GET', path).catch((err: unknown) => { ignoreMissing(err); return undefined; });
+
+  if (ours(await get(ns))) {
+    await client.request('DELETE', `/apis/apps/v1/namespaces/${NAMESPACE}/deployments/${APP}`).catch(ignoreMissing);
+    await waitFor(async () => {
+      const pods = await client.request<{ items: Meta[] }>('GET', `${ns}/pods`);
+      for (const p of pods.items) await client.request('DELETE', `${ns}/pods/${p.metadata.name}`, { query: { gracePeriodSeconds: 0 } }).catch(ignoreMissing);
+      return pods.items.length === 0;
+    }, { timeoutMs: 30_000, intervalMs: 300, signal, description: `the pods of ${NAMESPACE} to be deleted` });
+    await client.request('DELETE', ns).catch(ignoreMissing);
+  }
+  const policy = `/apis/${K.API_VERSION}/restorepolicies/${POLICY}`;
+  if (ours(await get(policy))) await client.request('DELETE', policy).catch(ignoreMissing);
+
+  const names = new Set(demoNodeNames());
+  const nodes = (await client.request<{ items: Meta[] }>('GET', '/api/v1/nodes', { query: { labelSelector: `${DEMO_LABEL}=true` } })).items
+    .filter((n) => names.has(n.metadata.name));
+  for (const n of nodes) await client.request('DELETE', `/api/v1/nodes/${n.metadata.name}`).catch(ignoreMissing);
+  for (const n of nodes) await client.request('DELETE', `/apis/coordination.k8s.io/v1/namespaces/${NODE_LEASE_NAMESPACE}/leases/${n.metadata.name}`).catch(ignoreMissing);
+  // Pods a DaemonSet bound to the nodes: nothing would ever confirm their termination.
+  const bound = new Set<string>();
   await waitFor(async () => {
-    const pods = await client.request<{ items: Array<{ metadata: { name: string } }> }>('GET', `${ns}/pods`);
-    for (const p of pods.items) await client.request('DELETE', `${ns}/pods/${p.metadata.name}`, { query: { gracePeriodSeconds: 0 } }).catch(ignoreMissing);
-    return pods.items.length === 0;
-  }, { timeoutMs: 30_000, intervalMs: 300, signal, description: `the pods of ${NAMESPACE} to be deleted` });
-  await client.request('DELETE', ns).catch(ignoreMissing);
-  const nodes = await client.request<{ items: Array<{ metadata: { name: string } }> }>('GET', '/api/v1/nodes', { query: { labelSelector: `${DEMO_LABEL}=true` } });
-  for (const n of nodes.items) await client.request('DELETE', `/api/v1/nodes/${n.metadata.name}`).catch(ignoreMissing);
-  await waitFor(async () => {
-    try {
-      await client.request('GET', ns);
-      return false;
-    } catch (err) {
-      if (isNotFound(err)) return true;
-      throw err;
+    let left = 0;
+    for (const n of nodes) {
+      const pods = await client.request<{ items: Meta[] }>('GET', '/api/v1/pods', { query: { fieldSelector: `spec.nodeName=${n.metadata.name}` } });
+      for (const p of pods.items) {
+        left++;
+        if (p.metadata.namespace !== NAMESPACE) bound.add(`${p.metadata.namespace ?? ''}/${p.metadata.name}`);
+        await client.request('DELETE', `/api/v1/namespaces/${p.metadata.namespace ?? ''}/pods/${p.metadata.name}`, { query: { gracePeriodSeconds: 0 } }).catch(ignoreMissing);
+      }
     }
-  }, { timeoutMs: 60_000, intervalMs: 300, signal, description: `namespace ${NAMESPACE} to be deleted` });
+    return left === 0;
+  }, { timeoutMs: 30_000, intervalMs: 300, signal, description: 'the pods bound to the demo nodes to be deleted' });
+  await waitFor(async () => {
+    const gone = async (path: string): Promise<boolean> => (await get(path)) === undefined;
+    for (const n of nodes) if (!await gone(`/api/v1/nodes/${n.metadata.name}`)) return false;
+    return gone(ns);
+  }, { timeoutMs: 60_000, intervalMs: 300, signal, description: `namespace ${NAMESPACE} and the demo nodes to be deleted` });
+  return bound.size;
 }

@@ -6,19 +6,34 @@
 import { createHash } from 'node:crypto';
 import * as K from '../api/keys.js';
 import { specHash } from '../api/spec-hash.js';
-import type { Checkpoint, Container, OriginFacts } from '../api/types.js';
-import type { FakeNodeSpec } from '../test/harness/nodes.js';
+import type { Checkpoint, Container, OriginFacts, RestorePolicy } from '../api/types.js';
+import type { FakeNodeSpec } from './fake-nodes.js';
 
 export const NAMESPACE = 'lazarus-demo';
 export const APP = 'web';
 export const IMAGE = 'registry.example/web:1.4';
 export const PREVIOUS_IMAGE = 'registry.example/web:1.3';
 export const CONTAINER: Container = { name: 'app', image: IMAGE, args: ['--serve'] };
+/**
+ * Where the demo's checkpoint images "live": nothing is pulled (the nodes are fake), but the
+ * webhook restores only digest references under a trusted prefix, so the demo's RestorePolicy
+ * (demoPolicy) names this one for the demo namespace.
+ */
+export const CHECKPOINT_REGISTRY = 'registry.example/lazarus';
+/** The demo's RestorePolicy (cluster-scoped), named like everything the demo makes. */
+export const POLICY = 'lazarus-demo';
+/**
+ * The fake nodes' InternalIP: TEST-NET-1 (RFC 5737), documentation only and never routed, so a
+ * metrics scraper in a user's cluster that dials a demo node reaches nobody.
+ */
+export const DEMO_NODE_ADDRESS = '192.0.2.1';
 
 /**
- * Demo nodes carry this label and a NoSchedule taint of the same key; the Deployment selects and
- * tolerates them. On an existing cluster that keeps the demo pod off real nodes and real pods
- * off the demo nodes (nothing runs on them).
+ * Everything the demo creates carries this label (=true): the namespace, the nodes, the policy.
+ * Cleanup removes only objects with the demo's names and this label. The nodes also carry a
+ * NoSchedule taint of the same key; the Deployment selects and tolerates them. On an existing
+ * cluster that keeps the demo pod off real nodes and real pods off the demo nodes (nothing runs
+ * on them).
  */
 export const DEMO_LABEL = 'lazarus.dev/demo';
 
@@ -36,7 +51,7 @@ const FLAGS = ['fpu', 'sse4_2', 'avx2', 'avx512f'];
 
 /** Six nodes: two can restore the checkpoint (one better than the other), four cannot, each for one reason. */
 export function demoNodes(prefix = ''): DemoNode[] {
-  const common = { labels: { [DEMO_LABEL]: 'true' } };
+  const common = { labels: { [DEMO_LABEL]: 'true' }, address: DEMO_NODE_ADDRESS };
   return [
     { name: 'node-exact', kernel: '6.8.0-45-generic', criu: '4.1.1', runtime: 'cri-o://1.33.2', cpuFlags: FLAGS, note: 'same kernel, CRIU and runtime as node-lost' },
     { name: 'node-newer', kernel: '6.8.0-50-generic', criu: '4.2.0', runtime: 'cri-o://1.34.1', cpuFlags: FLAGS, images: [IMAGE], note: 'newer kernel, CRIU and runtime; has web:1.4 pulled' },
@@ -77,7 +92,7 @@ export function demoCheckpoints(now: number): DemoCheckpoint[] {
         },
         spec: {
           workload: { kind: 'Deployment', name: APP }, container: container.name, sourcePod,
-          image: `registry.example/lazarus/${NAMESPACE}/${APP}-${container.name}@sha256:${digest(takenAt)}`,
+          image: `${CHECKPOINT_REGISTRY}/${NAMESPACE}/${APP}-${container.name}@sha256:${digest(takenAt)}`,
           baseImage: container.image ?? '', specHash: specHash(container), takenAt: new Date(takenAt).toISOString(), origin: ORIGIN,
         },
       },
@@ -114,6 +129,27 @@ export function demoDeployment(): Record<string, unknown> {
           tolerations: [{ key: DEMO_TAINT.key, operator: 'Equal', value: DEMO_TAINT.value, effect: DEMO_TAINT.effect }],
         },
       },
+    },
+  };
+}
+
+/** The highest priority a RestorePolicy can have (int32): the demo's own policy wins in its namespace. */
+export const DEMO_POLICY_PRIORITY = 2_147_483_647;
+
+/**
+ * The demo's RestorePolicy, for its namespace only: it trusts CHECKPOINT_REGISTRY (whatever the
+ * installed webhook's --registry or the cluster's policies say), and keeps the installed
+ * controller out of the demo: no checkpoint on drain (cordoning a demo node would ask an agent
+ * that does not exist), and room for all of the demo's checkpoints.
+ */
+export function demoPolicy(): RestorePolicy {
+  return {
+    apiVersion: K.API_VERSION, kind: 'RestorePolicy',
+    metadata: { name: POLICY, labels: { [DEMO_LABEL]: 'true' } },
+    spec: {
+      priority: DEMO_POLICY_PRIORITY,
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': NAMESPACE } },
+      checkpoint: { registry: CHECKPOINT_REGISTRY, onDrain: false, retain: 10 },
     },
   };
 }

@@ -12,9 +12,9 @@ import { installCrds } from '../harness/apply.js';
 import { kubeBinDir, repoRoot } from '../harness/kube-bin.js';
 import { freePort } from '../harness/processes.js';
 import { startLazarus, type RunningExtender, type RunningWebhook } from '../harness/lazarus.js';
-import { isNotFound } from '../../kube/client.js';
+import { demoLeftovers } from '../support/demo-leftovers.js';
 import { realNodePreflight } from '../harness/real-node.js';
-import { runDemo as runDemoInProcess } from '../../demo/command.js';
+import { loadCheckout, runDemo as runDemoInProcess } from '../../demo/command.js';
 
 const MAIN = path.join(repoRoot(), 'dist', 'cli', 'main.js');
 /** Why the demo opens without real nodes here (root and the checkpoint tools are needed); CI runs as root. */
@@ -203,12 +203,14 @@ it.each([
 // Whatever this machine can do: the demo is told real nodes cannot run, says so in one line and
 // goes on (stopped right after that line: the rest is the fake-node acts tested above).
 it('says in one line that it skips the real nodes, and why', async () => {
+  const checkout = await loadCheckout();
+  if (!checkout) throw new Error('no demo/checkout/ in this checkout');
   const lines: string[] = [];
   const abort = new AbortController();
   const code = await runDemoInProcess({ kubeconfig: undefined }, {
     out: (l) => { lines.push(l); if (l.startsWith('real nodes skipped')) abort.abort(); },
     err: () => undefined, clock: Date.now, signal: abort.signal,
-    realNodes: () => Promise.resolve('real nodes need root (network namespaces, cgroups, mounts, CRIU)'),
+    checkout: { ...checkout, realNodePreflight: () => Promise.resolve('real nodes need root (network namespaces, cgroups, mounts, CRIU)') },
   });
   expect(code).toBe(130);
   expect(lines).toContain('real nodes skipped (real nodes need root (network namespaces, cgroups, mounts, CRIU)); the placement acts on fake nodes follow');
@@ -270,14 +272,22 @@ describe('against an existing cluster (--kubeconfig)', () => {
     expect(run.code).toBe(1);
     expect(run.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^lazarus demo: failed: pod web-\S+ started cold: the webhook did not restore it, though it would now \(from web-app-\S+\): is it running and reachable\?$/)]);
     expect(run.stdout).toMatch(/✘ web-\S+ started cold → lazarus-demo-node-/);
-    expect(run.stdout).toMatch(/namespace lazarus-demo and the demo nodes removed/);
+    expect(run.stdout).toMatch(/namespace lazarus-demo, RestorePolicy lazarus-demo and the demo nodes removed/);
     await expectNoDemoObjects();
   }, 120_000);
 
+  it('leaves alone, and says so in one line, a namespace of its name that it did not make', async () => {
+    await cp.client.request('POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'lazarus-demo', labels: { team: 'shop' } } } });
+    const run = await runDemo(['--kubeconfig', cp.kubeconfigPath]);
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim().split('\n')).toEqual(['lazarus demo: failed: namespace lazarus-demo already exists without the label lazarus.dev/demo=true: not made by lazarus demo, so it leaves it alone and stops here']);
+    const ns = await cp.client.request<{ metadata: { labels?: Record<string, string>; deletionTimestamp?: string } }>('GET', '/api/v1/namespaces/lazarus-demo');
+    expect({ team: ns.metadata.labels?.team, deleting: ns.metadata.deletionTimestamp }).toEqual({ team: 'shop', deleting: undefined });
+    await cp.client.request('DELETE', '/api/v1/namespaces/lazarus-demo');
+  }, 60_000);
+
   async function expectNoDemoObjects(): Promise<void> {
-    const left = await cp.client.request<{ items: unknown[] }>('GET', '/api/v1/nodes', { query: { labelSelector: 'lazarus.dev/demo=true' } });
-    expect(left.items).toEqual([]);
-    const gone = await cp.client.request('GET', '/api/v1/namespaces/lazarus-demo').then(() => undefined, (err: unknown) => err);
-    expect(isNotFound(gone)).toBe(true);
+    expect(await demoLeftovers(cp.client)).toEqual([]);
   }
+
 });

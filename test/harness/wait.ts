@@ -1,45 +1,9 @@
 /** Polling and Events for tests against the local control plane. */
 import type { KubeClient } from '../../kube/client.js';
-import { isNotFound } from '../../kube/client.js';
+import { waitFor } from '../../kube/wait.js';
 
-export interface WaitOptions {
-  timeoutMs?: number;
-  intervalMs?: number;
-  signal?: AbortSignal;
-  /** Says what was awaited, in the timeout error. */
-  description?: string;
-}
-
-/**
- * Calls `check` until it returns something other than undefined/false/null and returns that.
- * Errors thrown by `check` are retried; the last one is reported on timeout.
- */
-export async function waitFor<T>(check: () => Promise<T | undefined | null | false> | T | undefined | null | false, options: WaitOptions = {}): Promise<T> {
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  const intervalMs = options.intervalMs ?? 100;
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    options.signal?.throwIfAborted();
-    try {
-      const value = await check();
-      if (value !== undefined && value !== null && value !== false) return value;
-      lastError = undefined;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() >= deadline) {
-      const why = lastError instanceof Error ? `; last error: ${lastError.message}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${options.description ?? 'a condition'}${why}`);
-    }
-    await new Promise<void>((resolve) => {
-      // The listener goes with the timer: one per poll would pile up on a long-lived signal.
-      const onAbort = (): void => { clearTimeout(timer); resolve(); };
-      const timer = setTimeout(() => { options.signal?.removeEventListener('abort', onAbort); resolve(); }, intervalMs);
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-    });
-  }
-}
+// The demo waits with these too (it runs from the image, without test/).
+export { waitFor, createNamespace, type WaitOptions } from '../../kube/wait.js';
 
 export interface KubeEvent {
   type?: string;
@@ -62,20 +26,6 @@ export async function listEvents(client: KubeClient, namespace: string, filter: 
     query: selectors.length ? { fieldSelector: selectors.join(',') } : {},
   });
   return list.items;
-}
-
-/** Creates a namespace and waits for its default ServiceAccount (pods are rejected before it exists). */
-export async function createNamespace(client: KubeClient, name: string, labels: Record<string, string> = {}, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
-  await client.request('POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } } });
-  await waitFor(async () => {
-    try {
-      await client.request('GET', `/api/v1/namespaces/${name}/serviceaccounts/default`);
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
-  }, { timeoutMs: options.timeoutMs ?? 30_000, ...(options.signal ? { signal: options.signal } : {}), description: `the default ServiceAccount of namespace ${name}` });
 }
 
 export interface PodLike { metadata?: { name?: string; labels?: Record<string, string> }; spec?: { nodeName?: string; schedulerName?: string } }

@@ -1,9 +1,15 @@
 /** The demo's pure parts: its scenario data and its words. */
 import { checkpointVerdicts, explainNodeLines, formatDuration, nodeTable, scoreLegend, shortDigest, stepLine, TITLE_WIDTH, verdictLines } from '../../demo/narrate.js';
-import { CONTAINER, DEMO_LABEL, ORIGIN, checkpointName, demoCheckpoints, demoDeployment, demoNodes } from '../../demo/scenario.js';
-import { parseConfig } from '../../demo/command.js';
+import { APP, CONTAINER, DEMO_LABEL, DEMO_NODE_ADDRESS, NAMESPACE, ORIGIN, POLICY, checkpointName, demoCheckpoints, demoDeployment, demoNodes, demoPolicy } from '../../demo/scenario.js';
+import { NEEDS_CHECKOUT, parseConfig, runDemo } from '../../demo/command.js';
+import { BUSY_MS, leftoverProblem, type FoundObjects } from '../../demo/environment.js';
+import { HEARTBEAT_MS, microTime, nodeLease } from '../../demo/fake-nodes.js';
 import { SCORE, MAX_SCORE, compatibility, nodeFacts, score } from '../../api/compat.js';
-import { DEFAULT_POLICY } from '../../api/policy.js';
+import { DEFAULT_POLICY, effectivePolicy, selectPolicy } from '../../api/policy.js';
+import { trustedPrefix, untrustedImage } from '../../api/image-trust.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { repoRoot } from '../../test/harness/kube-bin.js';
 import { specHash } from '../../api/spec-hash.js';
 import { fakeNode } from '../../test/harness/nodes.js';
 import { UsageError } from '../../cli/flags.js';
@@ -145,4 +151,75 @@ describe('flags', () => {
   });
 
   it('--help', () => { expect(parseConfig(['--help'], {})).toBe('help'); });
+});
+
+describe('on a cluster the user points it at', () => {
+  const userPolicy = effectivePolicy({ metadata: { name: 'a-user-policy' }, spec: { priority: 1000, checkpoint: { registry: 'registry.corp.example/lazarus', onDrain: true } } });
+  const demo = effectivePolicy(demoPolicy());
+  const select = (ns: string): string => selectPolicy([userPolicy, demo], { namespaceLabels: { 'kubernetes.io/metadata.name': ns }, workloadLabels: { app: APP } }).name;
+
+  it('its RestorePolicy wins in the demo namespace only, over any user policy', () => {
+    expect([select(NAMESPACE), select('shop')]).toEqual([POLICY, 'a-user-policy']);
+    expect(demoPolicy().metadata.labels).toEqual({ [DEMO_LABEL]: 'true' });
+  });
+
+  it('trusts the demo\'s checkpoint images whatever the webhook\'s --registry, which the user\'s policy would not', () => {
+    const images = demoCheckpoints(NOW).map((c) => c.checkpoint.spec.image);
+    expect(images.map((i) => untrustedImage(i, trustedPrefix(demo.spec.checkpoint.registry, 'other.example/x')))).toEqual([undefined, undefined, undefined, undefined]);
+    expect(untrustedImage(images[0] ?? '', trustedPrefix(userPolicy.spec.checkpoint.registry, ''))).toMatch(/not under the trusted registry prefix/);
+  });
+
+  it('keeps the installed controller out: no checkpoint on drain, all four checkpoints retained', () => {
+    expect(demo.spec.checkpoint.onDrain).toBe(false);
+    expect(demo.spec.checkpoint.retain).toBeGreaterThanOrEqual(demoCheckpoints(NOW).length);
+  });
+
+  it('gives its nodes an address that is never routed (TEST-NET-1)', () => {
+    const { status } = fakeNode(demoNodes('lazarus-demo-')[0] ?? { name: 'x' });
+    expect(DEMO_NODE_ADDRESS).toMatch(/^192\.0\.2\./);
+    expect((status.addresses as Array<{ type: string; address: string }>)[0]).toEqual({ type: 'InternalIP', address: DEMO_NODE_ADDRESS });
+  });
+
+  it('writes a kubelet\'s heartbeat Lease, owned by its node', () => {
+    expect(microTime(Date.parse('2026-11-27T12:00:00.123Z'))).toBe('2026-11-27T12:00:00.123000Z');
+    expect(nodeLease({ name: 'n', uid: 'u1' }, NOW, 40)).toEqual({
+      apiVersion: 'coordination.k8s.io/v1', kind: 'Lease',
+      metadata: { name: 'n', namespace: 'kube-node-lease', ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: 'n', uid: 'u1' }] },
+      spec: { holderIdentity: 'n', leaseDurationSeconds: 40, renewTime: '2026-11-27T12:00:00.000000Z' },
+    });
+    // The default node-monitor grace period is 40-50 s: a couple of missed beats change nothing.
+    expect(HEARTBEAT_MS * 3).toBeLessThan(40_000);
+  });
+
+  const mine = { [DEMO_LABEL]: 'true' };
+  const ago = (ms: number): string => microTime(NOW - ms);
+  it.each<[string, FoundObjects, RegExp | undefined]>([
+    ['nothing there', { nodes: [], leases: [] }, undefined],
+    ['a killed run\'s leftovers, heartbeats stale', { namespace: { labels: mine }, policy: { labels: mine }, nodes: [{ name: 'lazarus-demo-node-exact', labels: mine }], leases: [{ name: 'lazarus-demo-node-exact', renewTime: ago(BUSY_MS) }] }, undefined],
+    ['a lease without renewTime', { nodes: [], leases: [{ name: 'lazarus-demo-node-exact' }] }, undefined],
+    ['the user\'s own namespace of that name', { namespace: { labels: { team: 'a' } }, nodes: [], leases: [] }, /^namespace lazarus-demo already exists without the label lazarus\.dev\/demo=true: not made by lazarus demo/],
+    ['the user\'s own policy and node of those names', { policy: {}, nodes: [{ name: 'lazarus-demo-node-arm64' }], leases: [] }, /^RestorePolicy lazarus-demo, node lazarus-demo-node-arm64 already exist without/],
+    ['another demo running', { namespace: { labels: mine }, nodes: [{ name: 'lazarus-demo-node-exact', labels: mine }], leases: [{ name: 'lazarus-demo-node-exact', renewTime: ago(BUSY_MS - 1) }] }, /^another lazarus demo is running against this cluster \(node lazarus-demo-node-exact renewed its heartbeat 15\.0 s ago\)/],
+  ])('leftovers: %s', (_what, found, problem) => {
+    const got = leftoverProblem(found, NOW);
+    if (problem) expect(got).toMatch(problem);
+    else expect(got).toBeUndefined();
+  });
+
+  it('without --kubeconfig and without a checkout (the image), says in one line what to do, exit 2', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runDemo({ kubeconfig: undefined }, { out: (l) => out.push(l), err: (l) => err.push(l), clock: () => NOW, signal: new AbortController().signal, checkout: undefined });
+    expect({ code, out, err }).toEqual({ code: 2, out: [], err: [NEEDS_CHECKOUT] });
+    expect(NEEDS_CHECKOUT).toMatch(/lazarus demo --kubeconfig K/);
+  });
+
+  it('what the image carries (demo/*.ts) imports nothing of test/ or demo/checkout/', () => {
+    const dir = path.join(repoRoot(), 'demo');
+    const files = readdirSync(dir).filter((f) => f.endsWith('.ts'));
+    expect(files).toContain('command.ts');
+    const imports = files.flatMap((f) => [...readFileSync(path.join(dir, f), 'utf8').matchAll(/^(?:import|export)\b[^;]*?from '([^']+)'/gm)].map((m) => `${f}: ${m[1] ?? ''}`));
+    expect(imports.length).toBeGreaterThan(10);
+    expect(imports.filter((i) => /\/test\/|checkout\//.test(i))).toEqual([]);
+  });
 });
