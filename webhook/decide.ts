@@ -2,19 +2,19 @@
  * The admission decision (DESIGN §4, Webhook) as one pure function of the request, a snapshot
  * view of the cluster and the clock. No I/O, no Date.now(): the server feeds it, tests table it.
  */
-import jsonPatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
 import * as K from '../api/keys.js';
-import { canRestoreOn, formatPairs, type NodeFacts } from '../api/compat.js';
+import { compileCompatibility, formatPairs, type NodeFacts } from '../api/compat.js';
 import { formatAge } from '../api/duration.js';
 import { NOT_TRUSTED, trustedPrefix, untrustedImage } from '../api/image-trust.js';
 import { podPlacement } from '../api/placement.js';
 import { selectPolicy } from '../api/policy.js';
 import { hashedFields, specHash } from '../api/spec-hash.js';
 import { criuString, runtimeLabelValue } from '../api/versions.js';
-import { coldStartPatch, stampSpecHashes } from './spec-hashes.js';
+import { diff } from './patch.js';
+import { coldStartPatch, specHashesStamp } from './spec-hashes.js';
 import { resolveOptIn, resolveWorkload, type OwnerLookup } from '../api/workload.js';
-import type { Checkpoint, CompatibilityRules, Container, EffectivePolicy, NodeSelectorRequirement, NodeSelectorTerm, OriginFacts, Pod, WorkloadRef } from '../api/types.js';
+import type { Checkpoint, CompatibilityRules, Container, EffectivePolicy, NodeSelectorRequirement, NodeSelectorTerm, OriginFacts, Placement, Pod, WorkloadRef } from '../api/types.js';
 
 /** What the decision may look up; implemented over informer caches in production. */
 export interface ClusterView {
@@ -66,8 +66,8 @@ const skip = (reason: string): Decision => ({ outcome: 'skipped', patch: [], war
  * A cold start still stamps the pod's spec hashes, so its later checkpoints match its siblings,
  * and says why it is cold, for the controller's Event.
  */
-const cold = (reason: string, policy: EffectivePolicy, validUntil: number, pod: Pod): Decision =>
-  ({ outcome: 'cold', patch: coldStartPatch(pod, reason), warnings: [`lazarus: ${reason}; starting cold`], reason, policy: policy.name, validUntil });
+const cold = (reason: string, policy: EffectivePolicy, validUntil: number, pod: Pod, hashes: readonly string[]): Decision =>
+  ({ outcome: 'cold', patch: coldStartPatch(pod, reason, hashes), warnings: [`lazarus: ${reason}; starting cold`], reason, policy: policy.name, validUntil });
 
 /**
  * The pod reduced to what decide() reads: its identity and owners, annotations and labels, each
@@ -110,19 +110,21 @@ export function decide(input: AdmissionInput, view: ClusterView): Decision {
   const optIn = resolveOptIn(resolved.chain, policy);
   if (!optIn.enabled) return { ...skip(optIn.because), policy: policy.name };
 
-  const choice = chooseCheckpoints(pod.spec.containers, namespace, resolved.workload, view, policy, input.now, input.defaultRegistry ?? '');
-  if (!choice.ok) return cold(choice.reason, policy, choice.freshUntil, pod);
+  // Each container's spec hash, once: checkpoints are matched by it and the pod is stamped with it.
+  const hashes = pod.spec.containers.map((c) => specHash(c));
+  const choice = chooseCheckpoints(pod.spec.containers, namespace, resolved.workload, view, policy, input.now, input.defaultRegistry ?? '', hashes);
+  if (!choice.ok) return cold(choice.reason, policy, choice.freshUntil, pod, hashes);
 
   // "Can any node restore this" asks exactly what the restored pod will require: its own
   // placement rules with the restore's requirements ANDed in, and the hard filters.
   const origin = choice.origin.spec.origin;
-  const rules = { compatibility: policy.spec.compatibility, placement: policy.spec.placement };
+  const compatible = compiledCompatibility(origin, policy);
   const placement = podPlacement(pod, restoreRequirements(origin, policy.spec.compatibility));
   let restorable = false;
   let capable = 0;
   let excluded: string | undefined;
   for (const node of view.nodes()) {
-    if (!canRestoreOn(origin, node, rules)) continue;
+    if (!node.ready || node.unschedulable || !compatible(node)) continue;
     capable++;
     const why = placement.excludes(node);
     if (why === undefined) { restorable = true; break; }
@@ -132,19 +134,18 @@ export function decide(input: AdmissionInput, view: ClusterView): Decision {
     const from = `checkpoints from ${origin.node} (${origin.architecture}, criu ${criuString(origin.criuVersion)})`;
     return cold(capable === 0
       ? `no Ready node can restore ${from}`
-      : `no node both can restore ${from} and may run the pod: ${capable} can restore, none passes the pod's placement (${excluded ?? ''})`, policy, choice.freshUntil, pod);
+      : `no node both can restore ${from} and may run the pod: ${capable} can restore, none passes the pod's placement (${excluded ?? ''})`, policy, choice.freshUntil, pod, hashes);
   }
 
-  // Only the fields a restore changes are copied and diffed: the same patch as diffing the whole
-  // pod (paths mirror it), without cloning managedFields, volumes and status on every admission.
+  // Only the fields a restore changes are diffed: the same patch as diffing the whole pod (paths
+  // mirror it), without copying managedFields, volumes and status on every admission.
   const before = mutableSubset(pod);
-  const changed = restoredPod(structuredClone(before), choice.byContainer, placement.terms, policy);
-  stampSpecHashes(changed, pod);
+  const changed = restoredPod(before, choice.byContainer, placement.terms, policy, specHashesStamp(pod.spec.containers, hashes));
   const warnings = [...choice.byContainer].map(([container, cp]) =>
     `lazarus: container ${container} restored from checkpoint ${cp.metadata.name ?? ''} taken ${formatAge(input.now - takenAt(cp))} ago on ${cp.spec.origin.node}`);
   return {
     outcome: 'restored',
-    patch: jsonPatch.compare(before, changed),
+    patch: diff(before, changed),
     warnings,
     reason: `restored from ${choice.sourcePod}`,
     policy: policy.name,
@@ -166,6 +167,32 @@ function takenAt(cp: Checkpoint): number {
   return ms;
 }
 
+/** untrustedImage() === undefined, remembered per checkpoint object for its image and the prefix. */
+const trustedMemo = new WeakMap<Checkpoint, { image: string; prefix: string; trusted: boolean }>();
+function isTrusted(cp: Checkpoint, prefix: string): boolean {
+  const image = cp.spec.image;
+  const known = trustedMemo.get(cp);
+  if (known !== undefined && known.image === image && known.prefix === prefix) return known.trusted;
+  const trusted = untrustedImage(image, prefix) === undefined;
+  trustedMemo.set(cp, { image, prefix, trusted });
+  return trusted;
+}
+
+/**
+ * canRestoreOn()'s compatibility verdict for one origin and policy, compiled once (the origin is
+ * a checkpoint's, the same object on every admission while the cache holds it): a node costs a few
+ * comparisons, with no reason strings built for the nodes that fail.
+ */
+const compiledMemo = new WeakMap<OriginFacts, { compatibility: CompatibilityRules; placement: Placement; fn: (node: NodeFacts) => boolean }>();
+function compiledCompatibility(origin: OriginFacts, policy: EffectivePolicy): (node: NodeFacts) => boolean {
+  const { compatibility, placement } = policy.spec;
+  const known = compiledMemo.get(origin);
+  if (known !== undefined && known.compatibility === compatibility && known.placement === placement) return known.fn;
+  const fn = compileCompatibility(origin, { compatibility, placement });
+  compiledMemo.set(origin, { compatibility, placement, fn });
+  return fn;
+}
+
 /** Newer first; equal timestamps fall back to name order so the choice is deterministic. */
 function newerFirst(a: Checkpoint, b: Checkpoint): number {
   const d = takenAt(b) - takenAt(a);
@@ -181,20 +208,21 @@ function newerFirst(a: Checkpoint, b: Checkpoint): number {
  * container: all containers restore from one pod's checkpoints, or none do.
  */
 export function chooseCheckpoints(containers: readonly Container[], namespace: string, workload: WorkloadRef,
-  view: Pick<ClusterView, 'checkpoints'>, policy: EffectivePolicy, now: number, defaultRegistry = ''): Choice {
+  view: Pick<ClusterView, 'checkpoints'>, policy: EffectivePolicy, now: number, defaultRegistry = '',
+  hashes: readonly string[] = containers.map((c) => specHash(c))): Choice {
   const prefix = trustedPrefix(policy.spec.checkpoint.registry, defaultRegistry);
   const usable = new Map<string, Checkpoint[]>();
   let freshUntil = Infinity;
-  for (const container of containers) {
+  for (const [i, container] of containers.entries()) {
     const all = view.checkpoints(namespace, workload, container.name);
-    const hash = specHash(container);
+    const hash = hashes[i] ?? specHash(container);
     const ready = all.filter((cp) => cp.status?.phase === 'Ready');
     const fresh = ready.filter((cp) => now - takenAt(cp) <= policy.maxCheckpointAgeMs);
     for (const cp of fresh) freshUntil = Math.min(freshUntil, takenAt(cp) + policy.maxCheckpointAgeMs + 1);
     const matching = fresh.filter((cp) => cp.spec.specHash === hash);
     // Anybody who can write a Checkpoint names an image to run in this pod: only images the
     // agents push (by digest, under the policy's registry) are trusted.
-    const trusted = matching.filter((cp) => untrustedImage(cp.spec.image, prefix) === undefined);
+    const trusted = matching.filter((cp) => isTrusted(cp, prefix));
     if (trusted.length === 0) {
       const what = `${workload.kind} ${workload.name} container ${container.name}`;
       const no = (reason: string): Choice => ({ ok: false, reason, freshUntil });
@@ -270,21 +298,23 @@ function mutableSubset(pod: Pod): Pod {
 }
 
 /**
- * The pod as it should be created: changes `changed` (a copy) in place, diffed by the caller.
- * `terms` are the required node-selector terms the placement check judged nodes by.
+ * The pod as it should be created, built from `before` (a mutableSubset) without changing it:
+ * what a restore changes is new, the rest is shared, so the diff never descends into it.
+ * `terms` are the required node-selector terms the placement check judged nodes by; `stamp` is
+ * the spec-hashes annotation.
  */
-function restoredPod(changed: Pod, byContainer: ReadonlyMap<string, Checkpoint>, terms: readonly NodeSelectorTerm[], policy: EffectivePolicy): Pod {
+function restoredPod(before: Pod, byContainer: ReadonlyMap<string, Checkpoint>, terms: readonly NodeSelectorTerm[], policy: EffectivePolicy, stamp: string): Pod {
   const originals: [string, string][] = [];
-  for (const container of changed.spec.containers) {
+  const containers = before.spec.containers.map((container) => {
     const cp = byContainer.get(container.name);
-    if (!cp) continue;
+    if (!cp) return container;
     originals.push([container.name, container.image ?? '']);
-    container.image = cp.spec.image;
-  }
-  const origin = [...byContainer.values()][0]?.spec.origin;
-  if (!origin) return changed;
-  changed.metadata.annotations = {
-    ...changed.metadata.annotations,
+    return { ...container, image: cp.spec.image };
+  });
+  const origin = byContainer.values().next().value?.spec.origin;
+  if (!origin) return { metadata: { ...before.metadata, annotations: { ...before.metadata.annotations, [K.SPEC_HASHES]: stamp } }, spec: { ...before.spec, containers } };
+  const annotations: Record<string, string> = {
+    ...before.metadata.annotations,
     [K.RESTORED_FROM]: formatPairs([...byContainer].map(([c, cp]) => [c, cp.metadata.name ?? ''] as const)),
     [K.ORIGINAL_IMAGES]: formatPairs(originals),
     [K.ORIGIN_NODE]: origin.node,
@@ -294,16 +324,20 @@ function restoredPod(changed: Pod, byContainer: ReadonlyMap<string, Checkpoint>,
     [K.ORIGIN_RUNTIME]: origin.runtime,
     [K.ORIGIN_CPU_FLAGS]: origin.cpuFlags.join(' '),
   };
+  annotations[K.SPEC_HASHES] = stamp;
 
-  const affinity = (changed.spec.affinity ??= {});
-  const nodeAffinity = (affinity.nodeAffinity ??= {});
-  const selector = (nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution ??= { nodeSelectorTerms: [] });
-  selector.nodeSelectorTerms = structuredClone([...terms]);
-
-  if (policy.spec.schedulerName) changed.spec.schedulerName = policy.spec.schedulerName;
+  const affinity = before.spec.affinity ?? {};
+  const nodeAffinity = affinity.nodeAffinity ?? {};
+  const selector = nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution ?? { nodeSelectorTerms: [] };
+  const spec: Pod['spec'] = {
+    ...before.spec,
+    containers,
+    affinity: { ...affinity, nodeAffinity: { ...nodeAffinity, requiredDuringSchedulingIgnoredDuringExecution: { ...selector, nodeSelectorTerms: [...terms] } } },
+  };
+  if (policy.spec.schedulerName) spec.schedulerName = policy.spec.schedulerName;
   const secret = policy.spec.imagePullSecret;
-  if (secret && !changed.spec.imagePullSecrets?.some((s) => s.name === secret)) {
-    changed.spec.imagePullSecrets = [...(changed.spec.imagePullSecrets ?? []), { name: secret }];
+  if (secret && !spec.imagePullSecrets?.some((s) => s.name === secret)) {
+    spec.imagePullSecrets = [...(spec.imagePullSecrets ?? []), { name: secret }];
   }
-  return changed;
+  return { metadata: { ...before.metadata, annotations }, spec };
 }
