@@ -193,13 +193,20 @@ function compiledCompatibility(origin: OriginFacts, policy: EffectivePolicy): (n
   return fn;
 }
 
-/** Newer first; equal timestamps fall back to name order so the choice is deterministic. */
-function newerFirst(a: Checkpoint, b: Checkpoint): number {
-  const d = takenAt(b) - takenAt(a);
-  if (d !== 0) return d;
-  const an = a.metadata.name ?? '';
-  const bn = b.metadata.name ?? '';
-  return an < bn ? 1 : an > bn ? -1 : 0;
+/**
+ * Newer first; equal timestamps fall back to name order so the choice is deterministic. Sorts
+ * `list` in place (a stable sort), each checkpoint's time looked up once, not per comparison.
+ */
+function newestFirst(list: Checkpoint[]): Checkpoint[] {
+  if (list.length < 2) return list;
+  const keyed = list.map((cp) => ({ cp, ms: takenAt(cp), name: cp.metadata.name ?? '' }));
+  keyed.sort((a, b) => {
+    const d = b.ms - a.ms;
+    if (d !== 0) return d;
+    return a.name < b.name ? 1 : a.name > b.name ? -1 : 0;
+  });
+  for (let i = 0; i < keyed.length; i++) list[i] = (keyed[i] as { cp: Checkpoint }).cp;
+  return list;
 }
 
 /**
@@ -216,24 +223,35 @@ export function chooseCheckpoints(containers: readonly Container[], namespace: s
   for (const [i, container] of containers.entries()) {
     const all = view.checkpoints(namespace, workload, container.name);
     const hash = hashes[i] ?? specHash(container);
-    const ready = all.filter((cp) => cp.status?.phase === 'Ready');
-    const fresh = ready.filter((cp) => now - takenAt(cp) <= policy.maxCheckpointAgeMs);
-    for (const cp of fresh) freshUntil = Math.min(freshUntil, takenAt(cp) + policy.maxCheckpointAgeMs + 1);
-    const matching = fresh.filter((cp) => cp.spec.specHash === hash);
-    // Anybody who can write a Checkpoint names an image to run in this pod: only images the
-    // agents push (by digest, under the policy's registry) are trusted.
-    const trusted = matching.filter((cp) => isTrusted(cp, prefix));
+    // One pass, in the order of the rules: Ready, fresh (NaN ages are not), the pod's spec hash,
+    // a trusted image. Anybody who can write a Checkpoint names an image to run in this pod:
+    // only images the agents push (by digest, under the policy's registry) are trusted.
+    let ready = 0;
+    let fresh = 0;
+    const matching: Checkpoint[] = [];
+    const trusted: Checkpoint[] = [];
+    for (const cp of all) {
+      if (cp.status?.phase !== 'Ready') continue;
+      ready++;
+      const taken = takenAt(cp);
+      if (!(now - taken <= policy.maxCheckpointAgeMs)) continue;
+      fresh++;
+      freshUntil = Math.min(freshUntil, taken + policy.maxCheckpointAgeMs + 1);
+      if (cp.spec.specHash !== hash) continue;
+      matching.push(cp);
+      if (isTrusted(cp, prefix)) trusted.push(cp);
+    }
     if (trusted.length === 0) {
       const what = `${workload.kind} ${workload.name} container ${container.name}`;
       const no = (reason: string): Choice => ({ ok: false, reason, freshUntil });
       if (all.length === 0) return no(`no checkpoint of ${what}`);
-      if (ready.length === 0) return no(`no Ready checkpoint of ${what}`);
-      if (fresh.length === 0) return no(`every Ready checkpoint of ${what} is older than maxCheckpointAge ${policy.spec.maxCheckpointAge}`);
-      const newest = matching.sort(newerFirst)[0];
+      if (ready === 0) return no(`no Ready checkpoint of ${what}`);
+      if (fresh === 0) return no(`every Ready checkpoint of ${what} is older than maxCheckpointAge ${policy.spec.maxCheckpointAge}`);
+      const newest = newestFirst(matching)[0];
       if (newest === undefined) return no(`no Ready checkpoint of ${what} has the pod's spec hash ${hash} (the container changed since)`);
       return no(`checkpoint ${newest.metadata.name ?? ''} of ${what} ${NOT_TRUSTED}: ${untrustedReason(newest.spec.image, prefix)}`);
     }
-    usable.set(container.name, trusted.sort(newerFirst));
+    usable.set(container.name, newestFirst(trusted));
   }
 
   // Candidate source pods, newest first: those whose checkpoints cover every container.
