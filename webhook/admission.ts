@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Operation } from 'fast-json-patch';
 import type { Pod } from '../api/types.js';
+import { patchJson } from './patch.js';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 /** The API server caps request bodies at 3 MiB; a pod admission is far smaller. */
@@ -52,7 +53,7 @@ export function patched(patch: readonly Operation[], warnings: readonly string[]
   const answer = allowed(warnings);
   if (patch.length === 0) return answer;
   answer.patchType = 'JSONPatch';
-  answer.patch = base64(JSON.stringify(patch));
+  answer.patch = base64(patchJson(patch));
   return answer;
 }
 

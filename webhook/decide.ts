@@ -7,11 +7,11 @@ import * as K from '../api/keys.js';
 import { compileCompatibility, formatPairs, type NodeFacts } from '../api/compat.js';
 import { formatAge } from '../api/duration.js';
 import { NOT_TRUSTED, trustedPrefix, untrustedImage } from '../api/image-trust.js';
-import { podPlacement } from '../api/placement.js';
+import { podPlacement, withRequirements } from '../api/placement.js';
 import { selectPolicy } from '../api/policy.js';
 import { hashedFields, specHash } from '../api/spec-hash.js';
 import { criuString, runtimeLabelValue } from '../api/versions.js';
-import { diff } from './patch.js';
+import { diff, sharedValue } from './patch.js';
 import { coldStartPatch, specHashesStamp } from './spec-hashes.js';
 import { resolveOptIn, resolveWorkload, type OwnerLookup } from '../api/workload.js';
 import type { Checkpoint, CompatibilityRules, Container, EffectivePolicy, NodeSelectorRequirement, NodeSelectorTerm, OriginFacts, Placement, Pod, WorkloadRef } from '../api/types.js';
@@ -118,8 +118,9 @@ export function decide(input: AdmissionInput, view: ClusterView): Decision {
   // "Can any node restore this" asks exactly what the restored pod will require: its own
   // placement rules with the restore's requirements ANDed in, and the hard filters.
   const origin = choice.origin.spec.origin;
-  const compatible = compiledCompatibility(origin, policy);
-  const placement = podPlacement(pod, restoreRequirements(origin, policy.spec.compatibility));
+  const facts = restoreFacts(origin, policy);
+  const compatible = facts.compatible;
+  const placement = podPlacement(pod, facts.requirements);
   let restorable = false;
   let capable = 0;
   let excluded: string | undefined;
@@ -140,7 +141,7 @@ export function decide(input: AdmissionInput, view: ClusterView): Decision {
   // Only the fields a restore changes are diffed: the same patch as diffing the whole pod (paths
   // mirror it), without copying managedFields, volumes and status on every admission.
   const before = mutableSubset(pod);
-  const changed = restoredPod(before, choice.byContainer, placement.terms, policy, specHashesStamp(pod.spec.containers, hashes));
+  const changed = restoredPod(before, choice.byContainer, placement.terms, policy, specHashesStamp(pod.spec.containers, hashes), facts.bareAffinity);
   const warnings = [...choice.byContainer].map(([container, cp]) =>
     `lazarus: container ${container} restored from checkpoint ${cp.metadata.name ?? ''} taken ${formatAge(input.now - takenAt(cp))} ago on ${cp.spec.origin.node}`);
   return {
@@ -179,18 +180,33 @@ function isTrusted(cp: Checkpoint, prefix: string): boolean {
 }
 
 /**
- * canRestoreOn()'s compatibility verdict for one origin and policy, compiled once (the origin is
- * a checkpoint's, the same object on every admission while the cache holds it): a node costs a few
- * comparisons, with no reason strings built for the nodes that fail.
+ * What a restore from one origin under one policy's rules asks of nodes, worked out once per
+ * origin (a checkpoint's, the same object on every admission while the cache holds it) instead
+ * of per admission: canRestoreOn()'s compatibility verdict compiled (a node costs a few
+ * comparisons, no reason strings for the nodes that fail), the node requirements, and the
+ * affinity a pod with none of its own gets, its JSON remembered for the answer (patch.ts).
  */
-const compiledMemo = new WeakMap<OriginFacts, { compatibility: CompatibilityRules; placement: Placement; fn: (node: NodeFacts) => boolean }>();
-function compiledCompatibility(origin: OriginFacts, policy: EffectivePolicy): (node: NodeFacts) => boolean {
+interface RestoreFacts {
+  compatibility: CompatibilityRules;
+  placement: Placement;
+  compatible: (node: NodeFacts) => boolean;
+  requirements: readonly NodeSelectorRequirement[];
+  bareAffinity: NonNullable<Pod['spec']['affinity']>;
+}
+const restoreFactsMemo = new WeakMap<OriginFacts, RestoreFacts>();
+function restoreFacts(origin: OriginFacts, policy: EffectivePolicy): RestoreFacts {
   const { compatibility, placement } = policy.spec;
-  const known = compiledMemo.get(origin);
-  if (known !== undefined && known.compatibility === compatibility && known.placement === placement) return known.fn;
-  const fn = compileCompatibility(origin, { compatibility, placement });
-  compiledMemo.set(origin, { compatibility, placement, fn });
-  return fn;
+  const known = restoreFactsMemo.get(origin);
+  if (known !== undefined && known.compatibility === compatibility && known.placement === placement) return known;
+  const requirements = restoreRequirements(origin, compatibility);
+  const facts: RestoreFacts = {
+    compatibility, placement,
+    compatible: compileCompatibility(origin, { compatibility, placement }),
+    requirements: sharedValue(requirements),
+    bareAffinity: sharedValue({ nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: withRequirements(undefined, requirements) } } }),
+  };
+  restoreFactsMemo.set(origin, facts);
+  return facts;
 }
 
 /**
@@ -319,9 +335,11 @@ function mutableSubset(pod: Pod): Pod {
  * The pod as it should be created, built from `before` (a mutableSubset) without changing it:
  * what a restore changes is new, the rest is shared, so the diff never descends into it.
  * `terms` are the required node-selector terms the placement check judged nodes by; `stamp` is
- * the spec-hashes annotation.
+ * the spec-hashes annotation; `bareAffinity` is the affinity with just those terms, for a pod
+ * that has none.
  */
-function restoredPod(before: Pod, byContainer: ReadonlyMap<string, Checkpoint>, terms: readonly NodeSelectorTerm[], policy: EffectivePolicy, stamp: string): Pod {
+function restoredPod(before: Pod, byContainer: ReadonlyMap<string, Checkpoint>, terms: readonly NodeSelectorTerm[], policy: EffectivePolicy, stamp: string,
+  bareAffinity: NonNullable<Pod['spec']['affinity']>): Pod {
   const originals: [string, string][] = [];
   const containers = before.spec.containers.map((container) => {
     const cp = byContainer.get(container.name);
@@ -344,14 +362,13 @@ function restoredPod(before: Pod, byContainer: ReadonlyMap<string, Checkpoint>, 
   };
   annotations[K.SPEC_HASHES] = stamp;
 
-  const affinity = before.spec.affinity ?? {};
-  const nodeAffinity = affinity.nodeAffinity ?? {};
-  const selector = nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution ?? { nodeSelectorTerms: [] };
-  const spec: Pod['spec'] = {
-    ...before.spec,
-    containers,
-    affinity: { ...affinity, nodeAffinity: { ...nodeAffinity, requiredDuringSchedulingIgnoredDuringExecution: { ...selector, nodeSelectorTerms: [...terms] } } },
-  };
+  const spec: Pod['spec'] = { ...before.spec, containers, affinity: bareAffinity };
+  if (before.spec.affinity !== undefined) {
+    const affinity = before.spec.affinity ?? {};
+    const nodeAffinity = affinity.nodeAffinity ?? {};
+    const selector = nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution ?? { nodeSelectorTerms: [] };
+    spec.affinity = { ...affinity, nodeAffinity: { ...nodeAffinity, requiredDuringSchedulingIgnoredDuringExecution: { ...selector, nodeSelectorTerms: [...terms] } } };
+  }
   if (policy.spec.schedulerName) spec.schedulerName = policy.spec.schedulerName;
   const secret = policy.spec.imagePullSecret;
   if (secret && !spec.imagePullSecrets?.some((s) => s.name === secret)) {

@@ -56,3 +56,37 @@ function walk(old: object, now: object, path: string, ops: Operation[]): void {
     if (!Object.hasOwn(old, key) && newValues[key] !== undefined) ops.push({ op: 'add', path: child(path, key), value: newValues[key] });
   }
 }
+
+/** The JSON of values many patches share (sharedValue()), kept with them. */
+const sharedJson = new WeakMap<object, string>();
+
+/**
+ * `value`, frozen all the way down, with its JSON remembered: a value that many patches carry
+ * (a restore's node affinity, the same for every pod of one origin) is serialised once.
+ */
+export function sharedValue<T extends object>(value: T): T {
+  deepFreeze(value);
+  sharedJson.set(value, JSON.stringify(value));
+  return value;
+}
+
+function deepFreeze(value: unknown): void {
+  if (!isObject(value) || Object.isFrozen(value)) return;
+  Object.freeze(value);
+  for (const v of Object.values(value)) deepFreeze(v);
+}
+
+/**
+ * JSON.stringify(ops) for diff()'s operations ({op, path, value}, in that order), taking shared
+ * values' JSON from memory.
+ */
+export function patchJson(ops: readonly Operation[]): string {
+  let out = '[';
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i] as Operation & { value?: unknown };
+    if (i > 0) out += ',';
+    const known = isObject(op.value) ? sharedJson.get(op.value) : undefined;
+    out += known === undefined ? JSON.stringify(op) : `{"op":${JSON.stringify(op.op)},"path":${JSON.stringify(op.path)},"value":${known}}`;
+  }
+  return `${out}]`;
+}

@@ -1,5 +1,5 @@
 import jsonPatch from 'fast-json-patch';
-import { diff } from '../../webhook/patch.js';
+import { diff, patchJson, sharedValue } from '../../webhook/patch.js';
 
 // diff() must be fast-json-patch's compare() without the copies: the same operations, in the
 // same order, on every shape a webhook patch can take and on random ones.
@@ -87,5 +87,23 @@ describe('diff: random trees and random changes, against compare()', () => {
       if (ops.length > 0) changed++;
     }
     expect(changed).toBeGreaterThan(800); // most pairs differ: the generator does change things
+  });
+});
+
+describe('patchJson: JSON.stringify of a patch, shared values serialised once', () => {
+  it('writes what JSON.stringify writes, for shared and unshared values alike', () => {
+    const affinity = sharedValue({ nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'a/b', operator: 'In', values: ['x"y'] }] }] } } });
+    const before = { metadata: { annotations: { 'a/b': '1', 'gone': '2' } }, spec: { containers: [{ name: 'a', image: 'x' }] } };
+    const after = { metadata: { annotations: { 'a/b': 'ünïcode "quoted"' } }, spec: { containers: [{ name: 'a', image: 'y' }], affinity } };
+    const ops = diff(before, after);
+    expect(ops.map((op) => op.op)).toEqual(['replace', 'add', 'remove', 'replace']);
+    expect(patchJson(ops)).toBe(JSON.stringify(ops));
+    expect(patchJson([])).toBe('[]');
+  });
+
+  it('freezes a shared value all the way down: no patch can change what the others carry', () => {
+    const value = sharedValue({ a: [{ b: 1 }] });
+    expect(Object.isFrozen(value.a[0])).toBe(true);
+    expect(() => { (value.a as { b: number }[]).push({ b: 2 }); }).toThrow(TypeError);
   });
 });
