@@ -362,13 +362,18 @@ function restoredPod(before: Pod, byContainer: ReadonlyMap<string, Checkpoint>, 
   };
   annotations[K.SPEC_HASHES] = stamp;
 
-  const spec: Pod['spec'] = { ...before.spec, containers, affinity: bareAffinity };
-  if (before.spec.affinity !== undefined) {
-    const affinity = before.spec.affinity ?? {};
-    const nodeAffinity = affinity.nodeAffinity ?? {};
+  // The keys in mutableSubset()'s order, the new ones after them: what assigning them to a copy
+  // would give, and what the diff's order of operations follows.
+  const { affinity, schedulerName, imagePullSecrets } = before.spec;
+  const spec: Pod['spec'] = { containers };
+  if (affinity !== undefined) {
+    const nodeAffinity = affinity?.nodeAffinity ?? {};
     const selector = nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution ?? { nodeSelectorTerms: [] };
     spec.affinity = { ...affinity, nodeAffinity: { ...nodeAffinity, requiredDuringSchedulingIgnoredDuringExecution: { ...selector, nodeSelectorTerms: [...terms] } } };
   }
+  if (schedulerName !== undefined) spec.schedulerName = schedulerName;
+  if (imagePullSecrets !== undefined) spec.imagePullSecrets = imagePullSecrets;
+  if (affinity === undefined) spec.affinity = bareAffinity;
   if (policy.spec.schedulerName) spec.schedulerName = policy.spec.schedulerName;
   const secret = policy.spec.imagePullSecret;
   if (secret && !spec.imagePullSecrets?.some((s) => s.name === secret)) {

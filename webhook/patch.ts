@@ -29,8 +29,12 @@ const isObject = (value: unknown): value is object => typeof value === 'object' 
 /** fast-json-patch duplex.js _generate (non-invertible), step for step. */
 function walk(old: object, now: object, path: string, ops: Operation[]): void {
   if (old === now) return;
-  const toJSON = (now as { toJSON?: unknown }).toJSON;
-  if (typeof toJSON === 'function') now = toJSON.call(now) as object;
+  // Plain objects and arrays (all that JSON gives) have no toJSON(): only look on others.
+  const proto: unknown = Object.getPrototypeOf(now);
+  if (proto !== Object.prototype && proto !== Array.prototype) {
+    const toJSON = (now as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === 'function') now = toJSON.call(now) as object;
+  }
   const oldValues = old as Record<string, unknown>;
   const newValues = now as Record<string, unknown>;
   const newKeys = keysOf(now);
