@@ -21,7 +21,10 @@ export interface ClusterView {
   policies(): readonly EffectivePolicy[];
   namespaceLabels(namespace: string): Record<string, string> | undefined;
   owners: OwnerLookup;
-  /** Checkpoints in `namespace` of that workload and container, any phase. */
+  /**
+   * Checkpoints in `namespace` of that workload and container, any phase. A list handed out is
+   * never changed afterwards (a change makes a new list): decisions remember facts per list.
+   */
   checkpoints(namespace: string, workload: WorkloadRef, container: string): readonly Checkpoint[];
   nodes(): Iterable<NodeFacts>;
 }
@@ -168,14 +171,35 @@ function takenAt(cp: Checkpoint): number {
   return ms;
 }
 
-/** untrustedImage() === undefined, remembered per checkpoint object for its image and the prefix. */
-const trustedMemo = new WeakMap<Checkpoint, { image: string; prefix: string; trusted: boolean }>();
-function isTrusted(cp: Checkpoint, prefix: string): boolean {
-  const image = cp.spec.image;
-  const known = trustedMemo.get(cp);
+/**
+ * A list of checkpoints (ClusterView.checkpoints(): one workload's container) newest first, with
+ * each one's time parsed, worked out once per list: the cache hands out the same list until one
+ * of them changes, and then a new list (ClusterView.checkpoints). Checkpoints without a valid
+ * time are left out: they are never fresh. Each entry remembers whether its image is trusted
+ * under the last prefix asked about.
+ */
+interface Timed { cp: Checkpoint; ms: number; trust?: { image: string; prefix: string; trusted: boolean } }
+const newestFirstMemo = new WeakMap<readonly Checkpoint[], { length: number; entries: Timed[] }>();
+function timedNewestFirst(all: readonly Checkpoint[]): Timed[] {
+  const known = newestFirstMemo.get(all);
+  if (known !== undefined && known.length === all.length) return known.entries;
+  const entries: Timed[] = [];
+  for (const cp of all) {
+    const ms = takenAt(cp);
+    if (!Number.isNaN(ms)) entries.push({ cp, ms });
+  }
+  entries.sort((a, b) => newerFirst(a.cp, b.cp));
+  newestFirstMemo.set(all, { length: all.length, entries });
+  return entries;
+}
+
+/** untrustedImage() === undefined, remembered in the entry for its image and the prefix. */
+function isTrusted(entry: Timed, prefix: string): boolean {
+  const image = entry.cp.spec.image;
+  const known = entry.trust;
   if (known !== undefined && known.image === image && known.prefix === prefix) return known.trusted;
   const trusted = untrustedImage(image, prefix) === undefined;
-  trustedMemo.set(cp, { image, prefix, trusted });
+  entry.trust = { image, prefix, trusted };
   return trusted;
 }
 
@@ -209,20 +233,13 @@ function restoreFacts(origin: OriginFacts, policy: EffectivePolicy): RestoreFact
   return facts;
 }
 
-/**
- * Newer first; equal timestamps fall back to name order so the choice is deterministic. Sorts
- * `list` in place (a stable sort), each checkpoint's time looked up once, not per comparison.
- */
-function newestFirst(list: Checkpoint[]): Checkpoint[] {
-  if (list.length < 2) return list;
-  const keyed = list.map((cp) => ({ cp, ms: takenAt(cp), name: cp.metadata.name ?? '' }));
-  keyed.sort((a, b) => {
-    const d = b.ms - a.ms;
-    if (d !== 0) return d;
-    return a.name < b.name ? 1 : a.name > b.name ? -1 : 0;
-  });
-  for (let i = 0; i < keyed.length; i++) list[i] = (keyed[i] as { cp: Checkpoint }).cp;
-  return list;
+/** Newer first; equal timestamps fall back to name order so the choice is deterministic. */
+function newerFirst(a: Checkpoint, b: Checkpoint): number {
+  const d = takenAt(b) - takenAt(a);
+  if (d !== 0) return d;
+  const an = a.metadata.name ?? '';
+  const bn = b.metadata.name ?? '';
+  return an < bn ? 1 : an > bn ? -1 : 0;
 }
 
 /**
@@ -239,35 +256,31 @@ export function chooseCheckpoints(containers: readonly Container[], namespace: s
   for (const [i, container] of containers.entries()) {
     const all = view.checkpoints(namespace, workload, container.name);
     const hash = hashes[i] ?? specHash(container);
-    // One pass, in the order of the rules: Ready, fresh (NaN ages are not), the pod's spec hash,
-    // a trusted image. Anybody who can write a Checkpoint names an image to run in this pod:
-    // only images the agents push (by digest, under the policy's registry) are trusted.
-    let ready = 0;
+    // One pass, newest first, in the order of the rules: Ready, fresh, the pod's spec hash, a
+    // trusted image. Anybody who can write a Checkpoint names an image to run in this pod: only
+    // images the agents push (by digest, under the policy's registry) are trusted.
     let fresh = 0;
-    const matching: Checkpoint[] = [];
+    let newestMatching: Checkpoint | undefined;
     const trusted: Checkpoint[] = [];
-    for (const cp of all) {
-      if (cp.status?.phase !== 'Ready') continue;
-      ready++;
-      const taken = takenAt(cp);
-      if (!(now - taken <= policy.maxCheckpointAgeMs)) continue;
+    for (const entry of timedNewestFirst(all)) {
+      const { cp, ms } = entry;
+      if (cp.status?.phase !== 'Ready' || !(now - ms <= policy.maxCheckpointAgeMs)) continue;
       fresh++;
-      freshUntil = Math.min(freshUntil, taken + policy.maxCheckpointAgeMs + 1);
+      freshUntil = Math.min(freshUntil, ms + policy.maxCheckpointAgeMs + 1);
       if (cp.spec.specHash !== hash) continue;
-      matching.push(cp);
-      if (isTrusted(cp, prefix)) trusted.push(cp);
+      newestMatching ??= cp;
+      if (isTrusted(entry, prefix)) trusted.push(cp);
     }
     if (trusted.length === 0) {
       const what = `${workload.kind} ${workload.name} container ${container.name}`;
       const no = (reason: string): Choice => ({ ok: false, reason, freshUntil });
       if (all.length === 0) return no(`no checkpoint of ${what}`);
-      if (ready === 0) return no(`no Ready checkpoint of ${what}`);
+      if (!all.some((cp) => cp.status?.phase === 'Ready')) return no(`no Ready checkpoint of ${what}`);
       if (fresh === 0) return no(`every Ready checkpoint of ${what} is older than maxCheckpointAge ${policy.spec.maxCheckpointAge}`);
-      const newest = newestFirst(matching)[0];
-      if (newest === undefined) return no(`no Ready checkpoint of ${what} has the pod's spec hash ${hash} (the container changed since)`);
-      return no(`checkpoint ${newest.metadata.name ?? ''} of ${what} ${NOT_TRUSTED}: ${untrustedReason(newest.spec.image, prefix)}`);
+      if (newestMatching === undefined) return no(`no Ready checkpoint of ${what} has the pod's spec hash ${hash} (the container changed since)`);
+      return no(`checkpoint ${newestMatching.metadata.name ?? ''} of ${what} ${NOT_TRUSTED}: ${untrustedReason(newestMatching.spec.image, prefix)}`);
     }
-    usable.set(container.name, newestFirst(trusted));
+    usable.set(container.name, trusted);
   }
 
   // Candidate source pods, newest first: those whose checkpoints cover every container.
