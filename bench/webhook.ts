@@ -5,7 +5,7 @@
  * same size. Server and load generator run in separate processes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -54,8 +54,7 @@ function rssMb(pid: number | undefined): { rss: number; peak: number } {
   return { rss: Math.round(kb('VmRSS') / 1024), peak: Math.round(kb('VmHWM') / 1024) };
 }
 
-async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'lazarus-bench-'));
+async function main(dir: string): Promise<void> {
   const tls = testTls();
   writeFileSync(join(dir, 'tls.crt'), tls.cert);
   writeFileSync(join(dir, 'tls.key'), tls.key);
@@ -133,4 +132,10 @@ async function fetchAnswer(port: number, body: string): Promise<string> {
 }
 let answer = '';
 
-await main();
+// The servers' TLS files, removed when the run ends however it ends.
+const dir = mkdtempSync(join(tmpdir(), 'lazarus-bench-'));
+try {
+  await main(dir);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
