@@ -149,10 +149,10 @@ export class ClusterCache implements OwnerLookup {
       else this.byWorkload.delete(key);
     }
     if (now) {
+      // A new list, never a push: a list once handed out stays as it was (ClusterView.checkpoints).
       const key = checkpointIndexKey(now);
       const list = this.byWorkload.get(key);
-      if (list) list.push(now);
-      else this.byWorkload.set(key, [now]);
+      this.byWorkload.set(key, list ? [...list, now] : [now]);
     }
   }
 

@@ -2,26 +2,29 @@
  * The admission decision (DESIGN §4, Webhook) as one pure function of the request, a snapshot
  * view of the cluster and the clock. No I/O, no Date.now(): the server feeds it, tests table it.
  */
-import jsonPatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
 import * as K from '../api/keys.js';
-import { canRestoreOn, formatPairs, type NodeFacts } from '../api/compat.js';
+import { compileCompatibility, formatPairs, type NodeFacts } from '../api/compat.js';
 import { formatAge } from '../api/duration.js';
 import { NOT_TRUSTED, trustedPrefix, untrustedImage } from '../api/image-trust.js';
-import { podPlacement } from '../api/placement.js';
+import { podPlacement, withRequirements } from '../api/placement.js';
 import { selectPolicy } from '../api/policy.js';
 import { hashedFields, specHash } from '../api/spec-hash.js';
 import { criuString, runtimeLabelValue } from '../api/versions.js';
-import { coldStartPatch, stampSpecHashes } from './spec-hashes.js';
+import { diff, sharedValue } from './patch.js';
+import { coldStartPatch, specHashesStamp } from './spec-hashes.js';
 import { resolveOptIn, resolveWorkload, type OwnerLookup } from '../api/workload.js';
-import type { Checkpoint, CompatibilityRules, Container, EffectivePolicy, NodeSelectorRequirement, NodeSelectorTerm, OriginFacts, Pod, WorkloadRef } from '../api/types.js';
+import type { Checkpoint, CompatibilityRules, Container, EffectivePolicy, NodeSelectorRequirement, NodeSelectorTerm, OriginFacts, Placement, Pod, WorkloadRef } from '../api/types.js';
 
 /** What the decision may look up; implemented over informer caches in production. */
 export interface ClusterView {
   policies(): readonly EffectivePolicy[];
   namespaceLabels(namespace: string): Record<string, string> | undefined;
   owners: OwnerLookup;
-  /** Checkpoints in `namespace` of that workload and container, any phase. */
+  /**
+   * Checkpoints in `namespace` of that workload and container, any phase. A list handed out is
+   * never changed afterwards (a change makes a new list): decisions remember facts per list.
+   */
   checkpoints(namespace: string, workload: WorkloadRef, container: string): readonly Checkpoint[];
   nodes(): Iterable<NodeFacts>;
 }
@@ -66,8 +69,8 @@ const skip = (reason: string): Decision => ({ outcome: 'skipped', patch: [], war
  * A cold start still stamps the pod's spec hashes, so its later checkpoints match its siblings,
  * and says why it is cold, for the controller's Event.
  */
-const cold = (reason: string, policy: EffectivePolicy, validUntil: number, pod: Pod): Decision =>
-  ({ outcome: 'cold', patch: coldStartPatch(pod, reason), warnings: [`lazarus: ${reason}; starting cold`], reason, policy: policy.name, validUntil });
+const cold = (reason: string, policy: EffectivePolicy, validUntil: number, pod: Pod, hashes: readonly string[]): Decision =>
+  ({ outcome: 'cold', patch: coldStartPatch(pod, reason, hashes), warnings: [`lazarus: ${reason}; starting cold`], reason, policy: policy.name, validUntil });
 
 /**
  * The pod reduced to what decide() reads: its identity and owners, annotations and labels, each
@@ -110,19 +113,22 @@ export function decide(input: AdmissionInput, view: ClusterView): Decision {
   const optIn = resolveOptIn(resolved.chain, policy);
   if (!optIn.enabled) return { ...skip(optIn.because), policy: policy.name };
 
-  const choice = chooseCheckpoints(pod.spec.containers, namespace, resolved.workload, view, policy, input.now, input.defaultRegistry ?? '');
-  if (!choice.ok) return cold(choice.reason, policy, choice.freshUntil, pod);
+  // Each container's spec hash, once: checkpoints are matched by it and the pod is stamped with it.
+  const hashes = pod.spec.containers.map((c) => specHash(c));
+  const choice = chooseCheckpoints(pod.spec.containers, namespace, resolved.workload, view, policy, input.now, input.defaultRegistry ?? '', hashes);
+  if (!choice.ok) return cold(choice.reason, policy, choice.freshUntil, pod, hashes);
 
   // "Can any node restore this" asks exactly what the restored pod will require: its own
   // placement rules with the restore's requirements ANDed in, and the hard filters.
   const origin = choice.origin.spec.origin;
-  const rules = { compatibility: policy.spec.compatibility, placement: policy.spec.placement };
-  const placement = podPlacement(pod, restoreRequirements(origin, policy.spec.compatibility));
+  const facts = restoreFacts(origin, policy);
+  const compatible = facts.compatible;
+  const placement = podPlacement(pod, facts.requirements);
   let restorable = false;
   let capable = 0;
   let excluded: string | undefined;
   for (const node of view.nodes()) {
-    if (!canRestoreOn(origin, node, rules)) continue;
+    if (!node.ready || node.unschedulable || !compatible(node)) continue;
     capable++;
     const why = placement.excludes(node);
     if (why === undefined) { restorable = true; break; }
@@ -132,19 +138,18 @@ export function decide(input: AdmissionInput, view: ClusterView): Decision {
     const from = `checkpoints from ${origin.node} (${origin.architecture}, criu ${criuString(origin.criuVersion)})`;
     return cold(capable === 0
       ? `no Ready node can restore ${from}`
-      : `no node both can restore ${from} and may run the pod: ${capable} can restore, none passes the pod's placement (${excluded ?? ''})`, policy, choice.freshUntil, pod);
+      : `no node both can restore ${from} and may run the pod: ${capable} can restore, none passes the pod's placement (${excluded ?? ''})`, policy, choice.freshUntil, pod, hashes);
   }
 
-  // Only the fields a restore changes are copied and diffed: the same patch as diffing the whole
-  // pod (paths mirror it), without cloning managedFields, volumes and status on every admission.
+  // Only the fields a restore changes are diffed: the same patch as diffing the whole pod (paths
+  // mirror it), without copying managedFields, volumes and status on every admission.
   const before = mutableSubset(pod);
-  const changed = restoredPod(structuredClone(before), choice.byContainer, placement.terms, policy);
-  stampSpecHashes(changed, pod);
+  const changed = restoredPod(before, choice.byContainer, placement.terms, policy, specHashesStamp(pod.spec.containers, hashes), facts.bareAffinity);
   const warnings = [...choice.byContainer].map(([container, cp]) =>
     `lazarus: container ${container} restored from checkpoint ${cp.metadata.name ?? ''} taken ${formatAge(input.now - takenAt(cp))} ago on ${cp.spec.origin.node}`);
   return {
     outcome: 'restored',
-    patch: jsonPatch.compare(before, changed),
+    patch: diff(before, changed),
     warnings,
     reason: `restored from ${choice.sourcePod}`,
     policy: policy.name,
@@ -166,6 +171,68 @@ function takenAt(cp: Checkpoint): number {
   return ms;
 }
 
+/**
+ * A list of checkpoints (ClusterView.checkpoints(): one workload's container) newest first, with
+ * each one's time parsed, worked out once per list: the cache hands out the same list until one
+ * of them changes, and then a new list (ClusterView.checkpoints). Checkpoints without a valid
+ * time are left out: they are never fresh. Each entry remembers whether its image is trusted
+ * under the last prefix asked about.
+ */
+interface Timed { cp: Checkpoint; ms: number; trust?: { image: string; prefix: string; trusted: boolean } }
+const newestFirstMemo = new WeakMap<readonly Checkpoint[], { length: number; entries: Timed[] }>();
+function timedNewestFirst(all: readonly Checkpoint[]): Timed[] {
+  const known = newestFirstMemo.get(all);
+  if (known !== undefined && known.length === all.length) return known.entries;
+  const entries: Timed[] = [];
+  for (const cp of all) {
+    const ms = takenAt(cp);
+    if (!Number.isNaN(ms)) entries.push({ cp, ms });
+  }
+  entries.sort((a, b) => newerFirst(a.cp, b.cp));
+  newestFirstMemo.set(all, { length: all.length, entries });
+  return entries;
+}
+
+/** untrustedImage() === undefined, remembered in the entry for its image and the prefix. */
+function isTrusted(entry: Timed, prefix: string): boolean {
+  const image = entry.cp.spec.image;
+  const known = entry.trust;
+  if (known !== undefined && known.image === image && known.prefix === prefix) return known.trusted;
+  const trusted = untrustedImage(image, prefix) === undefined;
+  entry.trust = { image, prefix, trusted };
+  return trusted;
+}
+
+/**
+ * What a restore from one origin under one policy's rules asks of nodes, worked out once per
+ * origin (a checkpoint's, the same object on every admission while the cache holds it) instead
+ * of per admission: canRestoreOn()'s compatibility verdict compiled (a node costs a few
+ * comparisons, no reason strings for the nodes that fail), the node requirements, and the
+ * affinity a pod with none of its own gets, its JSON remembered for the answer (patch.ts).
+ */
+interface RestoreFacts {
+  compatibility: CompatibilityRules;
+  placement: Placement;
+  compatible: (node: NodeFacts) => boolean;
+  requirements: readonly NodeSelectorRequirement[];
+  bareAffinity: NonNullable<Pod['spec']['affinity']>;
+}
+const restoreFactsMemo = new WeakMap<OriginFacts, RestoreFacts>();
+function restoreFacts(origin: OriginFacts, policy: EffectivePolicy): RestoreFacts {
+  const { compatibility, placement } = policy.spec;
+  const known = restoreFactsMemo.get(origin);
+  if (known !== undefined && known.compatibility === compatibility && known.placement === placement) return known;
+  const requirements = restoreRequirements(origin, compatibility);
+  const facts: RestoreFacts = {
+    compatibility, placement,
+    compatible: compileCompatibility(origin, { compatibility, placement }),
+    requirements: sharedValue(requirements),
+    bareAffinity: sharedValue({ nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: withRequirements(undefined, requirements) } } }),
+  };
+  restoreFactsMemo.set(origin, facts);
+  return facts;
+}
+
 /** Newer first; equal timestamps fall back to name order so the choice is deterministic. */
 function newerFirst(a: Checkpoint, b: Checkpoint): number {
   const d = takenAt(b) - takenAt(a);
@@ -181,31 +248,39 @@ function newerFirst(a: Checkpoint, b: Checkpoint): number {
  * container: all containers restore from one pod's checkpoints, or none do.
  */
 export function chooseCheckpoints(containers: readonly Container[], namespace: string, workload: WorkloadRef,
-  view: Pick<ClusterView, 'checkpoints'>, policy: EffectivePolicy, now: number, defaultRegistry = ''): Choice {
+  view: Pick<ClusterView, 'checkpoints'>, policy: EffectivePolicy, now: number, defaultRegistry = '',
+  hashes: readonly string[] = containers.map((c) => specHash(c))): Choice {
   const prefix = trustedPrefix(policy.spec.checkpoint.registry, defaultRegistry);
   const usable = new Map<string, Checkpoint[]>();
   let freshUntil = Infinity;
-  for (const container of containers) {
+  for (const [i, container] of containers.entries()) {
     const all = view.checkpoints(namespace, workload, container.name);
-    const hash = specHash(container);
-    const ready = all.filter((cp) => cp.status?.phase === 'Ready');
-    const fresh = ready.filter((cp) => now - takenAt(cp) <= policy.maxCheckpointAgeMs);
-    for (const cp of fresh) freshUntil = Math.min(freshUntil, takenAt(cp) + policy.maxCheckpointAgeMs + 1);
-    const matching = fresh.filter((cp) => cp.spec.specHash === hash);
-    // Anybody who can write a Checkpoint names an image to run in this pod: only images the
-    // agents push (by digest, under the policy's registry) are trusted.
-    const trusted = matching.filter((cp) => untrustedImage(cp.spec.image, prefix) === undefined);
+    const hash = hashes[i] ?? specHash(container);
+    // One pass, newest first, in the order of the rules: Ready, fresh, the pod's spec hash, a
+    // trusted image. Anybody who can write a Checkpoint names an image to run in this pod: only
+    // images the agents push (by digest, under the policy's registry) are trusted.
+    let fresh = 0;
+    let newestMatching: Checkpoint | undefined;
+    const trusted: Checkpoint[] = [];
+    for (const entry of timedNewestFirst(all)) {
+      const { cp, ms } = entry;
+      if (cp.status?.phase !== 'Ready' || !(now - ms <= policy.maxCheckpointAgeMs)) continue;
+      fresh++;
+      freshUntil = Math.min(freshUntil, ms + policy.maxCheckpointAgeMs + 1);
+      if (cp.spec.specHash !== hash) continue;
+      newestMatching ??= cp;
+      if (isTrusted(entry, prefix)) trusted.push(cp);
+    }
     if (trusted.length === 0) {
       const what = `${workload.kind} ${workload.name} container ${container.name}`;
       const no = (reason: string): Choice => ({ ok: false, reason, freshUntil });
       if (all.length === 0) return no(`no checkpoint of ${what}`);
-      if (ready.length === 0) return no(`no Ready checkpoint of ${what}`);
-      if (fresh.length === 0) return no(`every Ready checkpoint of ${what} is older than maxCheckpointAge ${policy.spec.maxCheckpointAge}`);
-      const newest = matching.sort(newerFirst)[0];
-      if (newest === undefined) return no(`no Ready checkpoint of ${what} has the pod's spec hash ${hash} (the container changed since)`);
-      return no(`checkpoint ${newest.metadata.name ?? ''} of ${what} ${NOT_TRUSTED}: ${untrustedReason(newest.spec.image, prefix)}`);
+      if (!all.some((cp) => cp.status?.phase === 'Ready')) return no(`no Ready checkpoint of ${what}`);
+      if (fresh === 0) return no(`every Ready checkpoint of ${what} is older than maxCheckpointAge ${policy.spec.maxCheckpointAge}`);
+      if (newestMatching === undefined) return no(`no Ready checkpoint of ${what} has the pod's spec hash ${hash} (the container changed since)`);
+      return no(`checkpoint ${newestMatching.metadata.name ?? ''} of ${what} ${NOT_TRUSTED}: ${untrustedReason(newestMatching.spec.image, prefix)}`);
     }
-    usable.set(container.name, trusted.sort(newerFirst));
+    usable.set(container.name, trusted);
   }
 
   // Candidate source pods, newest first: those whose checkpoints cover every container.
@@ -270,21 +345,25 @@ function mutableSubset(pod: Pod): Pod {
 }
 
 /**
- * The pod as it should be created: changes `changed` (a copy) in place, diffed by the caller.
- * `terms` are the required node-selector terms the placement check judged nodes by.
+ * The pod as it should be created, built from `before` (a mutableSubset) without changing it:
+ * what a restore changes is new, the rest is shared, so the diff never descends into it.
+ * `terms` are the required node-selector terms the placement check judged nodes by; `stamp` is
+ * the spec-hashes annotation; `bareAffinity` is the affinity with just those terms, for a pod
+ * that has none.
  */
-function restoredPod(changed: Pod, byContainer: ReadonlyMap<string, Checkpoint>, terms: readonly NodeSelectorTerm[], policy: EffectivePolicy): Pod {
+function restoredPod(before: Pod, byContainer: ReadonlyMap<string, Checkpoint>, terms: readonly NodeSelectorTerm[], policy: EffectivePolicy, stamp: string,
+  bareAffinity: NonNullable<Pod['spec']['affinity']>): Pod {
   const originals: [string, string][] = [];
-  for (const container of changed.spec.containers) {
+  const containers = before.spec.containers.map((container) => {
     const cp = byContainer.get(container.name);
-    if (!cp) continue;
+    if (!cp) return container;
     originals.push([container.name, container.image ?? '']);
-    container.image = cp.spec.image;
-  }
-  const origin = [...byContainer.values()][0]?.spec.origin;
-  if (!origin) return changed;
-  changed.metadata.annotations = {
-    ...changed.metadata.annotations,
+    return { ...container, image: cp.spec.image };
+  });
+  const origin = byContainer.values().next().value?.spec.origin;
+  if (!origin) return { metadata: { ...before.metadata, annotations: { ...before.metadata.annotations, [K.SPEC_HASHES]: stamp } }, spec: { ...before.spec, containers } };
+  const annotations: Record<string, string> = {
+    ...before.metadata.annotations,
     [K.RESTORED_FROM]: formatPairs([...byContainer].map(([c, cp]) => [c, cp.metadata.name ?? ''] as const)),
     [K.ORIGINAL_IMAGES]: formatPairs(originals),
     [K.ORIGIN_NODE]: origin.node,
@@ -294,16 +373,24 @@ function restoredPod(changed: Pod, byContainer: ReadonlyMap<string, Checkpoint>,
     [K.ORIGIN_RUNTIME]: origin.runtime,
     [K.ORIGIN_CPU_FLAGS]: origin.cpuFlags.join(' '),
   };
+  annotations[K.SPEC_HASHES] = stamp;
 
-  const affinity = (changed.spec.affinity ??= {});
-  const nodeAffinity = (affinity.nodeAffinity ??= {});
-  const selector = (nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution ??= { nodeSelectorTerms: [] });
-  selector.nodeSelectorTerms = structuredClone([...terms]);
-
-  if (policy.spec.schedulerName) changed.spec.schedulerName = policy.spec.schedulerName;
-  const secret = policy.spec.imagePullSecret;
-  if (secret && !changed.spec.imagePullSecrets?.some((s) => s.name === secret)) {
-    changed.spec.imagePullSecrets = [...(changed.spec.imagePullSecrets ?? []), { name: secret }];
+  // The keys in mutableSubset()'s order, the new ones after them: what assigning them to a copy
+  // would give, and what the diff's order of operations follows.
+  const { affinity, schedulerName, imagePullSecrets } = before.spec;
+  const spec: Pod['spec'] = { containers };
+  if (affinity !== undefined) {
+    const nodeAffinity = affinity?.nodeAffinity ?? {};
+    const selector = nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution ?? { nodeSelectorTerms: [] };
+    spec.affinity = { ...affinity, nodeAffinity: { ...nodeAffinity, requiredDuringSchedulingIgnoredDuringExecution: { ...selector, nodeSelectorTerms: [...terms] } } };
   }
-  return changed;
+  if (schedulerName !== undefined) spec.schedulerName = schedulerName;
+  if (imagePullSecrets !== undefined) spec.imagePullSecrets = imagePullSecrets;
+  if (affinity === undefined) spec.affinity = bareAffinity;
+  if (policy.spec.schedulerName) spec.schedulerName = policy.spec.schedulerName;
+  const secret = policy.spec.imagePullSecret;
+  if (secret && !spec.imagePullSecrets?.some((s) => s.name === secret)) {
+    spec.imagePullSecrets = [...(spec.imagePullSecrets ?? []), { name: secret }];
+  }
+  return { metadata: { ...before.metadata, annotations }, spec };
 }

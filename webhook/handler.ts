@@ -79,8 +79,9 @@ export function createAdmissionHandler(deps: HandlerDeps): (body: string) => Htt
     const version = generation?.(namespace) ?? 0;
     let answered: Answered | undefined;
     try {
-      // decide() sees only the inputs, so the key covers everything the decision depends on.
-      const inputs = decisionInputs(pod);
+      // With reuse, decide() sees only the inputs, so the key covers everything the decision
+      // depends on; without it, the pod itself (the same decision: decide.test.ts checks both).
+      const inputs = cache ? decisionInputs(pod) : pod;
       const key = cache && `${namespace}\u0000${JSON.stringify(inputs)}`;
       answered = key === undefined ? undefined : cache?.get(key, version, now);
       if (answered) {
