@@ -82,10 +82,13 @@ export class ClusterCache implements OwnerLookup {
       path: PATHS.policies, transform: (o) => effectivePolicy(o as RestorePolicy), equal,
       onChange: () => { this.policyList = [...this.policyStore.values()]; },
     }, log);
-    this.namespaceStore = new Informer(client, { path: PATHS.namespaces, transform: (o) => (o.metadata as ObjectMeta | undefined)?.labels, equal }, log);
-    this.replicaSetStore = new Informer(client, { path: PATHS.replicasets, transform: ownerView, equal }, log);
-    this.deploymentStore = new Informer(client, { path: PATHS.deployments, transform: ownerView, equal }, log);
-    this.statefulSetStore = new Informer(client, { path: PATHS.statefulsets, transform: ownerView, equal }, log);
+    // Namespaces and owners are read for their metadata alone: their specs (a ReplicaSet's whole
+    // pod template) never cross the wire.
+    const metadataOnly = true;
+    this.namespaceStore = new Informer(client, { path: PATHS.namespaces, transform: (o) => (o.metadata as ObjectMeta | undefined)?.labels, equal, metadataOnly }, log);
+    this.replicaSetStore = new Informer(client, { path: PATHS.replicasets, transform: ownerView, equal, metadataOnly }, log);
+    this.deploymentStore = new Informer(client, { path: PATHS.deployments, transform: ownerView, equal, metadataOnly }, log);
+    this.statefulSetStore = new Informer(client, { path: PATHS.statefulsets, transform: ownerView, equal, metadataOnly }, log);
     this.nodeStore = new Informer(client, {
       path: PATHS.nodes, transform: (o) => nodeFacts(o as Node, { index: true }), equal: sameNodeFacts,
       onChange: (_key, now, before) => { if (!now || !before || !sameRestoreFacts(now, before)) this.nodeRestoreChanges++; },
