@@ -26,6 +26,7 @@ export interface InformerOptions<T> {
    */
   equal?: (a: T, b: T) => boolean;
   labelSelector?: string;
+  /** Objects per list page; default PAGE_SIZE.full, or PAGE_SIZE.metadataOnly. */
   pageSize?: number;
   /**
    * List and watch PartialObjectMetadata: only `metadata` arrives (no spec, no status), for
@@ -35,11 +36,12 @@ export interface InformerOptions<T> {
 }
 
 /**
- * Objects per list page. A page is parsed whole (its JSON text and objects live together for a
- * moment), so pages of full objects (Pods, ReplicaSets with their templates) stay small; 500 is
- * client-go's default too.
+ * Objects per list page. A page is parsed whole, and whatever is still alive at the next
+ * scavenge is promoted to the old generation, where it waits for a full collection: small pages
+ * of full objects (Pods, Nodes with their images: 5–10 kB of JSON each) mostly die young, which
+ * keeps the peak heap near what is stored. Metadata is a tenth of that: client-go's 500.
  */
-export const DEFAULT_PAGE_SIZE = 500;
+export const PAGE_SIZE = { full: 100, metadataOnly: 500 } as const;
 
 export function objectKey(meta: Meta | undefined): string {
   return meta?.namespace ? `${meta.namespace}/${meta.name ?? ''}` : (meta?.name ?? '');
@@ -107,7 +109,7 @@ export class Informer<T> {
     let rv = '';
     do {
       const page = await this.client.request<{ items: KubeObject[] | null; metadata: ListMeta }>('GET', this.options.path, {
-        query: { limit: this.options.pageSize ?? DEFAULT_PAGE_SIZE, continue: cont, labelSelector: this.options.labelSelector }, signal,
+        query: { limit: this.options.pageSize ?? (this.options.metadataOnly ? PAGE_SIZE.metadataOnly : PAGE_SIZE.full), continue: cont, labelSelector: this.options.labelSelector }, signal,
       });
       // An empty PartialObjectMetadataList has `items: null` (Go's nil slice).
       for (const item of page.items ?? []) next.add(item);

@@ -123,13 +123,16 @@ describe('Informer lists page by page', () => {
     await running;
   });
 
-  it('uses pages of 500 unless told otherwise', async () => {
+  it.each([
+    { metadataOnly: false, limit: 100 },
+    { metadataOnly: true, limit: 500 },
+  ])('unless told otherwise, metadataOnly $metadataOnly lists pages of $limit', async ({ metadataOnly, limit }) => {
     const api = fakeApi(() => [obj('a', '1')]);
-    const t = informer(api.client, { pageSize: undefined });
+    const t = informer(api.client, { pageSize: undefined, metadataOnly });
     const stop = new AbortController();
     const running = t.inf.run(stop.signal);
     await until(() => api.watches.length === 1, 'the watch');
-    expect(api.lists[0]?.query.limit).toBe(500);
+    expect(api.lists[0]?.query.limit).toBe(limit);
     stop.abort();
     await running;
   });
