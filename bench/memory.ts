@@ -257,12 +257,12 @@ async function measure(name: ComponentName, s: Setup, phase: string, settleMs: n
     const peakAfterSync = procStatus(pid, 'VmHWM');
 
     const t1 = Date.now();
-    const opened = r.proxy.watchesOpened;
     const expired = r.proxy.expireWatches();
-    if (expired < informerCount(name)) throw new Error(`${name}: ${expired} watches open, expected ${informerCount(name)}`);
+    if (expired.length < informerCount(name)) throw new Error(`${name}: ${expired.length} watches open, expected ${informerCount(name)}`);
+    const before = new Map(expired.map((p) => [p, r.proxy.watchesOpened(p)]));
     // Each expired informer lists again, then watches again: the relist is over when all have.
     const deadline = Date.now() + 30 * 60_000;
-    while (r.proxy.watchesOpened - opened < expired) {
+    while ([...before].some(([p, n]) => r.proxy.watchesOpened(p) <= n)) {
       if (r.exited()) throw new Error(`${name} ${r.exited() ?? ''} during the relist; log ${r.logPath}`);
       if (Date.now() > deadline) throw new Error(`${name}: relist not done after 30 min`);
       await sleep(100);
@@ -274,7 +274,7 @@ async function measure(name: ComponentName, s: Setup, phase: string, settleMs: n
     await sleep(1000);
     return {
       component: name, syncSeconds, relistSeconds, peakAfterSync, peak: procStatus(pid, 'VmHWM'),
-      rssSettled: procStatus(pid, 'VmRSS'), heapBeforeGc, heapSettled: await heapUsed(r.metricsPort), watchesExpired: expired,
+      rssSettled: procStatus(pid, 'VmRSS'), heapBeforeGc, heapSettled: await heapUsed(r.metricsPort), watchesExpired: expired.length,
     };
   } finally {
     await stopComponent(r);

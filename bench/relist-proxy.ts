@@ -14,14 +14,14 @@ export interface Upstream { url: string; ca: string; cert: string; key: string }
 
 export interface RelistProxy {
   readonly url: string;
-  /** Watches opened through the proxy so far. */
-  readonly watchesOpened: number;
+  /** Watches opened through the proxy so far, for one collection path. */
+  watchesOpened(path: string): number;
   /** Watches open now. */
   readonly watchesOpen: number;
   /** Lists (GETs that are not watches) served so far. */
   readonly lists: number;
-  /** Ends every open watch with a 410 ERROR event; resolves with how many were ended. */
-  expireWatches(): number;
+  /** Ends every open watch with a 410 ERROR event; returns the collection path of each. */
+  expireWatches(): string[];
   close(): Promise<void>;
 }
 
@@ -35,8 +35,8 @@ const isWatch = (url: string): boolean => /[?&]watch=(true|1)(&|$)/.test(url);
 export async function startRelistProxy(upstream: Upstream, serving: { cert: string; key: string }): Promise<RelistProxy> {
   const target = new URL(upstream.url);
   const agent = new https.Agent({ keepAlive: true, maxSockets: 64, ca: upstream.ca, cert: upstream.cert, key: upstream.key });
-  const watches = new Set<() => void>();
-  let watchesOpened = 0;
+  const watches = new Map<() => void, string>();
+  const opened = new Map<string, number>();
   let lists = 0;
 
   const server = https.createServer({ cert: serving.cert, key: serving.key }, (req, res) => {
@@ -47,14 +47,15 @@ export async function startRelistProxy(upstream: Upstream, serving: { cert: stri
     const out = https.request({ hostname: target.hostname, port: target.port, path: url, method: req.method, headers, agent }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
       if (!watch || up.statusCode !== 200) { up.pipe(res); return; }
-      watchesOpened++;
+      const collection = url.replace(/\?.*$/, '');
+      opened.set(collection, (opened.get(collection) ?? 0) + 1);
       let pending = '';
       const expire = (): void => {
         watches.delete(expire);
         res.end(EXPIRED);
         up.destroy();
       };
-      watches.add(expire);
+      watches.set(expire, collection);
       up.setEncoding('utf8');
       up.on('data', (chunk: string) => {
         pending += chunk;
@@ -77,16 +78,16 @@ export async function startRelistProxy(upstream: Upstream, serving: { cert: stri
   const port = (server.address() as AddressInfo).port;
   return {
     url: `https://127.0.0.1:${port}`,
-    get watchesOpened() { return watchesOpened; },
+    watchesOpened: (path) => opened.get(path) ?? 0,
     get watchesOpen() { return watches.size; },
     get lists() { return lists; },
     expireWatches() {
       const open = [...watches];
-      for (const expire of open) expire();
-      return open.length;
+      for (const [expire] of open) expire();
+      return open.map(([, path]) => path);
     },
     async close() {
-      for (const expire of [...watches]) expire();
+      for (const expire of [...watches.keys()]) expire();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       agent.destroy();
