@@ -41,7 +41,7 @@ const TARGET_BYTES = 400e6;
 const LAZARUS_NAMESPACE = 'lazarus-system';
 const FULL = { nodes: 5_000, deployments: 5_000, podsPerDeployment: 20 } as const;
 
-interface Options { scale: number; settleMs: number; concurrency: number }
+interface Options { scale: number; settleMs: number; concurrency: number; nodeOptions: string[] }
 
 function parseOptions(argv: readonly string[]): Options {
   const value = (flag: string): string | undefined => { const i = argv.indexOf(flag); return i === -1 ? undefined : argv[i + 1]; };
@@ -53,7 +53,9 @@ function parseOptions(argv: readonly string[]): Options {
   if (settleMs === undefined) problems.push(`--settle: "${value('--settle') ?? ''}" is not a duration like 10s`);
   if (!(Number.isInteger(concurrency) && concurrency > 0)) problems.push('--concurrency must be a positive integer');
   if (problems.length) throw new Error(problems.join('\n'));
-  return { scale, settleMs: settleMs ?? 10_000, concurrency };
+  // e.g. --node-options=--max-old-space-size=256: what a container's heap ceiling does to the peak.
+  const nodeOptions = (value('--node-options') ?? '').split(' ').filter(Boolean);
+  return { scale, settleMs: settleMs ?? 10_000, concurrency, nodeOptions };
 }
 
 const log = (line: string): void => { process.stderr.write(`[bench:memory] ${line}\n`); };
@@ -206,7 +208,7 @@ async function waitReady(r: Running, timeoutMs: number): Promise<void> {
   }
 }
 
-interface Setup { cp: ControlPlane; dir: string; adminTls: { ca: string; cert: string; key: string }; serving: { cert: string; key: string } }
+interface Setup { cp: ControlPlane; dir: string; adminTls: { ca: string; cert: string; key: string }; serving: { cert: string; key: string }; nodeOptions: readonly string[] }
 
 async function startComponent(name: ComponentName, s: Setup, phase: string): Promise<Running> {
   const proxy = await startRelistProxy({ url: s.cp.server, ...s.adminTls }, s.serving);
@@ -223,7 +225,7 @@ async function startComponent(name: ComponentName, s: Setup, phase: string): Pro
   };
   const logPath = path.join(s.dir, `${phase}-${name}.log`);
   const fd = openSync(logPath, 'a');
-  const child = spawn(process.execPath, ['--expose-gc', '--import', GC_ON_SIGNAL, CLI, name, ...common, ...args[name]], { stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, [...s.nodeOptions, '--expose-gc', '--import', GC_ON_SIGNAL, CLI, name, ...common, ...args[name]], { stdio: ['ignore', fd, fd] });
   closeSync(fd);
   // Under the control plane's reaper: killed with it if the bench dies.
   if (child.pid !== undefined) s.cp.adopt(`${phase}-${name}`, child.pid);
@@ -290,10 +292,17 @@ function informerCount(name: ComponentName): number {
   }
 }
 
-async function measureAll(s: Setup, phase: string, settleMs: number): Promise<Measured[]> {
+/** A component that died (out of heap under a --node-options ceiling, say) is a row too: why, and its peak so far. */
+interface Failed { component: ComponentName; failed: string }
+type Row = Measured | Failed;
+const failed = (r: Row): r is Failed => 'failed' in r;
+
+async function measureAll(s: Setup, phase: string, settleMs: number): Promise<Row[]> {
   log(`${phase}: starting webhook, extender and controller`);
-  const rows = await Promise.all(COMPONENTS.map((name) => measure(name, s, phase, settleMs)));
-  for (const m of rows) log(`${phase} ${m.component}: synced in ${m.syncSeconds.toFixed(1)} s, relist ${m.relistSeconds.toFixed(1)} s, peak after sync ${mb(m.peakAfterSync)} MB, peak ${mb(m.peak)} MB, heap ${mb(m.heapBeforeGc)} MB, live ${mb(m.heapSettled)} MB`);
+  const settled = await Promise.allSettled(COMPONENTS.map((name) => measure(name, s, phase, settleMs)));
+  const rows = settled.map((r, i): Row => (r.status === 'fulfilled' ? r.value : { component: COMPONENTS[i] ?? 'webhook', failed: r.reason instanceof Error ? r.reason.message : String(r.reason) }));
+  for (const f of rows.filter(failed)) log(`${phase} ${f.component} FAILED: ${f.failed}`);
+  for (const m of rows.filter((r): r is Measured => !failed(r))) log(`${phase} ${m.component}: synced in ${m.syncSeconds.toFixed(1)} s, relist ${m.relistSeconds.toFixed(1)} s, peak after sync ${mb(m.peakAfterSync)} MB, peak ${mb(m.peak)} MB, heap ${mb(m.heapBeforeGc)} MB, live ${mb(m.heapSettled)} MB`);
   return rows;
 }
 
@@ -322,7 +331,7 @@ async function main(): Promise<void> {
     const serving = await issueCertificate(cp.ca, { commonName: '127.0.0.1', ips: ['127.0.0.1'], dnsNames: ['localhost'], usage: 'server' });
     await writeFile(path.join(dir, 'tls.crt'), serving.certPem);
     await writeFile(path.join(dir, 'tls.key'), serving.keyPem, { mode: 0o600 });
-    const setup: Setup = { cp, dir, adminTls, serving: { cert: serving.certPem, key: serving.keyPem } };
+    const setup: Setup = { cp, dir, adminTls, serving: { cert: serving.certPem, key: serving.keyPem }, nodeOptions: options.nodeOptions };
 
     await installCrds(cp.client);
     await Promise.all([LAZARUS_NAMESPACE, ...Array.from({ length: NAMESPACES }, (_, i) => namespaceOf(i))].map((ns) => createNamespace(cp.client, ns, {}, { timeoutMs: 120_000 })));
@@ -333,7 +342,9 @@ async function main(): Promise<void> {
     const loaded = await measureAll(setup, 'loaded', options.settleMs);
     report(options, c, empty, loaded);
     await cp.stop();
-    await rm(cp.dir, { recursive: true, force: true });
+    // A component that failed leaves its log behind.
+    if ([...empty, ...loaded].some(failed)) log(`logs in ${cp.dir}`);
+    else await rm(cp.dir, { recursive: true, force: true });
   } catch (err) {
     log(`failed; logs in ${cp.dir}`);
     throw err;
@@ -342,9 +353,9 @@ async function main(): Promise<void> {
   }
 }
 
-function report(options: Options, c: Counts, empty: readonly Measured[], loaded: readonly Measured[]): void {
+function report(options: Options, c: Counts, empty: readonly Row[], loaded: readonly Row[]): void {
   const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
-  const scaleNote = options.scale === 1 ? '' : ` — **scale ${options.scale}**, not the issue's full size`;
+  const scaleNote = `${options.scale === 1 ? '' : ` — **scale ${options.scale}**, not the issue's full size`}${options.nodeOptions.length ? `, components run with \`${options.nodeOptions.join(' ')}\`` : ''}`;
   const lines = [
     `\`npm run bench:memory\` on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}${scaleNote}.`,
     `Objects in a real kube-apiserver v1.35.4: ${c.replicaSets.toLocaleString('en')} ReplicaSets with full pod templates, ${c.deployments.toLocaleString('en')} Deployments,`,
@@ -359,7 +370,9 @@ function report(options: Options, c: Counts, empty: readonly Measured[], loaded:
     '| component | informers | sync | relist | peak RSS after sync | **peak RSS (with relist)** | RSS settled | heap settled / live | empty: peak RSS / live heap | peak − empty peak | target | verdict |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
     ...loaded.map((m) => {
-      const e = empty.find((x) => x.component === m.component);
+      if (failed(m)) return `| ${m.component} | | | | | | | | | | < ${mb(TARGET_BYTES)} MB | **failed**: ${m.failed.replace(/\|/g, '/').slice(0, 200)} |`;
+      const found = empty.find((x) => x.component === m.component);
+      const e = found && !failed(found) ? found : undefined;
       return `| ${m.component} | ${m.watchesExpired} | ${m.syncSeconds.toFixed(1)} s | ${m.relistSeconds.toFixed(1)} s | ${mb(m.peakAfterSync)} MB | **${mb(m.peak)} MB** | ${mb(m.rssSettled)} MB | ${mb(m.heapBeforeGc)} / ${mb(m.heapSettled)} MB | ${e ? `${mb(e.peak)} / ${mb(e.heapSettled)} MB` : '–'} | ${e ? `${mb(m.peak - e.peak)} MB` : '–'} | < ${mb(TARGET_BYTES)} MB | ${m.peak < TARGET_BYTES ? 'met' : '**not met**'} |`;
     }),
     '',
@@ -367,7 +380,7 @@ function report(options: Options, c: Counts, empty: readonly Measured[], loaded:
   const text = lines.join('\n');
   process.stdout.write(`## Memory\n\n${text}\n`);
   // Smaller runs are for trying the bench out; only the issue's size goes into RESULTS.md.
-  if (options.scale === 1) recordSection('Memory', text);
+  if (options.scale === 1 && options.nodeOptions.length === 0) recordSection('Memory', text);
 }
 
 await main();
