@@ -21,21 +21,8 @@ import { silentLogger } from '../runtime/log.js';
 import { createRegistry } from '../runtime/metrics.js';
 import { NameIndex } from '../extender/name-index.js';
 import { createExtenderServer, listen } from '../extender/server.js';
-import { fullArgs, goodNode, namesArgs, wireNode, wirePod } from '../test/unit/extender-fixtures.js';
-
-/** Mostly restore-capable nodes, as in a cluster that runs Lazarus; a fifth fail some rule. */
-function cluster(n: number): Record<string, unknown>[] {
-  return Array.from({ length: n }, (_, i) => {
-    const name = `node-${String(i).padStart(5, '0')}`;
-    switch (i % 10) {
-      case 0: return goodNode(name, { arch: 'arm64' }, i);
-      case 1: return wireNode({ name }, i);
-      case 2: return goodNode(name, { criu: '40200', kernel: '6.8.12-1-generic' }, i);
-      case 3: return goodNode(name, { kernel: '6.5.0-1-generic', images: [] }, i);
-      default: return goodNode(name, {}, i);
-    }
-  });
-}
+import { fullArgs, namesArgs, wirePod } from '../test/unit/extender-fixtures.js';
+import { nodeFleet } from './fleet.js';
 
 function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? NaN;
@@ -125,7 +112,7 @@ interface Row { path: Path; mode: string; verb: string; nodes: number; bodyBytes
  * times come back over IPC.
  */
 function serveInChild(size: number, plainJson: boolean): void {
-  const nodes = cluster(size);
+  const nodes = nodeFleet(size);
   const cache = new Map<string, NodeFacts>(nodes.map((n) => { const f = nodeFacts(n as unknown as Node, { index: true }); return [f.name, f]; }));
   // The same full-Nodes body the parent sends, for the floor measured here, in the server's heap.
   const fullText = JSON.stringify(fullArgs(wirePod(true), nodes));
@@ -197,7 +184,7 @@ async function main(): Promise<void> {
     // The servers get no extra flags: their own GC behaviour is part of what is measured.
     const children = PATHS.map((path) => fork(fileURLToPath(import.meta.url), ['--serve', String(size), ...(path === 'plain' ? ['--plain'] : [])], { stdio: 'inherit', execArgv: [] }));
     const ports = await Promise.all(children.map((child) => new Promise<number>((resolve) => child.once('message', (m) => resolve(m as number)))));
-    const nodes = cluster(size);
+    const nodes = nodeFleet(size);
     const clients = await Promise.all(ports.map((port) => LeanClient.connect(port)));
     try {
       for (const mode of ['names', 'full'] as const) {

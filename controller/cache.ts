@@ -3,7 +3,7 @@
  * namespaces, owners, nodes) plus a pod informer that keeps only what the controller reads.
  */
 import type { Logger } from 'pino';
-import { CHECKPOINT_REQUEST } from '../api/keys.js';
+import { CHECKPOINT_REQUEST, RESTORED_FROM } from '../api/keys.js';
 import type { Checkpoint, ObjectMeta } from '../api/types.js';
 import type { OwnerKind, OwnerView } from '../api/workload.js';
 import type { KubeClient } from '../kube/client.js';
@@ -47,7 +47,15 @@ function unschedulable(pod: RawPod): UnschedulableView | undefined {
   return { ...(since ? { since } : {}), ...(c.message ? { message: c.message.slice(0, 512) } : {}) };
 }
 
-/** A pod trimmed to the controller's needs (no spec beyond container names and node). */
+/** Shared by every running container of a pod that was not restored: nothing reads more of its state. */
+const RUNNING: ContainerStateView = Object.freeze({ running: Object.freeze({}) });
+
+/**
+ * A pod trimmed to the controller's needs (no spec beyond container names and node). Container
+ * states in detail (times, exit codes, messages, last state) are read only to judge a restore, so
+ * only restored pods keep them; of any other pod, which containers run is all checkpoints need —
+ * about a fifth of the view, at 100,000 pods.
+ */
 export function podView(object: KubeObject): PodView {
   const pod = object as RawPod;
   const m = pod.metadata ?? {};
@@ -70,7 +78,9 @@ export function podView(object: KubeObject): PodView {
     view.annotations = annotations;
   }
   if (m.ownerReferences) view.ownerReferences = m.ownerReferences.map((r) => ({ apiVersion: r.apiVersion, kind: r.kind, name: r.name, ...(r.controller ? { controller: true } : {}) }));
-  if (pod.status?.containerStatuses) {
+  if (pod.status?.containerStatuses && !m.annotations?.[RESTORED_FROM]) {
+    view.containerStatuses = pod.status.containerStatuses.filter((s) => s.state?.running).map((s): ContainerStatusView => ({ name: s.name, state: RUNNING }));
+  } else if (pod.status?.containerStatuses) {
     view.containerStatuses = pod.status.containerStatuses.map((s): ContainerStatusView => {
       const st = state(s.state);
       const last = state(s.lastState);

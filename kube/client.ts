@@ -27,13 +27,18 @@ export interface RequestOptions {
   headers?: Record<string, string>;
 }
 
+export interface WatchOptions {
+  /** Extra request headers, e.g. an `Accept` that asks for metadata only. */
+  headers?: Record<string, string>;
+}
+
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
 
 export interface KubeClient {
   readonly server: string;
   request<T = unknown>(method: string, path: string, options?: RequestOptions): Promise<T>;
   /** Streams watch events until the server closes the stream or `signal` aborts. */
-  watch(path: string, query: Record<string, string | number | boolean | undefined>, onEvent: (type: WatchEventType, object: unknown) => void, signal: AbortSignal): Promise<void>;
+  watch(path: string, query: Record<string, string | number | boolean | undefined>, onEvent: (type: WatchEventType, object: unknown) => void, signal: AbortSignal, options?: WatchOptions): Promise<void>;
 }
 
 /** `--kubeconfig` if given, else in-cluster, else $KUBECONFIG / ~/.kube/config. */
@@ -122,8 +127,8 @@ export async function createKubeClient(kc: KubeConfig): Promise<KubeClient> {
         return text as T;
       }
     },
-    async watch(path, query, onEvent, signal) {
-      const res = await open('GET', path, { query: { ...query, watch: true }, signal, timeoutMs: 0 }, 'application/json');
+    async watch(path, query, onEvent, signal, options = {}) {
+      const res = await open('GET', path, { query: { ...query, watch: true }, signal, timeoutMs: 0, ...(options.headers ? { headers: options.headers } : {}) }, 'application/json');
       if ((res.statusCode ?? 0) >= 400) {
         const text = await readAll(res);
         throw new KubeError(res.statusCode ?? 0, '', `watch ${path}: ${res.statusCode} ${text.slice(0, 300)}`);

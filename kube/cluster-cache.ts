@@ -37,11 +37,29 @@ function ownerView(object: KubeObject): OwnerView {
   return view;
 }
 
-function trimCheckpoint(object: KubeObject): Checkpoint {
+/**
+ * One array per distinct list of strings: the checkpoints of one CPU model share their origin's
+ * ~90 CPU flags (about 1.5 kB each, most of a stored Checkpoint). Bounded, so odd input cannot
+ * grow it without end; past the bound, lists are simply not shared.
+ */
+export function stringListPool(max = 1000): (list: string[]) => string[] {
+  const pool = new Map<string, string[]>();
+  return (list) => {
+    if (!Array.isArray(list)) return list;
+    const key = list.join('\u0000');
+    const shared = pool.get(key);
+    if (shared) return shared;
+    if (pool.size < max) pool.set(key, list);
+    return list;
+  };
+}
+
+function trimCheckpoint(object: KubeObject, shareFlags: (list: string[]) => string[]): Checkpoint {
   const cp = object as Checkpoint;
+  const origin = cp.spec?.origin;
   return {
     metadata: { name: cp.metadata.name ?? '', namespace: cp.metadata.namespace ?? '' },
-    spec: cp.spec,
+    spec: origin?.cpuFlags ? { ...cp.spec, origin: { ...origin, cpuFlags: shareFlags(origin.cpuFlags) } } : cp.spec,
     ...(cp.status ? { status: cp.status } : {}),
   };
 }
@@ -74,18 +92,22 @@ export class ClusterCache implements OwnerLookup {
   constructor(client: KubeClient, log: Logger, private readonly kinds: readonly CacheKind[] = Object.keys(PATHS) as CacheKind[]) {
     // Updates that change nothing a decision reads are not changes: they keep generation() still.
     const equal = isDeepStrictEqual;
+    const shareFlags = stringListPool();
     this.checkpointStore = new Informer(client, {
-      path: PATHS.checkpoints, transform: trimCheckpoint, equal,
+      path: PATHS.checkpoints, transform: (o) => trimCheckpoint(o, shareFlags), equal,
       onChange: (_key, now, before) => this.reindex(now, before),
     }, log);
     this.policyStore = new Informer(client, {
       path: PATHS.policies, transform: (o) => effectivePolicy(o as RestorePolicy), equal,
       onChange: () => { this.policyList = [...this.policyStore.values()]; },
     }, log);
-    this.namespaceStore = new Informer(client, { path: PATHS.namespaces, transform: (o) => (o.metadata as ObjectMeta | undefined)?.labels, equal }, log);
-    this.replicaSetStore = new Informer(client, { path: PATHS.replicasets, transform: ownerView, equal }, log);
-    this.deploymentStore = new Informer(client, { path: PATHS.deployments, transform: ownerView, equal }, log);
-    this.statefulSetStore = new Informer(client, { path: PATHS.statefulsets, transform: ownerView, equal }, log);
+    // Namespaces and owners are read for their metadata alone: their specs (a ReplicaSet's whole
+    // pod template) never cross the wire.
+    const metadataOnly = true;
+    this.namespaceStore = new Informer(client, { path: PATHS.namespaces, transform: (o) => (o.metadata as ObjectMeta | undefined)?.labels, equal, metadataOnly }, log);
+    this.replicaSetStore = new Informer(client, { path: PATHS.replicasets, transform: ownerView, equal, metadataOnly }, log);
+    this.deploymentStore = new Informer(client, { path: PATHS.deployments, transform: ownerView, equal, metadataOnly }, log);
+    this.statefulSetStore = new Informer(client, { path: PATHS.statefulsets, transform: ownerView, equal, metadataOnly }, log);
     this.nodeStore = new Informer(client, {
       path: PATHS.nodes, transform: (o) => nodeFacts(o as Node, { index: true }), equal: sameNodeFacts,
       onChange: (_key, now, before) => { if (!now || !before || !sameRestoreFacts(now, before)) this.nodeRestoreChanges++; },

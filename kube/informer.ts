@@ -5,7 +5,7 @@
  * with backoff; stops when its signal aborts.
  */
 import type { Logger } from 'pino';
-import type { KubeClient } from './client.js';
+import type { KubeClient, RequestOptions, WatchOptions } from './client.js';
 import { KubeError } from './client.js';
 import { backoffDelay, type Backoff } from '../runtime/backoff.js';
 import { sleep } from '../runtime/sleep.js';
@@ -29,26 +29,44 @@ export interface InformerOptions<T> {
    */
   equal?: (a: T, b: T) => boolean;
   labelSelector?: string;
+  /** Objects per list page; default PAGE_SIZE.full, or PAGE_SIZE.metadataOnly. */
   pageSize?: number;
   /** The wait between failed watches; runtime/sleep.ts unless a test needs to see the delays. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /**
+   * List and watch PartialObjectMetadata: only `metadata` arrives (no spec, no status), for
+   * stores whose transform reads nothing else. A ReplicaSet's pod template never crosses the wire.
+   */
+  metadataOnly?: boolean;
 }
+
+/**
+ * Objects per list page. A page is parsed whole, and whatever is still alive at the next
+ * scavenge is promoted to the old generation, where it waits for a full collection: small pages
+ * of full objects (Pods, Nodes with their images: 5–10 kB of JSON each) mostly die young, which
+ * keeps the peak heap near what is stored. Metadata is a tenth of that: client-go's 500.
+ */
+export const PAGE_SIZE = { full: 100, metadataOnly: 500 } as const;
 
 export function objectKey(meta: Meta | undefined): string {
   return meta?.namespace ? `${meta.namespace}/${meta.name ?? ''}` : (meta?.name ?? '');
 }
 
 export class Informer<T> {
-  private readonly items = new Map<string, T>();
+  private items = new Map<string, T>();
   private synced = false;
   private resourceVersion = '';
   private changes = 0;
 
+  private readonly client: KubeClient;
+
   constructor(
-    private readonly client: KubeClient,
+    client: KubeClient,
     private readonly options: InformerOptions<T>,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.client = options.metadataOnly ? metadataOnly(client) : client;
+  }
 
   get hasSynced(): boolean { return this.synced; }
   /** Counts changes (adds, real updates, deletes): an unchanged number means unchanged contents. */
@@ -88,41 +106,64 @@ export class Informer<T> {
     }
   }
 
+  /**
+   * A relist, transformed page by page: each page is dropped once its objects are transformed,
+   * so memory holds one page of raw objects, never the whole list. The new map is built beside
+   * the old one (which keeps serving reads) and swapped in when the last page is in.
+   */
   private async list(signal: AbortSignal): Promise<void> {
-    const objects: KubeObject[] = [];
+    const next = this.beginReplace();
     let cont: string | undefined;
     let rv = '';
     do {
-      const page = await this.client.request<{ items: KubeObject[]; metadata: ListMeta }>('GET', this.options.path, {
-        query: { limit: this.options.pageSize ?? 2000, continue: cont, labelSelector: this.options.labelSelector }, signal,
+      const page = await this.client.request<{ items: KubeObject[] | null; metadata: ListMeta }>('GET', this.options.path, {
+        query: { limit: this.options.pageSize ?? (this.options.metadataOnly ? PAGE_SIZE.metadataOnly : PAGE_SIZE.full), continue: cont, labelSelector: this.options.labelSelector }, signal,
       });
-      objects.push(...page.items);
+      // An empty PartialObjectMetadataList has `items: null` (Go's nil slice).
+      for (const item of page.items ?? []) next.add(item);
       cont = page.metadata.continue || undefined;
       rv = page.metadata.resourceVersion ?? '';
     } while (cont);
-    this.replaceAll(objects, rv);
+    next.commit(rv);
   }
 
   /** Replaces the whole cache, as a relist does. Public so benchmarks can load a cache without a server. */
   replaceAll(objects: readonly object[], resourceVersion = ''): void {
-    const before = new Map(this.items);
+    const next = this.beginReplace();
+    for (const item of objects as readonly KubeObject[]) next.add(item);
+    next.commit(resourceVersion);
+  }
+
+  /**
+   * A new map built beside the current one. An object whose transformed value equals the stored
+   * one keeps the stored value (one copy, and no change reported); `commit` swaps the maps and
+   * reports what changed and what is gone.
+   */
+  private beginReplace(): { add(object: KubeObject): void; commit(resourceVersion: string): void } {
+    const before = this.items;
+    const items = new Map<string, T>();
     const changed: string[] = [];
-    this.items.clear();
-    for (const item of objects as readonly KubeObject[]) {
-      const key = objectKey(item.metadata);
-      const now = this.options.transform(item);
-      const old = before.get(key);
-      if (old !== undefined && this.options.equal?.(old, now)) this.items.set(key, old);
-      else { this.items.set(key, now); changed.push(key); }
-    }
-    const removed = [...before.keys()].filter((k) => !this.items.has(k));
-    this.changes += changed.length + removed.length;
-    if (this.options.onChange) {
-      for (const k of changed) this.options.onChange(k, this.items.get(k), before.get(k));
-      for (const k of removed) this.options.onChange(k, undefined, before.get(k));
-    }
-    this.resourceVersion = resourceVersion;
-    this.synced = true;
+    return {
+      add: (object) => {
+        const key = objectKey(object.metadata);
+        const now = this.options.transform(object);
+        const old = before.get(key);
+        if (old !== undefined && this.options.equal?.(old, now)) items.set(key, old);
+        else { items.set(key, now); changed.push(key); }
+      },
+      commit: (resourceVersion) => {
+        const removed: string[] = [];
+        for (const key of before.keys()) if (!items.has(key)) removed.push(key);
+        this.items = items;
+        this.changes += changed.length + removed.length;
+        if (this.options.onChange) {
+          for (const k of changed) this.options.onChange(k, items.get(k), before.get(k));
+          for (const k of removed) this.options.onChange(k, undefined, before.get(k));
+        }
+        this.resourceVersion = resourceVersion;
+        this.synced = true;
+      },
+    };
   }
 
   private apply(type: string, object: KubeObject): void {
@@ -149,3 +190,20 @@ export class Informer<T> {
 }
 
 class ExpiredError extends Error {}
+
+// The server falls back to whole objects if it cannot send metadata only; transforms read `metadata` either way.
+const METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
+const METADATA_WATCH = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
+
+/** The same client, asking for PartialObjectMetadata(List) on every list and watch. */
+function metadataOnly(client: KubeClient): KubeClient {
+  return {
+    server: client.server,
+    request<R>(method: string, path: string, options: RequestOptions = {}): Promise<R> {
+      return client.request<R>(method, path, { ...options, headers: { ...options.headers, accept: METADATA_LIST } });
+    },
+    watch(path, query, onEvent, signal, options: WatchOptions = {}) {
+      return client.watch(path, query, onEvent, signal, { ...options, headers: { ...options.headers, accept: METADATA_WATCH } });
+    },
+  };
+}

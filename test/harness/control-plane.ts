@@ -62,6 +62,8 @@ export interface ControlPlaneOptions {
   extraApiServerArgs?: readonly string[];
   extraControllerManagerArgs?: readonly string[];
   extraSchedulerArgs?: readonly string[];
+  /** etcd's --quota-backend-bytes; default 1 GiB (the memory bench stores more). */
+  etcdQuotaBytes?: number;
   /** Per component, for the health checks. Default 60 s. */
   timeoutMs?: number;
   /** Print the startup time and where the logs are (default true). */
@@ -236,7 +238,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       `--listen-peer-urls=${peerUrl}`, `--initial-advertise-peer-urls=${peerUrl}`,
       `--initial-cluster=lazarus=${peerUrl}`,
       // Throw-away data: skip fsync, keep the backend small.
-      '--unsafe-no-fsync', '--quota-backend-bytes=1073741824', '--log-level=warn',
+      '--unsafe-no-fsync', `--quota-backend-bytes=${options.etcdQuotaBytes ?? 1073741824}`, '--log-level=warn',
     ]);
     // ---- certificates (while etcd starts) ------------------------------------------------
     let t = Date.now();

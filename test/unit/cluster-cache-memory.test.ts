@@ -1,0 +1,32 @@
+/**
+ * What ClusterCache does to keep 30,000 Checkpoints small: checkpoints with the same origin CPU
+ * flags share one array (most of a stored Checkpoint), without changing what is stored.
+ */
+import { ClusterCache, stringListPool } from '../../kube/cluster-cache.js';
+import type { KubeClient } from '../../kube/client.js';
+import { silentLogger } from '../../runtime/log.js';
+import { checkpoint } from '../support/builders.js';
+
+describe('checkpoint CPU flags are shared', () => {
+  it('one array per distinct flag list, the values unchanged', () => {
+    const cache = new ClusterCache({} as KubeClient, silentLogger());
+    const other = checkpoint('c3', { origin: { cpuFlags: ['fpu', 'sse2'] } });
+    cache.checkpointStore.replaceAll([checkpoint('c1'), checkpoint('c2'), other]);
+    const flags = (name: string): string[] | undefined => cache.checkpointStore.get(`shop/${name}`)?.spec.origin.cpuFlags;
+    expect(flags('c1')).toBe(flags('c2'));
+    expect(flags('c1')).toEqual(checkpoint('c1').spec.origin.cpuFlags);
+    expect(flags('c3')).not.toBe(flags('c1'));
+    expect(flags('c3')).toEqual(['fpu', 'sse2']);
+  });
+
+  it.each([
+    { name: 'below the bound: shared', max: 2, shared: true },
+    { name: 'at the bound: not kept, returned as given', max: 0, shared: false },
+  ])('$name', ({ max, shared }) => {
+    const share = stringListPool(max);
+    const first = share(['a', 'b']);
+    const second = share(['a', 'b']);
+    expect(second === first).toBe(shared);
+    expect(second).toEqual(['a', 'b']);
+  });
+});
