@@ -279,7 +279,7 @@ describe('CA rotation in a running replica', () => {
 
 describe('cert-manager', () => {
   it('with inject-ca-from set, writes neither the Secret nor the caBundle, and serves the mounted files', async () => {
-    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
     const path = await import('node:path');
     const dir = await mkdtemp(path.join(tmpdir(), 'lazarus-certs-'));
@@ -297,7 +297,10 @@ describe('cert-manager', () => {
       expect(store.secretCount()).toBe(0);
       expect(store.writes).toBe(0);
       expect(await store.getWebhookConfig('lazarus')).toEqual(before);
-    } finally { await source.stop(); }
+    } finally {
+      await source.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('with inject-ca-from set and no files configured, refuses to start with a clear reason', async () => {
