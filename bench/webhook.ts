@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { testTls } from '../test/support/tls.js';
 import { recordSection } from './results.js';
+import { procStatus } from './proc.js';
 
 const DURATION_S = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = 50;
@@ -48,10 +49,9 @@ async function load(server: { port: number; child: ChildProcess }, body: string,
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx, cpuUs };
 }
 
-function rssMb(pid: number | undefined): { rss: number; peak: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-  return { rss: Math.round(kb('VmRSS') / 1024), peak: Math.round(kb('VmHWM') / 1024) };
+function rssMb(pid: number): { rss: number; peak: number } {
+  const mb = (bytes: number): number => Math.round(bytes / 1024 / 1024);
+  return { rss: mb(procStatus(pid, 'VmRSS')), peak: mb(procStatus(pid, 'VmHWM')) };
 }
 
 async function main(dir: string): Promise<void> {
@@ -73,7 +73,7 @@ async function main(dir: string): Promise<void> {
       const l = await load(lazarus, body);
       const half = Math.round(f.rps / 2);
       const lHalf = await load(lazarus, body, half);
-      const mem = rssMb(lazarus.child.pid);
+      const mem = rssMb(lazarus.child.pid ?? 0);
       // The same pod every time is a burst of siblings; a stream of pods that all differ gets no reuse.
       const fresh = await startChild('lazarus-fresh', dir, 0);
       let lFresh: Result;
