@@ -15,7 +15,8 @@ import type { Checkpoint, Node, Pod } from '../api/types.js';
 import { MAX_SCORE, SCORE, parsePairs } from '../api/compat.js';
 import { explainPod, formatExplanation, type Explanation } from '../explain/explain.js';
 import { snapshot } from '../explain/command.js';
-import { createNamespace, sleep, waitFor } from '../kube/wait.js';
+import { createNamespace, waitFor } from '../kube/wait.js';
+import { sleep } from '../runtime/sleep.js';
 import { fakeNode, microTime, nodeLease, HEARTBEAT_MS, NODE_LEASE_NAMESPACE } from './fake-nodes.js';
 import {
   APP, CHECKPOINT_REGISTRY, CONTAINER, DEMO_LABEL, DEMO_TAINT, NAMESPACE, POLICY, demoCheckpoints, demoDeployment, demoNodes, demoPolicy, type DemoNode,

@@ -4,6 +4,7 @@
  */
 import type { KubeClient } from './client.js';
 import { isNotFound } from './client.js';
+import { sleep } from '../runtime/sleep.js';
 
 export interface WaitOptions {
   timeoutMs?: number;
@@ -37,16 +38,6 @@ export async function waitFor<T>(check: () => Promise<T | undefined | null | fal
     }
     await sleep(intervalMs, options.signal);
   }
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts (the caller checks it). */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve) => {
-    // The listener goes with the timer: one per poll would pile up on a long-lived signal.
-    const onAbort = (): void => { clearTimeout(timer); resolve(); };
-    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** Creates a namespace and waits for its default ServiceAccount (pods are rejected before it exists). */
