@@ -105,6 +105,8 @@ export interface NodeFactsOptions {
    * node object read once from a request.
    */
   index?: boolean;
+  /** Keep the node's images at all; default true. A cache whose readers never score can drop them. */
+  images?: boolean;
 }
 
 export function nodeFacts(node: Node, options: NodeFactsOptions = {}): NodeFacts {
@@ -121,7 +123,7 @@ export function nodeFacts(node: Node, options: NodeFactsOptions = {}): NodeFacts
   let cpuFlags: FlagSet | undefined;
   if (flags?.trim()) cpuFlags = new FlagText(flags);
   let imageIndex = NO_IMAGES;
-  if (Array.isArray(images) && images.length > 0) imageIndex = options.index ? indexImages(images) : new ScannedImages(images);
+  if (options.images !== false && Array.isArray(images) && images.length > 0) imageIndex = options.index ? indexImages(images) : new ScannedImages(images);
   const spec = record(n?.spec);
   return {
     name: text(metadata?.name) ?? '',

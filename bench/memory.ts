@@ -15,14 +15,14 @@
  * nothing but the bench changes the objects.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { procStatus } from './proc.js';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse, stringify } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { parseDuration } from '../api/duration.js';
 import { isConflict, KubeError, type KubeClient } from '../kube/client.js';
 import { startControlPlane, type ControlPlane } from '../test/harness/control-plane.js';
@@ -42,7 +42,12 @@ const TARGET_BYTES = 400e6;
 const LAZARUS_NAMESPACE = 'lazarus-system';
 const FULL = { nodes: 5_000, deployments: 5_000, podsPerDeployment: 20 } as const;
 
-interface Options { scale: number; settleMs: number; concurrency: number; nodeOptions: string[] }
+/**
+ * Node flags per component: by default what its Deployment in manifests/base sets in NODE_OPTIONS
+ * (the heap ceiling users run with); `--node-options '…'` gives every component these instead
+ * (`--node-options ''`: Node's defaults, a heap sized from the host).
+ */
+interface Options { scale: number; settleMs: number; concurrency: number; nodeOptions: Record<ComponentName, string[]>; shipped: boolean }
 
 function parseOptions(argv: readonly string[]): Options {
   const value = (flag: string): string | undefined => { const i = argv.indexOf(flag); return i === -1 ? undefined : argv[i + 1]; };
@@ -54,9 +59,22 @@ function parseOptions(argv: readonly string[]): Options {
   if (settleMs === undefined) problems.push(`--settle: "${value('--settle') ?? ''}" is not a duration like 10s`);
   if (!(Number.isInteger(concurrency) && concurrency > 0)) problems.push('--concurrency must be a positive integer');
   if (problems.length) throw new Error(problems.join('\n'));
-  // e.g. --node-options=--max-old-space-size=256: what a container's heap ceiling does to the peak.
-  const nodeOptions = (value('--node-options') ?? '').split(' ').filter(Boolean);
-  return { scale, settleMs: settleMs ?? 10_000, concurrency, nodeOptions };
+  const given = value('--node-options');
+  const flags = (text: string): string[] => text.split(' ').filter(Boolean);
+  const nodeOptions = Object.fromEntries(COMPONENTS.map((c) => [c, given === undefined ? flags(shippedNodeOptions(c)) : flags(given)])) as Record<ComponentName, string[]>;
+  return { scale, settleMs: settleMs ?? 10_000, concurrency, nodeOptions, shipped: given === undefined };
+}
+
+/** NODE_OPTIONS of the component's container in manifests/base/<component>.yaml ('' if none). */
+function shippedNodeOptions(component: ComponentName): string {
+  const file = path.resolve(here, '../../manifests/base', `${component}.yaml`);
+  for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
+    const object = doc.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: { name: string; env?: { name: string; value?: string }[] }[] } } } } | null;
+    if (object?.kind !== 'Deployment') continue;
+    const container = object.spec?.template?.spec?.containers?.find((c) => c.name === component);
+    return container?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
+  }
+  throw new Error(`${file}: no Deployment`);
 }
 
 const log = (line: string): void => { process.stderr.write(`[bench:memory] ${line}\n`); };
@@ -204,7 +222,7 @@ async function waitReady(r: Running, timeoutMs: number): Promise<void> {
   }
 }
 
-interface Setup { cp: ControlPlane; dir: string; adminTls: { ca: string; cert: string; key: string }; serving: { cert: string; key: string }; nodeOptions: readonly string[] }
+interface Setup { cp: ControlPlane; dir: string; adminTls: { ca: string; cert: string; key: string }; serving: { cert: string; key: string }; nodeOptions: Record<ComponentName, readonly string[]> }
 
 async function startComponent(name: ComponentName, s: Setup, phase: string): Promise<Running> {
   const proxy = await startRelistProxy({ url: s.cp.server, ...s.adminTls }, s.serving);
@@ -221,7 +239,7 @@ async function startComponent(name: ComponentName, s: Setup, phase: string): Pro
   };
   const logPath = path.join(s.dir, `${phase}-${name}.log`);
   const fd = openSync(logPath, 'a');
-  const child = spawn(process.execPath, [...s.nodeOptions, '--expose-gc', '--import', GC_ON_SIGNAL, CLI, name, ...common, ...args[name]], { stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, [...s.nodeOptions[name], '--expose-gc', '--import', GC_ON_SIGNAL, CLI, name, ...common, ...args[name]], { stdio: ['ignore', fd, fd] });
   closeSync(fd);
   // Under the control plane's reaper: killed with it if the bench dies.
   if (child.pid !== undefined) s.cp.adopt(`${phase}-${name}`, child.pid);
@@ -351,7 +369,8 @@ async function main(): Promise<void> {
 
 function report(options: Options, c: Counts, empty: readonly Row[], loaded: readonly Row[]): void {
   const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
-  const scaleNote = `${options.scale === 1 ? '' : ` — **scale ${options.scale}**, not the issue's full size`}${options.nodeOptions.length ? `, components run with \`${options.nodeOptions.join(' ')}\`` : ''}`;
+  const flagText = COMPONENTS.map((c) => `${c} \`${options.nodeOptions[c].join(' ') || '(none)'}\``).join(', ');
+  const scaleNote = `${options.scale === 1 ? '' : ` — **scale ${options.scale}**, not the issue's full size`}; Node flags ${options.shipped ? 'as manifests/base sets them (NODE_OPTIONS)' : 'given with --node-options'}: ${flagText}`;
   const lines = [
     `\`npm run bench:memory\` on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}${scaleNote}.`,
     `Objects in a real kube-apiserver v1.35.4: ${c.replicaSets.toLocaleString('en')} ReplicaSets with full pod templates, ${c.deployments.toLocaleString('en')} Deployments,`,
@@ -376,7 +395,7 @@ function report(options: Options, c: Counts, empty: readonly Row[], loaded: read
   const text = lines.join('\n');
   process.stdout.write(`## Memory\n\n${text}\n`);
   // Smaller runs are for trying the bench out; only the issue's size goes into RESULTS.md.
-  if (options.scale === 1 && options.nodeOptions.length === 0) recordSection('Memory', text);
+  if (options.scale === 1 && options.shipped) recordSection('Memory', text);
 }
 
 await main();

@@ -39,7 +39,7 @@ export function policyForPod(cache: Pick<ClusterCache, 'policies' | 'namespaceLa
 }
 
 export function clusterLookups(client: KubeClient, log: Logger): ClusterLookups {
-  const cache = new ClusterCache(client, log, ['policies', 'namespaces', 'replicasets', 'deployments', 'statefulsets', 'nodes']);
+  const cache = new ClusterCache(client, log, { kinds: ['policies', 'namespaces', 'replicasets', 'deployments', 'statefulsets', 'nodes'], nodeImages: true });
   let index: NameIndex | undefined;
   let indexedVersion = -1;
   return {

@@ -107,12 +107,14 @@ export class Informer<T> {
   }
 
   /**
-   * A relist, transformed page by page: each page is dropped once its objects are transformed,
-   * so memory holds one page of raw objects, never the whole list. The new map is built beside
-   * the old one (which keeps serving reads) and swapped in when the last page is in.
+   * A relist, transformed page by page and applied to the store as it arrives: memory holds one
+   * page of raw objects and one copy of the store, never two. Readers meanwhile see each object
+   * at its listed or its previous version, as they would while a watch catches up; objects the
+   * list no longer has are removed when its last page is in. (Building the new store beside the
+   * old one held 100,000 Pods twice during a relist: bench:memory.)
    */
   private async list(signal: AbortSignal): Promise<void> {
-    const next = this.beginReplace();
+    const listed = new Set<string>();
     let cont: string | undefined;
     let rv = '';
     do {
@@ -120,50 +122,47 @@ export class Informer<T> {
         query: { limit: this.options.pageSize ?? (this.options.metadataOnly ? PAGE_SIZE.metadataOnly : PAGE_SIZE.full), continue: cont, labelSelector: this.options.labelSelector }, signal,
       });
       // An empty PartialObjectMetadataList has `items: null` (Go's nil slice).
-      for (const item of page.items ?? []) next.add(item);
+      for (const item of page.items ?? []) listed.add(this.upsert(item));
       cont = page.metadata.continue || undefined;
       rv = page.metadata.resourceVersion ?? '';
     } while (cont);
-    next.commit(rv);
+    this.removeAllBut(listed, rv);
   }
 
   /** Replaces the whole cache, as a relist does. Public so benchmarks can load a cache without a server. */
   replaceAll(objects: readonly object[], resourceVersion = ''): void {
-    const next = this.beginReplace();
-    for (const item of objects as readonly KubeObject[]) next.add(item);
-    next.commit(resourceVersion);
+    const listed = new Set<string>();
+    for (const item of objects as readonly KubeObject[]) listed.add(this.upsert(item));
+    this.removeAllBut(listed, resourceVersion);
+  }
+
+  /** Ends a relist: what it did not list is gone. */
+  private removeAllBut(listed: ReadonlySet<string>, resourceVersion: string): void {
+    for (const key of [...this.items.keys()]) if (!listed.has(key)) this.remove(key);
+    this.resourceVersion = resourceVersion;
+    this.synced = true;
   }
 
   /**
-   * A new map built beside the current one. An object whose transformed value equals the stored
-   * one keeps the stored value (one copy, and no change reported); `commit` swaps the maps and
-   * reports what changed and what is gone.
+   * Stores the object's transformed value and returns its key. A value equal to the stored one
+   * keeps the stored one (one copy, and no change reported).
    */
-  private beginReplace(): { add(object: KubeObject): void; commit(resourceVersion: string): void } {
-    const before = this.items;
-    const items = new Map<string, T>();
-    const changed: string[] = [];
-    return {
-      add: (object) => {
-        const key = objectKey(object.metadata);
-        const now = this.options.transform(object);
-        const old = before.get(key);
-        if (old !== undefined && this.options.equal?.(old, now)) items.set(key, old);
-        else { items.set(key, now); changed.push(key); }
-      },
-      commit: (resourceVersion) => {
-        const removed: string[] = [];
-        for (const key of before.keys()) if (!items.has(key)) removed.push(key);
-        this.items = items;
-        this.changes += changed.length + removed.length;
-        if (this.options.onChange) {
-          for (const k of changed) this.options.onChange(k, items.get(k), before.get(k));
-          for (const k of removed) this.options.onChange(k, undefined, before.get(k));
-        }
-        this.resourceVersion = resourceVersion;
-        this.synced = true;
-      },
-    };
+  private upsert(object: KubeObject): string {
+    const key = objectKey(object.metadata);
+    const before = this.items.get(key);
+    const now = this.options.transform(object);
+    if (before !== undefined && this.options.equal?.(before, now)) return key;
+    this.items.set(key, now);
+    this.changes++;
+    this.options.onChange?.(key, now, before);
+    return key;
+  }
+
+  private remove(key: string): void {
+    const before = this.items.get(key);
+    if (!this.items.delete(key)) return;
+    this.changes++;
+    this.options.onChange?.(key, undefined, before);
   }
 
   private apply(type: string, object: KubeObject): void {
@@ -173,19 +172,8 @@ export class Informer<T> {
     }
     if (object.metadata?.resourceVersion) this.resourceVersion = object.metadata.resourceVersion;
     if (type === 'BOOKMARK') return;
-    const key = objectKey(object.metadata);
-    const before = this.items.get(key);
-    if (type === 'DELETED') {
-      if (!this.items.delete(key)) return;
-      this.changes++;
-      this.options.onChange?.(key, undefined, before);
-    } else {
-      const now = this.options.transform(object);
-      if (before !== undefined && this.options.equal?.(before, now)) return;
-      this.items.set(key, now);
-      this.changes++;
-      this.options.onChange?.(key, now, before);
-    }
+    if (type === 'DELETED') this.remove(objectKey(object.metadata));
+    else this.upsert(object);
   }
 }
 

@@ -55,7 +55,7 @@ it('lists and watches ReplicaSets as PartialObjectMetadata and keeps the same ow
   expect(rs.metadata.uid).toBeTruthy();
 
   const { client, kinds } = recording(cp.client);
-  const cache = new ClusterCache(client, silentLogger(), ['replicasets', 'statefulsets', 'namespaces']);
+  const cache = new ClusterCache(client, silentLogger(), { kinds: ['replicasets', 'statefulsets', 'namespaces'] });
   const stop = new AbortController();
   const running = cache.start(stop.signal);
   try {

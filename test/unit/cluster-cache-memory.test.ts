@@ -1,11 +1,12 @@
 /**
  * What ClusterCache does to keep 30,000 Checkpoints small: checkpoints with the same origin CPU
- * flags share one array (most of a stored Checkpoint), without changing what is stored.
+ * flags share one array (most of a stored Checkpoint), without changing what is stored; Nodes keep
+ * their images only for the extender.
  */
 import { ClusterCache, stringListPool } from '../../kube/cluster-cache.js';
 import type { KubeClient } from '../../kube/client.js';
 import { silentLogger } from '../../runtime/log.js';
-import { checkpoint } from '../support/builders.js';
+import { checkpoint, node } from '../support/builders.js';
 
 describe('checkpoint CPU flags are shared', () => {
   it('one array per distinct flag list, the values unchanged', () => {
@@ -28,5 +29,22 @@ describe('checkpoint CPU flags are shared', () => {
     const second = share(['a', 'b']);
     expect(second === first).toBe(shared);
     expect(second).toEqual(['a', 'b']);
+  });
+});
+
+describe('Node images are kept only where scores read them', () => {
+  const withImages = node('n1', { images: ['registry.example/app:1'] });
+
+  it('the webhook and controller cache (the default) keep no images: nothing they decide reads them', () => {
+    const cache = new ClusterCache({} as KubeClient, silentLogger());
+    cache.nodeStore.replaceAll([withImages]);
+    expect(cache.node('n1')?.images.has('registry.example/app:1')).toBe(false);
+    expect(cache.node('n1')?.ready).toBe(true);
+  });
+
+  it('the extender cache (nodeImages) keeps them', () => {
+    const cache = new ClusterCache({} as KubeClient, silentLogger(), { kinds: ['nodes'], nodeImages: true });
+    cache.nodeStore.replaceAll([withImages]);
+    expect(cache.node('n1')?.images.has('registry.example/app:1')).toBe(true);
   });
 });

@@ -39,7 +39,7 @@ async function generationsAfter(path: string, events: Event[]): Promise<number[]
   const cache: ClusterCache = new ClusterCache(scriptedClient(path, events, () => {
     generations.push(cache.generation());
     if (generations.length === events.length) stop.abort();
-  }), silentLogger(), ['replicasets', 'nodes', 'checkpoints']);
+  }), silentLogger(), { kinds: ['replicasets', 'nodes', 'checkpoints'], nodeImages: true });
   await cache.start(stop.signal);
   return generations;
 }
@@ -80,7 +80,7 @@ describe('ClusterCache.generation: changes only when something a decision reads 
   });
 
   it('a Node with a new image gets new facts (the extender scores images) but leaves generation() still', () => {
-    const cache = new ClusterCache(scriptedClient('', [], () => undefined), silentLogger());
+    const cache = new ClusterCache(scriptedClient('', [], () => undefined), silentLogger(), { nodeImages: true });
     cache.nodeStore.replaceAll([node('n1', { images: ['a'] })]);
     const [facts, generation] = [cache.node('n1'), cache.generation()];
     cache.nodeStore.replaceAll([node('n1', { images: ['a', 'b'] })]);

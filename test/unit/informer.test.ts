@@ -77,7 +77,7 @@ function informer(client: KubeClient, extra: { [K in keyof InformerOptions<Versi
 }
 
 describe('Informer lists page by page', () => {
-  it('transforms each page before asking for the next, and swaps the contents in only when the last page is in', async () => {
+  it('transforms each page before asking for the next, and relists in place: updates as pages arrive, removals when the last is in', async () => {
     let contents = [obj('a', '1'), obj('b', '1'), obj('c', '1'), obj('d', '1'), obj('e', '1')];
     const seenAtPage: { transformed: number; size: number; b: string | undefined }[] = [];
     const api = fakeApi(() => contents, () => seenAtPage.push({ transformed: t.transformed.length, size: t.inf.size, b: t.inf.get('ns/b')?.version }));
@@ -94,17 +94,21 @@ describe('Informer lists page by page', () => {
     expect(t.inf.size).toBe(5);
     expect(api.watches[0]?.query.resourceVersion).toBe('3');
 
-    // A relist (the watch expired): while its pages arrive, reads still see the old contents.
+    // A relist (the watch expired) updates the one store as its pages arrive: b is new after the
+    // first page, and d and e, which the relist no longer has, go only when the last page is in.
     contents = [obj('a', '1'), obj('b', '2'), obj('c', '1'), obj('f', '1')];
     seenAtPage.length = 0;
+    t.changes.length = 0;
     api.emit('ERROR', { kind: 'Status', code: 410, message: 'too old resource version' });
     await until(() => api.watches.length === 2, 'the watch after the relist');
     expect(seenAtPage).toEqual([
       { transformed: 5, size: 5, b: '1' },
-      { transformed: 7, size: 5, b: '1' },
+      { transformed: 7, size: 5, b: '2' },
     ]);
     expect(t.inf.get('ns/b')?.version).toBe('2');
     expect(t.inf.size).toBe(4);
+    // Unchanged objects (a, c) report nothing; the rest once each.
+    expect(t.changes).toEqual([['ns/b', '2', '1'], ['ns/f', '1', undefined], ['ns/d', undefined, '1'], ['ns/e', undefined, '1']]);
     stop.abort();
     await running;
   });
