@@ -26,7 +26,7 @@ export const EVERYTHING: Record<string, unknown> = {
   registry: { url: 'registry.example:5000/checkpoints', insecure: true, pushSecret: { dockerConfigJson: '{"auths":{}}' } },
   webhook: { replicas: 3, resources: { requests: { cpu: '200m', memory: '300Mi' } } },
   extender: { replicas: 1 },
-  controller: { replicas: 1, resources: { limits: { memory: '1Gi' } } },
+  controller: { replicas: 1, resources: { limits: { memory: '1Gi' } }, maxHeapMiB: 600 },
   agent: { nodeSelector: { 'lazarus.dev/restore-capable': 'true' }, tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'stateful', effect: 'NoSchedule' }], checkpointDir: '/srv/kubelet/checkpoints' },
   defaultPolicy: { mode: 'All', priority: 5, maxCheckpointAge: '12h', placement: 'Require', imagePullSecret: 'pull-one', checkpoint: { interval: '10m', onDrain: true, timeoutSeconds: 90, maxParallelPerNode: 2, retain: 5, evictionTimeout: '30s' } },
   metrics: { serviceMonitor: { enabled: true, interval: '15s', labels: { release: 'prometheus' } } },

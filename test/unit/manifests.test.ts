@@ -107,6 +107,19 @@ describe.each(INSTALLS)('%s', (_name, renderInstall) => {
     }
   });
 
+  it('the webhook, extender and controller run under a V8 heap ceiling of 40–75% of their memory limit', () => {
+    // Without one, Node sizes its heap from the host and collects lazily until the kernel kills
+    // the container; bench:memory measures the peaks under this ceiling.
+    const mib = (q: string): number => { const m = /^(\d+)(Mi|Gi)$/.exec(q); return m ? Number(m[1]) * (m[2] === 'Gi' ? 1024 : 1) : NaN; };
+    for (const name of ['lazarus-webhook', 'lazarus-extender', 'lazarus-controller']) {
+      const d = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === name);
+      const c = (d?.spec as { template: { spec: { containers: Array<{ env?: Array<{ name: string; value?: string }>; resources?: { limits?: { memory?: string } } }> } } } | undefined)?.template.spec.containers[0];
+      const heap = Number(/--max-old-space-size=(\d+)/.exec(c?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '')?.[1]);
+      const share = heap / mib(c?.resources?.limits?.memory ?? '');
+      expect({ name, share: share >= 0.4 && share <= 0.75 }).toEqual({ name, share: true });
+    }
+  });
+
   it('every container has a securityContext; only the agent is privileged; the rest drop ALL and run read-only', () => {
     const workloads = objects.filter((o) => podSpecOf(o));
     expect(workloads.length).toBeGreaterThanOrEqual(4);
