@@ -1,5 +1,5 @@
 /**
- * `npm run bench:memory [-- --scale F --settle 10s]`: peak memory of the real webhook, extender
+ * `npm run bench:memory [-- --scale F --settle 10s --node-options '…']`: peak memory of the real webhook, extender
  * and controller processes (`node dist/cli/main.js …`) whose informers read, from a real
  * kube-apiserver with production paging, 50,000 ReplicaSets with full pod templates, 5,000
  * Deployments, 30,000 Checkpoints, 5,000 full Nodes and 100,000 Pods (× F), then relist
@@ -8,7 +8,9 @@
  * Peak RSS is the kernel's high-water mark (VmHWM in /proc/PID/status), so it includes the
  * initial lists and the forced relist; heap is prom-client's nodejs_heap_size_used_bytes after
  * the settle. The baseline is the same three processes on the same control plane before any
- * object exists, measured in the same run. Writes "## Memory" in bench/RESULTS.md (full scale only).
+ * object exists, measured in the same run. Each process runs with the NODE_OPTIONS its Deployment
+ * in manifests/base sets (the heap ceiling users run with) unless `--node-options` says otherwise.
+ * Writes "## Memory" in bench/RESULTS.md (full scale, shipped flags only).
  *
  * The control plane runs no ReplicaSet, Deployment or garbage-collector controller (only what
  * namespaces and service accounts need), and Pods are created bound to the fake Nodes, so
