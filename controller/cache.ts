@@ -58,7 +58,8 @@ const RUNNING: ContainerStateView = Object.freeze({ running: Object.freeze({}) }
  */
 export class SharedValues {
   private readonly pool = new Map<string, unknown>();
-  constructor(private readonly max = 20_000) {}
+  /** 5,000 ReplicaSets' labels and owners and 5,000 node names take ~15,000. */
+  constructor(private readonly max = 50_000) {}
 
   /** The shared value for `key`, made (and frozen) by `make` the first time. */
   get<T>(key: string, make: () => T): T {

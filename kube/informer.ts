@@ -138,7 +138,8 @@ export class Informer<T> {
 
   /** Ends a relist: what it did not list is gone. */
   private removeAllBut(listed: ReadonlySet<string>, resourceVersion: string): void {
-    for (const key of [...this.items.keys()]) if (!listed.has(key)) this.remove(key);
+    // Deleting the entry a Map iteration is at is safe: iteration goes on with the next.
+    for (const key of this.items.keys()) if (!listed.has(key)) this.remove(key);
     this.resourceVersion = resourceVersion;
     this.synced = true;
   }
