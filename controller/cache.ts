@@ -9,6 +9,7 @@ import type { OwnerKind, OwnerView } from '../api/workload.js';
 import type { KubeClient } from '../kube/client.js';
 import { ClusterCache } from '../kube/cluster-cache.js';
 import { Informer, type KubeObject } from '../kube/informer.js';
+import { SharedValues, sharedKey } from '../kube/shared-values.js';
 import type { ControllerView } from './controller.js';
 import type { AnnotatedWorkload } from './demand.js';
 import type { ContainerStateView, ContainerStatusView, UnschedulableView } from './outcome.js';
@@ -50,46 +51,13 @@ function unschedulable(pod: RawPod): UnschedulableView | undefined {
 /** Shared by every running container of a pod that was not restored: nothing reads more of its state. */
 const RUNNING: ContainerStateView = Object.freeze({ running: Object.freeze({}) });
 
-/**
- * One frozen copy of each value many pods carry: the labels, owner and container names that
- * sibling pods of one ReplicaSet share, node names, namespaces, phases. Most of a pod's view
- * (868 bytes a pod before, 100,000 pods in bench:memory) is such copies. Bounded: when full it
- * starts again, so churn cannot grow it; values handed out stay valid.
- */
-export class SharedValues {
-  private readonly pool = new Map<string, unknown>();
-  /** 5,000 ReplicaSets' labels and owners and 5,000 node names take ~15,000. */
-  constructor(private readonly max = 50_000) {}
-
-  /** The shared value for `key`, made (and frozen) by `make` the first time. */
-  get<T>(key: string, make: () => T): T {
-    const found = this.pool.get(key);
-    if (found !== undefined) return found as T;
-    const value = make();
-    if (this.pool.size >= this.max) this.pool.clear();
-    this.pool.set(key, deepFreeze(value));
-    return value;
-  }
-
-  string(value: string): string { return this.get(value, () => value); }
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
-}
-
+/** Sibling pods' labels, owner and container names, node names and namespaces: one copy each. */
 const shared = new SharedValues();
-/** Keys that cannot collide across kinds: a value's kind, then its parts joined by NUL. */
-const keyOf = (kind: string, parts: readonly string[]): string => `${kind}\u0000${parts.join('\u0000')}`;
 
 function sharedLabels(labels: Record<string, string>): Record<string, string> {
   const parts: string[] = [];
   for (const k in labels) parts.push(k, labels[k] ?? '');
-  return shared.get(keyOf('labels', parts), () => ({ ...labels }));
+  return shared.get(sharedKey('labels', parts), () => ({ ...labels }));
 }
 
 /**
@@ -105,7 +73,7 @@ export function podView(object: KubeObject): PodView {
   const view: PodView = {
     namespace: shared.string(m.namespace ?? ''), name: m.name ?? '', uid: m.uid ?? '',
     deleting: Boolean(m.deletionTimestamp),
-    containers: shared.get(keyOf('containers', names), () => names),
+    containers: shared.list('containers', names) as string[],
   };
   if (pod.spec?.nodeName) view.nodeName = shared.string(pod.spec.nodeName);
   if (pod.status?.phase) view.phase = shared.string(pod.status.phase);
@@ -123,12 +91,12 @@ export function podView(object: KubeObject): PodView {
   }
   if (m.ownerReferences) {
     const refs = m.ownerReferences;
-    view.ownerReferences = shared.get(keyOf('owners', refs.flatMap((r) => [r.apiVersion, r.kind, r.name, r.controller ? 'c' : ''])),
+    view.ownerReferences = shared.get(sharedKey('owners', refs.flatMap((r) => [r.apiVersion, r.kind, r.name, r.controller ? 'c' : ''])),
       () => refs.map((r) => ({ apiVersion: r.apiVersion, kind: r.kind, name: r.name, ...(r.controller ? { controller: true } : {}) })));
   }
   if (pod.status?.containerStatuses && !m.annotations?.[RESTORED_FROM]) {
     const running = pod.status.containerStatuses.filter((s) => s.state?.running).map((s) => s.name);
-    view.containerStatuses = shared.get(keyOf('running', running), () => running.map((name): ContainerStatusView => ({ name, state: RUNNING })));
+    view.containerStatuses = shared.get(sharedKey('running', running), () => running.map((name): ContainerStatusView => ({ name, state: RUNNING })));
   } else if (pod.status?.containerStatuses) {
     view.containerStatuses = pod.status.containerStatuses.map((s): ContainerStatusView => {
       const st = state(s.state);

@@ -11,6 +11,7 @@ import type { Checkpoint, EffectivePolicy, Node, ObjectMeta, RestorePolicy, Work
 import type { OwnerKind, OwnerLookup, OwnerView } from '../api/workload.js';
 import type { KubeClient } from './client.js';
 import { Informer, type KubeObject } from './informer.js';
+import { SharedValues } from './shared-values.js';
 
 export type CacheKind = 'checkpoints' | 'policies' | 'namespaces' | 'replicasets' | 'deployments' | 'statefulsets' | 'nodes';
 
@@ -37,29 +38,13 @@ function ownerView(object: KubeObject): OwnerView {
   return view;
 }
 
-/**
- * One array per distinct list of strings: the checkpoints of one CPU model share their origin's
- * ~90 CPU flags (about 1.5 kB each, most of a stored Checkpoint). Bounded, so odd input cannot
- * grow it without end; past the bound, lists are simply not shared.
- */
-export function stringListPool(max = 1000): (list: string[]) => string[] {
-  const pool = new Map<string, string[]>();
-  return (list) => {
-    if (!Array.isArray(list)) return list;
-    const key = list.join('\u0000');
-    const shared = pool.get(key);
-    if (shared) return shared;
-    if (pool.size < max) pool.set(key, list);
-    return list;
-  };
-}
-
-function trimCheckpoint(object: KubeObject, shareFlags: (list: string[]) => string[]): Checkpoint {
+function trimCheckpoint(object: KubeObject, shared: SharedValues): Checkpoint {
   const cp = object as Checkpoint;
   const origin = cp.spec?.origin;
   return {
     metadata: { name: cp.metadata.name ?? '', namespace: cp.metadata.namespace ?? '' },
-    spec: origin?.cpuFlags ? { ...cp.spec, origin: { ...origin, cpuFlags: shareFlags(origin.cpuFlags) } } : cp.spec,
+    // The checkpoints of one CPU model share their origin's ~90 flags, most of a stored Checkpoint.
+    spec: origin && Array.isArray(origin.cpuFlags) ? { ...cp.spec, origin: { ...origin, cpuFlags: shared.list('cpu-flags', origin.cpuFlags) as string[] } } : cp.spec,
     ...(cp.status ? { status: cp.status } : {}),
   };
 }
@@ -105,9 +90,9 @@ export class ClusterCache implements OwnerLookup {
     const nodeOptions = { images: options.nodeImages ?? false, index: true };
     // Updates that change nothing a decision reads are not changes: they keep generation() still.
     const equal = isDeepStrictEqual;
-    const shareFlags = stringListPool();
+    const flagLists = new SharedValues(1000);
     this.checkpointStore = new Informer(client, {
-      path: PATHS.checkpoints, transform: (o) => trimCheckpoint(o, shareFlags), equal,
+      path: PATHS.checkpoints, transform: (o) => trimCheckpoint(o, flagLists), equal,
       onChange: (_key, now, before) => this.reindex(now, before),
     }, log);
     this.policyStore = new Informer(client, {

@@ -3,7 +3,7 @@
  * flags share one array (most of a stored Checkpoint), without changing what is stored; Nodes keep
  * their images only for the extender.
  */
-import { ClusterCache, stringListPool } from '../../kube/cluster-cache.js';
+import { ClusterCache } from '../../kube/cluster-cache.js';
 import type { KubeClient } from '../../kube/client.js';
 import { silentLogger } from '../../runtime/log.js';
 import { checkpoint, node } from '../support/builders.js';
@@ -18,17 +18,6 @@ describe('checkpoint CPU flags are shared', () => {
     expect(flags('c1')).toEqual(checkpoint('c1').spec.origin.cpuFlags);
     expect(flags('c3')).not.toBe(flags('c1'));
     expect(flags('c3')).toEqual(['fpu', 'sse2']);
-  });
-
-  it.each([
-    { name: 'below the bound: shared', max: 2, shared: true },
-    { name: 'at the bound: not kept, returned as given', max: 0, shared: false },
-  ])('$name', ({ max, shared }) => {
-    const share = stringListPool(max);
-    const first = share(['a', 'b']);
-    const second = share(['a', 'b']);
-    expect(second === first).toBe(shared);
-    expect(second).toEqual(['a', 'b']);
   });
 });
 

@@ -3,7 +3,7 @@
  * restored pod (its restore is judged from them), only which containers run for any other
  * (all that checkpoint targets and on-demand checkpoints read); and what sibling pods share.
  */
-import { podView, SharedValues } from '../../../controller/cache.js';
+import { podView } from '../../../controller/cache.js';
 
 const statuses = [
   { name: 'app', state: { running: { startedAt: '2026-11-27T12:00:00Z' } }, lastState: { terminated: { exitCode: 137, reason: 'OOMKilled', startedAt: '2026-11-27T11:00:00Z', finishedAt: '2026-11-27T11:59:59Z' } }, restartCount: 1 },
@@ -61,15 +61,5 @@ describe('sibling pods share one copy of what they have in common', () => {
     (other.metadata as { labels: Record<string, string> }).labels = { app: 'web', 'pod-template-hash': 'def34' };
     expect(podView(other).labels).toEqual({ app: 'web', 'pod-template-hash': 'def34' });
     expect(podView(other).labels).not.toBe(podView(sibling('x', 'u4')).labels);
-  });
-
-  it('the pool is bounded: full, it starts again, and values handed out stay as they were', () => {
-    const pool = new SharedValues(2);
-    const first = pool.get('a', () => ['a']);
-    pool.get('b', () => ['b']);
-    expect(pool.get('a', () => ['a2'])).toBe(first);
-    pool.get('c', () => ['c']); // full: starts again
-    expect(pool.get('a', () => ['a3'])).toEqual(['a3']);
-    expect(first).toEqual(['a']);
   });
 });
