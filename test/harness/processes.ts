@@ -75,8 +75,50 @@ export async function stopComponent(c: Component, graceMs = 5000): Promise<void>
   }
 }
 
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
+/**
+ * A port that was free a moment ago on 127.0.0.1, below the kernel's ephemeral range. A port the
+ * kernel hands out for `listen(0)` comes from that range, and so does the local port of every
+ * outgoing connection: on a busy machine one took the port between this check and kube-apiserver
+ * binding it ("bind: address already in use", CI 2026-12-06). Ports below the range are never
+ * given to outgoing connections.
+ */
+export async function freePort(): Promise<number> {
+  const low = ephemeralRangeStart();
+  const min = 10_000;
+  if (low - min >= 1_000) {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const port = min + Math.floor(Math.random() * (low - min));
+      // Never the same port twice from this process: callers ask for several before binding any.
+      if (handedOut.has(port)) continue;
+      handedOut.add(port);
+      if (await canListen(port)) return port;
+    }
+  }
+  return anyPort();
+}
+const handedOut = new Set<number>();
+
+/** The first port of net.ipv4.ip_local_port_range (Linux' default 32768). */
+function ephemeralRangeStart(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** What the kernel picks for listen(0): free now, but from the ephemeral range. */
+function anyPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
