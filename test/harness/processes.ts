@@ -83,7 +83,8 @@ export async function stopComponent(c: Component, graceMs = 5000): Promise<void>
  * given to outgoing connections.
  */
 export async function freePort(): Promise<number> {
-  const low = ephemeralRangeStart();
+  // Below Kubernetes' NodePort range (30000-32767) too.
+  const low = Math.min(ephemeralRangeStart(), 30_000);
   const min = 10_000;
   if (low - min >= 1_000) {
     for (let attempt = 0; attempt < 100; attempt++) {
