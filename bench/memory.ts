@@ -185,7 +185,6 @@ interface Measured {
   watchesExpired: number;
 }
 
-
 function get(port: number, urlPath: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path: urlPath, timeout: 5000 }, (res) => {

@@ -58,8 +58,8 @@ function rssMb(pid: number): { rss: number; peak: number } {
 
 /** The run with the median requests per second, and the median CPU per request, of interleaved rounds. */
 function median(results: readonly Result[]): Result {
-  const mid = <T>(xs: T[], by: (x: T) => number): T => [...xs].sort((a, b) => by(a) - by(b))[Math.floor(xs.length / 2)] as T;
-  return { ...mid([...results], (r) => r.rps), cpuUs: mid([...results], (r) => r.cpuUs).cpuUs };
+  const mid = (by: (r: Result) => number): Result => [...results].sort((a, b) => by(a) - by(b))[Math.floor(results.length / 2)] as Result;
+  return { ...mid((r) => r.rps), cpuUs: mid((r) => r.cpuUs).cpuUs };
 }
 
 async function main(dir: string): Promise<void> {

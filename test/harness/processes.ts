@@ -84,7 +84,7 @@ export async function stopComponent(c: Component, graceMs = 5000): Promise<void>
  */
 export async function freePort(): Promise<number> {
   // Below Kubernetes' NodePort range (30000-32767) too.
-  const low = Math.min(ephemeralRangeStart(), 30_000);
+  const low = Math.min(ephemeralStart ??= ephemeralRangeStart(), 30_000);
   const min = 10_000;
   if (low - min >= 1_000) {
     for (let attempt = 0; attempt < 100; attempt++) {
@@ -98,6 +98,7 @@ export async function freePort(): Promise<number> {
   return anyPort();
 }
 const handedOut = new Set<number>();
+let ephemeralStart: number | undefined;
 
 /** The first port of net.ipv4.ip_local_port_range (Linux' default 32768). */
 function ephemeralRangeStart(): number {

@@ -6,10 +6,10 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, writeFile, copyFile, symlink } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../harness/processes.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const CLI = join(REPO_ROOT, 'dist/cli/main.js');
@@ -66,17 +66,8 @@ export function describeWithTools(name: string, tools: readonly string[], needCr
   describe.skip(`${name} (missing: ${missing.join(', ')})`, body);
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => res(port));
-    });
-    s.on('error', rej);
-  });
-}
+/** The harness' ports (below the ephemeral range, so no outgoing connection takes one first). */
+export { freePort };
 
 export async function tempDir(prefix: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `lazarus-${prefix}-`));
