@@ -4,9 +4,7 @@
  * AdmissionReview, errors included.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Operation } from 'fast-json-patch';
 import type { Pod } from '../api/types.js';
-import { patchJson } from './patch.js';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 /** The API server caps request bodies at 3 MiB; a pod admission is far smaller. */
@@ -48,12 +46,12 @@ function base64(json: string): Base64 {
 export const allowed = (warnings: readonly string[] = []): Answer =>
   (warnings.length ? { allowed: true, warnings: [...warnings] } : { allowed: true });
 
-/** Omits patch and patchType when there is nothing to change. */
-export function patched(patch: readonly Operation[], warnings: readonly string[]): Answer {
+/** `patchJson` is an RFC 6902 patch as JSON; patch and patchType are left out when it is empty. */
+export function patched(patchJson: string, warnings: readonly string[]): Answer {
   const answer = allowed(warnings);
-  if (patch.length === 0) return answer;
+  if (patchJson === '[]') return answer;
   answer.patchType = 'JSONPatch';
-  answer.patch = base64(patchJson(patch));
+  answer.patch = base64(patchJson);
   return answer;
 }
 
@@ -70,18 +68,21 @@ const REVIEW_HEAD = `{"apiVersion":"${ADMISSION_API_VERSION}","kind":"AdmissionR
 
 /**
  * The only place a UID goes into a response: the answer is serialised once, and each request's
- * UID goes in front of it (an answer reused for sibling pods is not serialised again).
+ * UID goes in front of it (an answer reused for sibling pods is not serialised again). Written
+ * field by field in the order the answer constructors give them (JSON.stringify's order, which
+ * unit/webhook-admission holds it to): spreading the answer and slicing its JSON cost a fresh
+ * decision 1.7 µs in process.
  */
 export function reviewTemplate(answer: Answer): (uid: string) => string {
-  const { patch, ...rest } = answer;
-  let fields = JSON.stringify(rest);
-  // The patch is the longest string of an answer, and base64 has nothing to escape: it goes in
-  // as it is, last, where JSON.stringify(answer) put it.
-  if (patch !== undefined) fields = `${fields.slice(0, -1)}${fields === '{}' ? '' : ','}"patch":"${patch}"}`;
-  const tail = fields === '{}' ? '}}' : `,${fields.slice(1)}}`;
+  let tail = answer.allowed ? ',"allowed":true' : ',"allowed":false';
+  if (answer.warnings !== undefined) tail += `,"warnings":${JSON.stringify(answer.warnings)}`;
+  if (answer.status !== undefined) tail += `,"status":${JSON.stringify(answer.status)}`;
+  if (answer.patchType !== undefined) tail += `,"patchType":"${answer.patchType}"`;
+  // base64 has nothing to escape
+  if (answer.patch !== undefined) tail += `,"patch":"${answer.patch}"`;
+  tail += '}}';
   return (uid) => REVIEW_HEAD + JSON.stringify(uid) + tail;
 }
-
 
 export function review(uid: string, answer: Answer): string {
   return reviewTemplate(answer)(uid);

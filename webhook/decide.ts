@@ -11,7 +11,7 @@ import { podPlacement, withRequirements } from '../api/placement.js';
 import { selectPolicy } from '../api/policy.js';
 import { hashedFields, specHash } from '../api/spec-hash.js';
 import { criuString, runtimeLabelValue } from '../api/versions.js';
-import { diff, sharedValue } from './patch.js';
+import { PatchBuilder, sharedAnnotations, sharedValue, type Annotation } from './patch.js';
 import { coldStartPatch, specHashesStamp } from './spec-hashes.js';
 import { resolveOptIn, resolveWorkload, type OwnerLookup } from '../api/workload.js';
 import type { Checkpoint, CompatibilityRules, Container, EffectivePolicy, NodeSelectorRequirement, NodeSelectorTerm, OriginFacts, Placement, Pod, WorkloadRef } from '../api/types.js';
@@ -48,6 +48,8 @@ export type Outcome = 'skipped' | 'cold' | 'restored';
 export interface Decision {
   outcome: Outcome;
   patch: Operation[];
+  /** JSON.stringify(patch), written with it. */
+  patchJson: string;
   warnings: string[];
   /** One line for logs and metrics labels' neighbours. */
   reason: string;
@@ -64,13 +66,15 @@ export interface Decision {
 /** Warnings give checkpoint ages to the second. */
 const AGE_RESOLUTION_MS = 1_000;
 
-const skip = (reason: string): Decision => ({ outcome: 'skipped', patch: [], warnings: [], reason, validUntil: Infinity });
+const skip = (reason: string): Decision => ({ outcome: 'skipped', patch: [], patchJson: '[]', warnings: [], reason, validUntil: Infinity });
 /**
  * A cold start still stamps the pod's spec hashes, so its later checkpoints match its siblings,
  * and says why it is cold, for the controller's Event.
  */
-const cold = (reason: string, policy: EffectivePolicy, validUntil: number, pod: Pod, hashes: readonly string[]): Decision =>
-  ({ outcome: 'cold', patch: coldStartPatch(pod, reason, hashes), warnings: [`lazarus: ${reason}; starting cold`], reason, policy: policy.name, validUntil });
+function cold(reason: string, policy: EffectivePolicy, validUntil: number, pod: Pod, hashes: readonly string[]): Decision {
+  const patch = coldStartPatch(pod, reason, hashes);
+  return { outcome: 'cold', patch: patch.ops, patchJson: patch.json, warnings: [`lazarus: ${reason}; starting cold`], reason, policy: policy.name, validUntil };
+}
 
 /**
  * The pod reduced to what decide() reads: its identity and owners, annotations and labels, each
@@ -141,15 +145,13 @@ export function decide(input: AdmissionInput, view: ClusterView): Decision {
       : `no node both can restore ${from} and may run the pod: ${capable} can restore, none passes the pod's placement (${excluded ?? ''})`, policy, choice.freshUntil, pod, hashes);
   }
 
-  // Only the fields a restore changes are diffed: the same patch as diffing the whole pod (paths
-  // mirror it), without copying managedFields, volumes and status on every admission.
-  const before = mutableSubset(pod);
-  const changed = restoredPod(before, choice.byContainer, placement.terms, policy, specHashesStamp(pod.spec.containers, hashes), facts.bareAffinity);
+  const patch = restorePatch(pod, choice.byContainer, placement.terms, policy, specHashesStamp(pod.spec.containers, hashes), facts);
   const warnings = [...choice.byContainer].map(([container, cp]) =>
     `lazarus: container ${container} restored from checkpoint ${cp.metadata.name ?? ''} taken ${formatAge(input.now - takenAt(cp))} ago on ${cp.spec.origin.node}`);
   return {
     outcome: 'restored',
-    patch: diff(before, changed),
+    patch: patch.ops,
+    patchJson: patch.json,
     warnings,
     reason: `restored from ${choice.sourcePod}`,
     policy: policy.name,
@@ -208,7 +210,8 @@ function isTrusted(entry: Timed, prefix: string): boolean {
  * origin (a checkpoint's, the same object on every admission while the cache holds it) instead
  * of per admission: canRestoreOn()'s compatibility verdict compiled (a node costs a few
  * comparisons, no reason strings for the nodes that fail), the node requirements, and the
- * affinity a pod with none of its own gets, its JSON remembered for the answer (patch.ts).
+ * affinity a pod with none of its own gets, its JSON remembered for the answer (patch.ts), and
+ * the origin's annotations on the restored pod, their JSON remembered too.
  */
 interface RestoreFacts {
   compatibility: CompatibilityRules;
@@ -216,6 +219,7 @@ interface RestoreFacts {
   compatible: (node: NodeFacts) => boolean;
   requirements: readonly NodeSelectorRequirement[];
   bareAffinity: NonNullable<Pod['spec']['affinity']>;
+  originAnnotations: readonly Annotation[];
 }
 const restoreFactsMemo = new WeakMap<OriginFacts, RestoreFacts>();
 function restoreFacts(origin: OriginFacts, policy: EffectivePolicy): RestoreFacts {
@@ -228,9 +232,22 @@ function restoreFacts(origin: OriginFacts, policy: EffectivePolicy): RestoreFact
     compatible: compileCompatibility(origin, { compatibility, placement }),
     requirements: sharedValue(requirements),
     bareAffinity: sharedValue({ nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: withRequirements(undefined, requirements) } } }),
+    originAnnotations: originAnnotations(origin),
   };
   restoreFactsMemo.set(origin, facts);
   return facts;
+}
+
+/** The annotations that stamp the origin node's facts on a restored pod (DESIGN §4). */
+function originAnnotations(origin: OriginFacts): readonly Annotation[] {
+  return sharedAnnotations({
+    [K.ORIGIN_NODE]: origin.node,
+    [K.ORIGIN_ARCH]: origin.architecture,
+    [K.ORIGIN_KERNEL]: origin.kernelVersion,
+    [K.ORIGIN_CRIU]: criuString(origin.criuVersion),
+    [K.ORIGIN_RUNTIME]: origin.runtime,
+    [K.ORIGIN_CPU_FLAGS]: origin.cpuFlags.join(' '),
+  });
 }
 
 /** Newer first; equal timestamps fall back to name order so the choice is deterministic. */
@@ -329,68 +346,46 @@ export function restoreRequirements(origin: OriginFacts, compatibility: Compatib
 }
 
 /**
- * The parts of a pod a restore may change, sharing structure with it (never mutated). Of each
- * container only its name and image: a restore changes nothing else there, and the containers
- * keep their order, so the diff's paths (/spec/containers/0/image) are the full pod's.
+ * The restore as a patch of the admitted pod: each checkpointed container's image, the required
+ * node affinity with `terms` (the pod's own terms with the restore's requirements ANDed in, as the
+ * placement check judged nodes by them), the policy's scheduler and pull secret, and the
+ * annotations: which checkpoints, the original images, the origin's facts and `stamp` (the
+ * spec-hashes annotation). unit/webhook-patch holds it to diffing a copy restored field by field.
  */
-function mutableSubset(pod: Pod): Pod {
-  const { annotations } = pod.metadata;
-  const { affinity, schedulerName, imagePullSecrets } = pod.spec;
-  const containers = pod.spec.containers.map(({ name, image }) => (image === undefined ? { name } : { name, image }));
-  const spec: Pod['spec'] = { containers };
-  if (affinity !== undefined) spec.affinity = affinity;
-  if (schedulerName !== undefined) spec.schedulerName = schedulerName;
-  if (imagePullSecrets !== undefined) spec.imagePullSecrets = imagePullSecrets;
-  return { metadata: annotations === undefined ? {} : { annotations }, spec };
-}
-
-/**
- * The pod as it should be created, built from `before` (a mutableSubset) without changing it:
- * what a restore changes is new, the rest is shared, so the diff never descends into it.
- * `terms` are the required node-selector terms the placement check judged nodes by; `stamp` is
- * the spec-hashes annotation; `bareAffinity` is the affinity with just those terms, for a pod
- * that has none.
- */
-function restoredPod(before: Pod, byContainer: ReadonlyMap<string, Checkpoint>, terms: readonly NodeSelectorTerm[], policy: EffectivePolicy, stamp: string,
-  bareAffinity: NonNullable<Pod['spec']['affinity']>): Pod {
+function restorePatch(pod: Pod, byContainer: ReadonlyMap<string, Checkpoint>, terms: readonly NodeSelectorTerm[], policy: EffectivePolicy, stamp: string,
+  facts: Pick<RestoreFacts, 'bareAffinity' | 'originAnnotations'>): PatchBuilder {
+  const patch = new PatchBuilder();
   const originals: [string, string][] = [];
-  const containers = before.spec.containers.map((container) => {
+  const restoredFrom: [string, string][] = [];
+  pod.spec.containers.forEach((container, i) => {
     const cp = byContainer.get(container.name);
-    if (!cp) return container;
+    if (!cp) return;
     originals.push([container.name, container.image ?? '']);
-    return { ...container, image: cp.spec.image };
+    restoredFrom.push([container.name, cp.metadata.name ?? '']);
+    if (cp.spec.image !== container.image) patch.set(`/spec/containers/${i}/image`, container.image !== undefined, cp.spec.image);
   });
-  const origin = byContainer.values().next().value?.spec.origin;
-  if (!origin) return { metadata: { ...before.metadata, annotations: { ...before.metadata.annotations, [K.SPEC_HASHES]: stamp } }, spec: { ...before.spec, containers } };
-  const annotations: Record<string, string> = {
-    ...before.metadata.annotations,
-    [K.RESTORED_FROM]: formatPairs([...byContainer].map(([c, cp]) => [c, cp.metadata.name ?? ''] as const)),
-    [K.ORIGINAL_IMAGES]: formatPairs(originals),
-    [K.ORIGIN_NODE]: origin.node,
-    [K.ORIGIN_ARCH]: origin.architecture,
-    [K.ORIGIN_KERNEL]: origin.kernelVersion,
-    [K.ORIGIN_CRIU]: criuString(origin.criuVersion),
-    [K.ORIGIN_RUNTIME]: origin.runtime,
-    [K.ORIGIN_CPU_FLAGS]: origin.cpuFlags.join(' '),
-  };
-  annotations[K.SPEC_HASHES] = stamp;
 
-  // The keys in mutableSubset()'s order, the new ones after them: what assigning them to a copy
-  // would give, and what the diff's order of operations follows.
-  const { affinity, schedulerName, imagePullSecrets } = before.spec;
-  const spec: Pod['spec'] = { containers };
-  if (affinity !== undefined) {
+  const { affinity, schedulerName, imagePullSecrets } = pod.spec;
+  if (affinity === undefined) {
+    patch.set('/spec/affinity', false, facts.bareAffinity);
+  } else {
     const nodeAffinity = affinity?.nodeAffinity ?? {};
     const selector = nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution ?? { nodeSelectorTerms: [] };
-    spec.affinity = { ...affinity, nodeAffinity: { ...nodeAffinity, requiredDuringSchedulingIgnoredDuringExecution: { ...selector, nodeSelectorTerms: [...terms] } } };
+    patch.set('/spec/affinity', true, { ...affinity, nodeAffinity: { ...nodeAffinity, requiredDuringSchedulingIgnoredDuringExecution: { ...selector, nodeSelectorTerms: [...terms] } } });
   }
-  if (schedulerName !== undefined) spec.schedulerName = schedulerName;
-  if (imagePullSecrets !== undefined) spec.imagePullSecrets = imagePullSecrets;
-  if (affinity === undefined) spec.affinity = bareAffinity;
-  if (policy.spec.schedulerName) spec.schedulerName = policy.spec.schedulerName;
+  const scheduler = policy.spec.schedulerName;
+  if (scheduler && scheduler !== schedulerName) patch.set('/spec/schedulerName', schedulerName !== undefined, scheduler);
   const secret = policy.spec.imagePullSecret;
-  if (secret && !spec.imagePullSecrets?.some((s) => s.name === secret)) {
-    spec.imagePullSecrets = [...(spec.imagePullSecrets ?? []), { name: secret }];
+  if (secret && !(Array.isArray(imagePullSecrets) && imagePullSecrets.some((s) => s.name === secret))) {
+    if (Array.isArray(imagePullSecrets)) patch.append('/spec/imagePullSecrets', { name: secret });
+    else patch.set('/spec/imagePullSecrets', imagePullSecrets !== undefined, [{ name: secret }]);
   }
-  return { metadata: { ...before.metadata, annotations }, spec };
+
+  patch.annotate(pod.metadata.annotations, [
+    { key: K.RESTORED_FROM, value: formatPairs(restoredFrom) },
+    { key: K.ORIGINAL_IMAGES, value: formatPairs(originals) },
+    ...facts.originAnnotations,
+    { key: K.SPEC_HASHES, value: stamp },
+  ]);
+  return patch;
 }

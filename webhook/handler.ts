@@ -88,7 +88,7 @@ export function createAdmissionHandler(deps: HandlerDeps): (body: string) => Htt
         reused.inc();
       } else {
         const decision = decideFn({ pod: inputs, namespace, excludedNamespaces: deps.excludedNamespaces, defaultRegistry: deps.defaultRegistry ?? '', now }, deps.view);
-        answered = { decision, answer: reviewTemplate(patched(decision.patch, decision.warnings)) };
+        answered = { decision, answer: reviewTemplate(patched(decision.patchJson, decision.warnings)) };
         if (key !== undefined) cache?.set(key, version, answered, decision.validUntil);
       }
     } catch (err) {

@@ -3,11 +3,10 @@
  * records each container's hash on the pod as Lazarus sees it; webhooks ordered after Lazarus may
  * still add env or mounts, and the agent must hash what the webhook hashed, not what runs.
  */
-import type { Operation } from 'fast-json-patch';
 import * as K from '../api/keys.js';
 import { formatPairs } from '../api/compat.js';
 import type { Container, Pod } from '../api/types.js';
-import { diff } from './patch.js';
+import { PatchBuilder } from './patch.js';
 
 /**
  * The stamp's value (api/spec-hash.ts specHashesAnnotation) for the admitted pod's containers,
@@ -22,15 +21,14 @@ export function specHashesStamp(containers: readonly Container[], hashes: readon
 const MAX_REASON = 1024;
 
 /**
- * The patch of a cold start, diffed like every other patch: the spec-hash stamp, and why no
- * checkpoint was used (K.COLD_START), which the controller turns into an Event on the pod.
+ * The patch of a cold start: the spec-hash stamp, and why no checkpoint was used (K.COLD_START),
+ * which the controller turns into an Event on the pod.
  */
-export function coldStartPatch(pod: Pod, reason: string, hashes: readonly string[]): Operation[] {
-  const { annotations } = pod.metadata;
-  const before: Pod = { metadata: annotations === undefined ? {} : { annotations }, spec: { containers: [] } };
-  const after: Pod = { metadata: { annotations: { ...annotations } }, spec: before.spec };
-  const stamped = after.metadata.annotations ?? {};
-  stamped[K.SPEC_HASHES] = specHashesStamp(pod.spec.containers, hashes);
-  stamped[K.COLD_START] = reason.length > MAX_REASON ? `${reason.slice(0, MAX_REASON - 1)}…` : reason;
-  return diff(before, after);
+export function coldStartPatch(pod: Pod, reason: string, hashes: readonly string[]): PatchBuilder {
+  const patch = new PatchBuilder();
+  patch.annotate(pod.metadata.annotations, [
+    { key: K.SPEC_HASHES, value: specHashesStamp(pod.spec.containers, hashes) },
+    { key: K.COLD_START, value: reason.length > MAX_REASON ? `${reason.slice(0, MAX_REASON - 1)}…` : reason },
+  ]);
+  return patch;
 }

@@ -14,6 +14,8 @@ const run = (pod: Pod, v: ClusterView, namespace = 'shop') => {
   // Every row also proves that the pod's decisionInputs (the handler's cache key) carry
   // everything the decision reads.
   expect(decide({ ...input, pod: decisionInputs(pod) }, v)).toEqual(decision);
+  // and that the answer's JSON is the patch's
+  expect(JSON.parse(decision.patchJson)).toEqual(decision.patch);
   return decision;
 };
 const apply = (pod: Pod, patch: jsonPatch.Operation[]): Pod => jsonPatch.applyPatch(structuredClone(pod), patch, true, false).newDocument;
