@@ -66,13 +66,26 @@ export function hashedFields(container: Container, originalImage?: string): Part
   return subject as Partial<Container>;
 }
 
+/** HASHED_FIELDS in the order canonicalJson sorts them. */
+const SORTED_HASHED_FIELDS = [...HASHED_FIELDS].sort();
+
 /**
  * DESIGN §3: first 16 hex chars of SHA-256 over the canonical JSON of the container's image
  * (the original, pre-restore one — pass it as `originalImage` for a restored pod), command,
- * args, workingDir, env, envFrom and volumeMounts, each present only when non-empty.
+ * args, workingDir, env, envFrom and volumeMounts, each present only when non-empty. That is
+ * canonicalJson(hashedFields(container, originalImage)), written without building the subject:
+ * this runs for every container of every admission.
  */
 export function specHash(container: Container, originalImage?: string): string {
-  return sha256Hex(canonicalJson(hashedFields(container, originalImage))).slice(0, 16);
+  let json = '{';
+  for (const field of SORTED_HASHED_FIELDS) {
+    let value = field === 'image' ? (originalImage ?? container.image) : container[field];
+    if (field === 'volumeMounts' && Array.isArray(value)) value = value.filter((m) => !isInjectedTokenMount(m));
+    if (isEmpty(value)) continue;
+    if (json.length > 1) json += ',';
+    json += `"${field}":${canonicalJson(value)}`;
+  }
+  return sha256Hex(`${json}}`).slice(0, 16);
 }
 
 /** The `lazarus.dev/spec-hashes` value for these containers, as admitted: `app=3f2a…,side=…`. */

@@ -1,10 +1,12 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { canonicalJson, specHash } from '../../api/spec-hash.js';
+import { canonicalJson, hashedFields, specHash } from '../../api/spec-hash.js';
 import { DEFAULT_MAX_PARALLEL_PER_NODE, DEFAULT_POLICY, MAX_PARALLEL_PER_NODE, effectivePolicy, matchesSelector, parallelPerNodeProblem, selectPolicy } from '../../api/policy.js';
 import { formatAge, parseDuration, DURATION_PATTERN } from '../../api/duration.js';
 import { compareVersions, criuCode, criuString, parseCriuLabel, parseKernel, parseRuntime } from '../../api/versions.js';
 import { policy } from '../support/builders.js';
+import type { Container } from '../../api/types.js';
 
 describe('specHash', () => {
   it('is 16 hex chars of SHA-256 over the canonical JSON of the non-empty fields', () => {
@@ -19,6 +21,19 @@ describe('specHash', () => {
   });
   it('uses the original image for a restored container', () => {
     expect(specHash({ name: 'a', image: 'ckpt@sha256:1' }, 'web:1')).toBe(specHash({ name: 'a', image: 'web:1' }));
+  });
+  it('is the hash of canonicalJson(hashedFields()), which it writes without building', () => {
+    const token = { name: 'kube-api-access-x1', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true };
+    for (const [c, original] of [
+      [{ name: 'a', image: 'x' }, undefined],
+      [{ name: 'a', image: 'ckpt@sha256:1', workingDir: '/w', envFrom: [{ configMapRef: { name: 'c' } }] }, 'web:1'],
+      [{ name: 'a', image: 'x', command: ['/s'], args: ['-v'], env: [{ name: 'P', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }], volumeMounts: [{ name: 'd', mountPath: '/d' }, token] }, undefined],
+      [{ name: 'a', image: 'x', volumeMounts: [token], workingDir: '' }, undefined],
+      [{ name: 'a' }, undefined],
+    ] as [Container, string | undefined][]) {
+      const expected = createHash('sha256').update(canonicalJson(hashedFields(c, original))).digest('hex').slice(0, 16);
+      expect(specHash(c, original)).toBe(expected);
+    }
   });
   it('canonical JSON sorts keys at every level without whitespace', () => {
     expect(canonicalJson({ b: [{ z: 1, a: 2 }], a: 'x' })).toBe('{"a":"x","b":[{"a":2,"z":1}]}');
