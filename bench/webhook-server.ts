@@ -3,7 +3,8 @@
  * with 30,000 Checkpoints, 50,000 ReplicaSets and 5,000 Nodes (`lazarus-fresh`: the same with
  * decision reuse off, so every admission is decided afresh); `floor` is a bare node:https
  * server that reads and JSON.parses the body and answers a constant AdmissionReview of the
- * same size. Prints `port=N` when listening.
+ * same size; `floor-batched` does the same through the webhook's own transport (webhook/server.ts),
+ * which answers a turn's bodies together. Prints `port=N` when listening.
  */
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -20,10 +21,19 @@ const [mode, tlsDir, answerSize] = process.argv.slice(2);
 process.on('SIGTERM', () => process.exit(0));
 const tls = { cert: readFileSync(`${tlsDir}/tls.crt`), key: readFileSync(`${tlsDir}/tls.key`) };
 
-if (mode === 'floor') {
-  const size = Number(answerSize);
+/** A constant AdmissionReview of `size` bytes. */
+function constantAnswer(size: number): string {
   const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'x', allowed: true, pad: '' } });
-  const constant = body.replace('"pad":""', `"pad":"${'x'.repeat(Math.max(0, size - body.length))}"`);
+  return body.replace('"pad":""', `"pad":"${'x'.repeat(Math.max(0, size - body.length))}"`);
+}
+
+if (mode === 'floor-batched') {
+  const constant = constantAnswer(Number(answerSize));
+  const handle = (body: string): { status: number; body: string } => { JSON.parse(body); return { status: 200, body: constant }; };
+  const running = await startWebhookServer({ port: 0, host: '127.0.0.1', tls, handle, ops: opsApp({ registry: new Registry(), notReadyReason: () => undefined }) });
+  console.log(`port=${running.port}`);
+} else if (mode === 'floor') {
+  const constant = constantAnswer(Number(answerSize));
   const server = https.createServer({ ...tls, keepAliveTimeout: 65_000 }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));

@@ -127,9 +127,41 @@ export function podOf(request: AdmissionRequest): Pod | undefined {
 }
 
 interface HttpReply { status: number; body: string }
+type Handle = (body: string) => HttpReply | Promise<HttpReply>;
+
+const internalError = (err: unknown): HttpReply => ({ status: 500, body: review('', rejected(500, `internal error: ${(err as Error).message}`)) });
+
+/** Requests whose bodies arrived in this turn of the event loop, answered after it. */
+let pending: { res: ServerResponse; handle: Handle; body: string }[] = [];
+
+/**
+ * Answers every request whose body arrived in the turn that just ended: all decisions back to
+ * back, then all answers. Under load the API server keeps many admissions in flight, and the
+ * event loop reads several bodies per turn; deciding them together, with the decision's code and
+ * caches still warm in the CPU's caches, and then writing the answers together, costs the server
+ * ~XX µs less per admission (bench:webhook, decided afresh) than deciding and answering each
+ * between the reads and TLS work of the others.
+ */
+function answerPending(): void {
+  const batch = pending;
+  pending = [];
+  const replies = batch.map(({ handle, body }) => {
+    try {
+      return handle(body);
+    } catch (err) {
+      return internalError(err);
+    }
+  });
+  batch.forEach(({ res }, i) => {
+    const out = replies[i] as HttpReply | Promise<HttpReply>;
+    // An async handler answers for itself; one that fails still gets a well-formed AdmissionReview.
+    if (out instanceof Promise) out.then((o) => send(res, o.status, o.body), (err: unknown) => { const e = internalError(err); send(res, e.status, e.body); });
+    else send(res, out.status, out.body);
+  });
+}
 
 /** Transport: method, content type, size limit and a body deadline. Calls `handle` with the body. */
-export function serveAdmission(req: IncomingMessage, res: ServerResponse, handle: (body: string) => HttpReply | Promise<HttpReply>, bodyTimeoutMs = BODY_TIMEOUT_MS): void {
+export function serveAdmission(req: IncomingMessage, res: ServerResponse, handle: Handle, bodyTimeoutMs = BODY_TIMEOUT_MS): void {
   const fail = (status: number, message: string): void => send(res, status, review('', rejected(status, message)));
   if (req.method !== 'POST') { res.setHeader('allow', 'POST'); fail(405, `method ${req.method ?? ''} not allowed: POST an AdmissionReview`); req.resume(); return; }
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
@@ -157,13 +189,7 @@ export function serveAdmission(req: IncomingMessage, res: ServerResponse, handle
     if (done) return;
     done = true;
     clearTimeout(timer);
-    const out = handle(Buffer.concat(chunks, size).toString('utf8'));
-    if (out instanceof Promise) {
-      // An async handler answers for itself; one that throws still gets a well-formed AdmissionReview.
-      out.then((o) => send(res, o.status, o.body), (err: unknown) => send(res, 500, review('', rejected(500, `internal error: ${(err as Error).message}`))));
-    } else {
-      send(res, out.status, out.body);
-    }
+    if (pending.push({ res, handle, body: Buffer.concat(chunks, size).toString('utf8') }) === 1) setImmediate(answerPending);
   });
   req.on('error', () => { done = true; clearTimeout(timer); });
 }
