@@ -350,7 +350,7 @@ export function restoreRequirements(origin: OriginFacts, compatibility: Compatib
  * node affinity with `terms` (the pod's own terms with the restore's requirements ANDed in, as the
  * placement check judged nodes by them), the policy's scheduler and pull secret, and the
  * annotations: which checkpoints, the original images, the origin's facts and `stamp` (the
- * spec-hashes annotation). unit/webhook-patch holds it to diffing a copy restored field by field.
+ * spec-hashes annotation). unit/webhook-patch holds it to the pod restored field by field.
  */
 function restorePatch(pod: Pod, byContainer: ReadonlyMap<string, Checkpoint>, terms: readonly NodeSelectorTerm[], policy: EffectivePolicy, stamp: string,
   facts: Pick<RestoreFacts, 'bareAffinity' | 'originAnnotations'>): PatchBuilder {

@@ -7,7 +7,7 @@
  * They used to be diffs of a restored copy against the pod (fast-json-patch's compare(), then a
  * copy-free clone of it), and then serialised: 6 of a fresh decision's 14 µs in process. Paths
  * still come from fast-json-patch's escapePathComponent, and unit/webhook-patch applies every
- * patch with fast-json-patch and holds it to compare() of a copy restored the plain way.
+ * restore patch with fast-json-patch and compares the result with the pod restored field by field.
  */
 import jsonPatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
