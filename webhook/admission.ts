@@ -162,7 +162,10 @@ function answerPending(): void {
   });
 }
 
-/** Transport: method, content type, size limit and a body deadline. Calls `handle` with the body. */
+/**
+ * Transport: method, content type, size limit and a body deadline. Calls `handle` with the body
+ * once this turn of the event loop ends, with the other bodies that arrived in it (answerPending).
+ */
 export function serveAdmission(req: IncomingMessage, res: ServerResponse, handle: Handle, bodyTimeoutMs = BODY_TIMEOUT_MS): void {
   const fail = (status: number, message: string): void => send(res, status, review('', rejected(status, message)));
   if (req.method !== 'POST') { res.setHeader('allow', 'POST'); fail(405, `method ${req.method ?? ''} not allowed: POST an AdmissionReview`); req.resume(); return; }
