@@ -136,13 +136,14 @@ let pending: { res: ServerResponse; handle: Handle; body: string }[] = [];
 
 /**
  * Answers every request whose body arrived in the turn that just ended: all decisions back to
- * back, then all answers. Under load the API server keeps many admissions in flight and the event
- * loop reads several bodies per turn; deciding them while the decision's code and caches are warm
- * in the CPU's caches, and writing the answers in one burst, cut the server's CPU per admission
- * from 162 to 80 µs (bench:webhook, decided afresh, two runs 13 minutes apart; in one run, a
- * server that only parses: 75 µs answering each body at once, 58 µs through this transport).
- * Part of that is the bench's load generator, on the same two cores, woken once per burst instead
- * of once per answer. A lone request is answered in the turn it arrived, as before.
+ * back, then all answers. Under load the API server keeps many admissions in flight, over
+ * HTTP/1.1 with a connection each (kubernetes/kubernetes#82090), and the event loop reads several
+ * bodies per turn. Deciding them while the decision's code and caches are warm in the CPU's
+ * caches, and writing the answers in one burst, cut the server's CPU per admission from 162 to
+ * 80 µs (bench:webhook, decided afresh, two runs 13 minutes apart; in one run, a server that only
+ * parses: 75 µs answering each body at once, 58 µs through this transport). Part of that is the
+ * bench's load generator, on the same two cores, woken once per burst instead of once per answer.
+ * A lone request is answered in the turn it arrived, as before.
  */
 function answerPending(): void {
   const batch = pending;
