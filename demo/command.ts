@@ -10,6 +10,15 @@ import { parseFlags, usage, UsageError, type FlagSpec } from '../cli/flags.js';
 import { runScenario } from './demo.js';
 import { useExisting, type Checkout, type Environment, type RegisterStop } from './environment.js';
 import { Narrator, OK, formatDuration } from './narrate.js';
+import { sleep } from '../runtime/sleep.js';
+
+/**
+ * A terminal's Ctrl-C signals the whole process group: the control plane and the real nodes'
+ * processes die of it too, and the failure of a request to them can be handled before this
+ * process's own SIGINT is (both wait in the same turn of the event loop). A failure waits this
+ * long for a signal before it counts as a failure (a clean-clone CI run once exited 1 there).
+ */
+const SIGNAL_GRACE_MS = 250;
 
 const FLAGS: Record<string, FlagSpec> = {
   kubeconfig: { type: 'string', description: 'run against this existing cluster, where Lazarus is installed, instead of a local control plane' },
@@ -84,6 +93,7 @@ export async function runDemo(cfg: DemoConfig, io: DemoIo): Promise<number> {
     say.line();
     say.line(`${OK} done in ${formatDuration(io.clock() - t0)}: each pod came back from the newest usable checkpoint, on the best node that could restore it`);
   } catch (err) {
+    await sleep(SIGNAL_GRACE_MS, io.signal);
     code = io.signal.aborted ? 130 : 1;
     io.err(io.signal.aborted ? `lazarus demo: interrupted by ${io.interruptedBy?.() ?? 'a signal'}; stopping everything it started` : `lazarus demo: failed: ${firstLine(err)}`);
   }

@@ -2,7 +2,7 @@
 import { checkpointVerdicts, explainNodeLines, formatDuration, nodeTable, scoreLegend, shortDigest, stepLine, TITLE_WIDTH, verdictLines } from '../../demo/narrate.js';
 import { APP, CONTAINER, DEMO_LABEL, DEMO_NODE_ADDRESS, NAMESPACE, ORIGIN, POLICY, checkpointName, demoCheckpoints, demoDeployment, demoNodes, demoPolicy } from '../../demo/scenario.js';
 import { NEEDS_CHECKOUT, parseConfig, runDemo } from '../../demo/command.js';
-import { BUSY_MS, leftoverProblem, type FoundObjects } from '../../demo/environment.js';
+import { BUSY_MS, leftoverProblem, type Checkout, type FoundObjects } from '../../demo/environment.js';
 import { HEARTBEAT_MS, microTime, nodeLease } from '../../demo/fake-nodes.js';
 import { SCORE, MAX_SCORE, compatibility, nodeFacts, score } from '../../api/compat.js';
 import { DEFAULT_POLICY, effectivePolicy, selectPolicy } from '../../api/policy.js';
@@ -212,6 +212,30 @@ describe('on a cluster the user points it at', () => {
     const code = await runDemo({ kubeconfig: undefined }, { out: (l) => out.push(l), err: (l) => err.push(l), clock: () => NOW, signal: new AbortController().signal, checkout: undefined });
     expect({ code, out, err }).toEqual({ code: 2, out: [], err: [NEEDS_CHECKOUT] });
     expect(NEEDS_CHECKOUT).toMatch(/lazarus demo --kubeconfig K/);
+  });
+
+  // A terminal's Ctrl-C reaches the control plane too: its failure may be seen before the signal.
+  it.each([
+    ['a signal handled in the turn after the failure counts: exit 130, interrupted', true, 130, /^lazarus demo: interrupted by SIGINT; stopping everything it started$/],
+    ['a failure with no signal after it is a failure: exit 1', false, 1, /^lazarus demo: failed: control plane gone$/],
+  ])('%s', async (_what, signalAfter, expected, message) => {
+    const abort = new AbortController();
+    const err: string[] = [];
+    const stopped: string[] = [];
+    const checkout = {
+      realNodePreflight: () => Promise.resolve('not here'),
+      realNodesAct: () => Promise.resolve(),
+      startLocal: (_say: unknown, _signal: AbortSignal, register: (stop: () => Promise<string>) => () => void) => {
+        register(() => { stopped.push('control plane'); return Promise.resolve('control plane stopped'); });
+        if (signalAfter) setImmediate(() => abort.abort());
+        return Promise.reject(new Error('control plane gone'));
+      },
+    } as unknown as Checkout;
+    const code = await runDemo({ kubeconfig: undefined }, { out: () => undefined, err: (l) => err.push(l), clock: Date.now, signal: abort.signal, interruptedBy: () => 'SIGINT', checkout });
+    expect(code).toBe(expected);
+    expect(err).toHaveLength(1);
+    expect(err[0]).toMatch(message);
+    expect(stopped).toEqual(['control plane']);
   });
 
   it('what the image carries (demo/*.ts) imports nothing of test/ or demo/checkout/', () => {
