@@ -34,7 +34,7 @@ function deepFreeze(value: unknown): void {
 }
 
 /** JSON.stringify(value), from memory for a sharedValue(). */
-export const jsonOf = (value: unknown): string => (isObject(value) ? sharedJson.get(value) : undefined) ?? JSON.stringify(value);
+const jsonOf = (value: unknown): string => (isObject(value) ? sharedJson.get(value) : undefined) ?? JSON.stringify(value);
 
 /**
  * One annotation a patch sets; `valueJson` and `memberJson` (`"key":value`) when its JSON is
