@@ -51,6 +51,15 @@ function isInjectedTokenMount(mount: unknown): boolean {
   return typeof name === 'string' && name.startsWith('kube-api-access-');
 }
 
+type HashedField = typeof HASHED_FIELDS[number];
+
+/** What `field` contributes to the hash: undefined when empty, without the injected token mount. */
+function hashedValue(container: Container, field: HashedField, originalImage: string | undefined): unknown {
+  let value: unknown = field === 'image' ? (originalImage ?? container.image) : container[field];
+  if (field === 'volumeMounts' && Array.isArray(value)) value = value.filter((m) => !isInjectedTokenMount(m));
+  return isEmpty(value) ? undefined : value;
+}
+
 /**
  * The container fields specHash covers, each present only when non-empty, with the injected
  * token mount left out: "the same program" as data. A restored pod's original image goes in
@@ -59,9 +68,8 @@ function isInjectedTokenMount(mount: unknown): boolean {
 export function hashedFields(container: Container, originalImage?: string): Partial<Container> {
   const subject: Record<string, unknown> = {};
   for (const field of HASHED_FIELDS) {
-    let value = field === 'image' ? (originalImage ?? container.image) : container[field];
-    if (field === 'volumeMounts' && Array.isArray(value)) value = value.filter((m) => !isInjectedTokenMount(m));
-    if (!isEmpty(value)) subject[field] = value;
+    const value = hashedValue(container, field, originalImage);
+    if (value !== undefined) subject[field] = value;
   }
   return subject as Partial<Container>;
 }
@@ -79,9 +87,8 @@ const SORTED_HASHED_FIELDS = [...HASHED_FIELDS].sort();
 export function specHash(container: Container, originalImage?: string): string {
   let json = '{';
   for (const field of SORTED_HASHED_FIELDS) {
-    let value = field === 'image' ? (originalImage ?? container.image) : container[field];
-    if (field === 'volumeMounts' && Array.isArray(value)) value = value.filter((m) => !isInjectedTokenMount(m));
-    if (isEmpty(value)) continue;
+    const value = hashedValue(container, field, originalImage);
+    if (value === undefined) continue;
     if (json.length > 1) json += ',';
     json += `"${field}":${canonicalJson(value)}`;
   }

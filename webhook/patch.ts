@@ -64,8 +64,9 @@ export class PatchBuilder {
 
   /** `value` at the end of the array at `path`. */
   append(path: string, value: unknown): void {
-    this.ops.push({ op: 'add', path: `${path}/-`, value });
-    this.#write('add', `${path}/-`, jsonOf(value));
+    const end = `${path}/-`;
+    this.ops.push({ op: 'add', path: end, value });
+    this.#write('add', end, jsonOf(value));
   }
 
   /**
